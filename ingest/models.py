@@ -1,0 +1,70 @@
+"""Typed records shared by the parser, the loader and the command line.
+
+`parse.parse_document` returns a `Letter` or raises `RejectedDocument`; nothing else in the
+package builds these by hand except tests and the synthetic-letter generator.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Category = Literal["strength", "satisfactory", "area_for_development", "priority_action"]
+CATEGORIES: tuple[str, ...] = ("strength", "satisfactory", "area_for_development", "priority_action")
+
+
+class RejectedDocument(Exception):
+    """A document the parser will not load. `reason` is one line, fit to show a user."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    category: str
+    heading: str  # the section heading as written in the letter
+    ordinal: int  # 1-based position within its section
+    text: str  # one finding, lines joined, whitespace normalised
+
+
+@dataclass(frozen=True, slots=True)
+class CopyRecipient:
+    ordinal: int
+    name: str
+    role: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Letter:
+    parser_version: str
+    source_format: Literal["pdf", "text"]
+    letter_date: dt.date | None
+    recipient_name: str | None
+    recipient_title: str | None
+    authority_name: str
+    inspection_start_date: dt.date
+    inspection_end_date: dt.date
+    statutory_basis: str | None
+    previous_inspection: str | None
+    summary: str | None
+    inspector_name: str | None
+    findings: tuple[Finding, ...]
+    copy_recipients: tuple[CopyRecipient, ...] = field(default_factory=tuple)
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(CATEGORIES, 0)
+        for f in self.findings:
+            out[f.category] += 1
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as `ofsted parse` prints it: dates as YYYY-MM-DD."""
+        d = asdict(self)
+        for k, v in d.items():
+            if isinstance(v, dt.date):
+                d[k] = v.isoformat()
+        d["status"] = "parsed"
+        return d

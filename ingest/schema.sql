@@ -1,0 +1,70 @@
+-- Raw layer contract: what `ingest.load` writes and dbt reads as source('raw', ...).
+-- Created idempotently (create ... if not exists) by ingest.load.ensure_schema().
+-- Columns may be added by later changes; none here may be renamed or dropped without
+-- changing dbt_project/models/staging/_raw__sources.yml in the same commit.
+
+create schema if not exists raw;
+
+-- One row per distinct letter, keyed by the sha256 of its bytes (the first copy seen).
+create table if not exists raw.letters (
+    _sha256 varchar primary key,            -- sha256 of the file's bytes
+    _content_hash varchar not null,         -- sha256 of the normalised parse (authority, dates, findings): same letter as text/PDF/CRLF => same hash
+    _source_uri varchar not null,           -- where it was first fetched from (file:// or http(s)://)
+    _archive_path varchar not null,         -- path of the archived copy, relative to the archive root
+    _fetched_at timestamptz not null,
+    _parsed_at timestamptz not null,
+    _parser_version varchar not null,
+    source_format varchar not null,         -- 'pdf' | 'text'
+    letter_date date,
+    recipient_name varchar,
+    recipient_title varchar,
+    authority_name varchar not null,        -- as written in the letter
+    inspection_start_date date not null,
+    inspection_end_date date not null,
+    statutory_basis varchar,
+    previous_inspection varchar,
+    summary varchar,
+    inspector_name varchar,
+    finding_count integer not null
+);
+
+create table if not exists raw.findings (
+    _sha256 varchar not null,               -- -> raw.letters._sha256
+    category varchar not null,              -- strength | satisfactory | area_for_development | priority_action
+    heading varchar not null,               -- section heading as written
+    ordinal integer not null,               -- 1-based within its section
+    finding_text varchar not null,
+    primary key (_sha256, category, ordinal)
+);
+
+create table if not exists raw.copy_recipients (
+    _sha256 varchar not null,               -- -> raw.letters._sha256
+    ordinal integer not null,
+    name varchar not null,
+    role varchar,
+    primary key (_sha256, ordinal)
+);
+
+-- Documents the parser rejected, kept with the one-line reason (the file stays in the archive).
+create table if not exists raw.rejected_documents (
+    _sha256 varchar primary key,
+    _source_uri varchar not null,
+    _archive_path varchar,
+    _parser_version varchar not null,
+    reason varchar not null,
+    first_seen_at timestamptz not null,
+    last_seen_at timestamptz not null
+);
+
+-- Every source URI ever seen and what became of it: drives incremental fetching.
+create table if not exists raw.manifest (
+    source_uri varchar primary key,
+    etag varchar,
+    last_modified varchar,
+    _sha256 varchar,                        -- bytes last fetched from this URI
+    first_seen_at timestamptz not null,
+    last_seen_at timestamptz not null,
+    status varchar not null,                -- loaded | duplicate | rejected | failed
+    duplicate_of varchar,                   -- _sha256 of the letter this one duplicates
+    detail varchar                          -- reason for rejected/failed/duplicate
+);
