@@ -68,3 +68,37 @@ class Letter:
                 d[k] = v.isoformat()
         d["status"] = "parsed"
         return d
+
+
+# --- what the fetcher hands to the pipeline ---------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class KnownDocument:
+    """What the manifest remembers of a source URI, for conditional / incremental fetching."""
+
+    etag: str | None
+    last_modified: str | None
+    sha256: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """One source document after a fetch attempt.
+
+    status:
+      - "fetched": `path` is a complete, verified local temp file (the caller archives it and
+        may delete it); `sha256` and `size` describe its bytes.
+      - "not_modified": the source says it is unchanged since `known` (304, or same local stamp).
+      - "failed": could not be fetched; `reason` is one line. Nothing was archived.
+    """
+
+    source_uri: str
+    status: Literal["fetched", "not_modified", "failed"]
+    path: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    filename: str | None = None  # name to give the parser (extension tells PDF from text)
+    reason: str | None = None
+    fetched_at: dt.datetime | None = None
