@@ -1,0 +1,170 @@
+"""Write-audit-publish: the night's work warehouse becomes the published one atomically.
+
+The night writes only the *work* warehouse (`settings.work_warehouse`) and a per-run
+*staging* report directory. Once dbt's tests and the GX suites have passed, `publish`:
+
+1. checkpoints the work warehouse (its WAL is merged, the file is closed and complete),
+2. copies it to a temporary file beside the published path, fsyncs it, and opens the copy
+   read-only to check it is a readable warehouse (the "audit" of the copy itself),
+3. swaps it in with `os.replace` — one atomic rename. A reader that already holds the old
+   published file open keeps reading yesterday's data (its inode lives on until closed);
+   a reader that opens after the rename sees tonight's. Nobody ever sees a half-built file.
+
+A failed night never calls `publish`, so the published warehouse stays byte-for-byte as
+it was. Directories (report, GX data docs, dbt docs) cannot be renamed over a non-empty
+directory, so `report_dir` is a symbolic link to a versioned directory and the link is
+swapped with `os.replace` — also one atomic rename.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import duckdb
+
+from ingest.settings import Settings
+
+KEEP_REPORT_VERSIONS = 2  # the live one and the one before (for a reader mid-page)
+
+
+# --- names ----------------------------------------------------------------------------------
+
+def _safe(run_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)[:120] or "run"
+
+
+def versions_dir(settings: Settings) -> Path:
+    """Where published report directories live; `report_dir` links to one of them."""
+    return settings.report_dir.parent / f".{settings.report_dir.name}.versions"
+
+
+def staging_report_dir(settings: Settings, run_id: str) -> Path:
+    """The directory a night builds its report, GX data docs and dbt docs into."""
+    return settings.report_dir.parent / f".{settings.report_dir.name}.staging" / _safe(run_id)
+
+
+def staging_settings(settings: Settings, run_id: str) -> Settings:
+    """Settings for the tasks that write report files: they write into the staging dir."""
+    return settings.with_overrides(report_dir=staging_report_dir(settings, run_id))
+
+
+# --- the warehouse --------------------------------------------------------------------------
+
+def checkpoint(path: Path) -> None:
+    """Merge the WAL into the file and close it, so its bytes on disk are the whole database."""
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("checkpoint")
+    finally:
+        con.close()
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # not every file system lets a directory be fsynced
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def mart_row_counts(path: Path) -> dict[str, int]:
+    """Rows per table in schema `marts` of a warehouse file, opened read-only."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        tables = [r[0] for r in con.execute(
+            "select table_name from information_schema.tables "
+            "where table_schema = 'marts' and table_type = 'BASE TABLE' order by 1").fetchall()]
+        return {t: con.execute(f'select count(*) from marts."{t}"').fetchone()[0] for t in tables}
+    finally:
+        con.close()
+
+
+def publish_warehouse(work: Path, published: Path) -> dict:
+    """Copy `work` (checkpointed, closed) beside `published` and swap it in atomically."""
+    if not work.is_file():
+        raise FileNotFoundError(f"work warehouse not found: {work}")
+    checkpoint(work)
+    published.parent.mkdir(parents=True, exist_ok=True)
+    tmp = published.with_name(f".{published.name}.publishing-{os.getpid()}")
+    try:
+        with work.open("rb") as src, tmp.open("wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+            dst.flush()
+            os.fsync(dst.fileno())
+        counts = mart_row_counts(tmp)  # the copy opens and reads: it is a whole warehouse
+        digest = sha256_file(tmp)
+        os.replace(tmp, published)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    _fsync_dir(published.parent)
+    return {"path": str(published), "sha256": digest, "bytes": published.stat().st_size,
+            "marts": counts}
+
+
+# --- the report directory -------------------------------------------------------------------
+
+def publish_directory(build_dir: Path, live: Path, keep: int = KEEP_REPORT_VERSIONS) -> Path:
+    """Make `live` (a symlink) point at a copy of `build_dir`, swapped in atomically.
+
+    `build_dir` is moved (renamed) into the versions folder, so it must be on the same file
+    system; a `live` that is still a real directory (a first run by older code) is moved
+    into the versions folder first. Old versions beyond `keep` are removed.
+    """
+    if not build_dir.is_dir():
+        raise FileNotFoundError(f"nothing to publish: {build_dir}")
+    versions = live.parent / f".{live.name}.versions"
+    versions.mkdir(parents=True, exist_ok=True)
+    if live.is_dir() and not live.is_symlink():
+        live.rename(versions / f"legacy-{time.time_ns()}")
+    version = versions / f"{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**9:09d}"
+    build_dir.rename(version)
+    link_tmp = live.with_name(f".{live.name}.link-{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        link_tmp.unlink()
+    os.symlink(os.path.relpath(version, live.parent), link_tmp)
+    os.replace(link_tmp, live)
+    _fsync_dir(live.parent)
+    current = live.resolve()
+    old = sorted((p for p in versions.iterdir() if p.resolve() != current), key=lambda p: p.name)
+    for stale in old[: max(0, len(old) - (keep - 1))]:
+        shutil.rmtree(stale, ignore_errors=True)
+    return version
+
+
+def publish(settings: Settings) -> dict:
+    """Publish the night's work warehouse. Call only after dbt tests and GX have passed."""
+    return {"warehouse": publish_warehouse(settings.work_warehouse, settings.published_warehouse)}
+
+
+def publish_report(settings: Settings, run_id: str) -> dict:
+    """Publish the run's staging report directory (report, GX data docs, dbt docs)."""
+    staging = staging_report_dir(settings, run_id)
+    version = publish_directory(staging, settings.report_dir)
+    return {"report_dir": str(settings.report_dir), "version": str(version)}
+
+
+def discard_staging(settings: Settings, keep: int = 3) -> None:
+    """Remove all but the newest `keep` staging dirs left by failed nights (their data docs
+    are what the failure alert pointed at, so the latest few are kept)."""
+    root = staging_report_dir(settings, "x").parent
+    if not root.is_dir():
+        return
+    dirs = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    for stale in dirs[: max(0, len(dirs) - keep)]:
+        shutil.rmtree(stale, ignore_errors=True)
