@@ -9,6 +9,7 @@ project, so a relative path would resolve in the wrong place.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -81,6 +82,8 @@ class Settings:
     # --- airflow (used by `ofsted run`) ------------------------------------------------
     airflow_home: Path
     extra: dict[str, str] = field(default_factory=dict)
+    dbt_execution_mode: str = "local"  # Cosmos: "local" (a task per model) | "watcher"
+    dbt_executable: Path = Path(sys.executable).parent / "dbt"  # the venv's dbt, for Cosmos
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -123,6 +126,8 @@ class Settings:
             alert_email_from=e.get("OFSTED_ALERT_EMAIL_FROM", "ofsted-letters@localhost"),
             alert_email_to=_list(e, "OFSTED_ALERT_EMAIL_TO"),
             airflow_home=_path(e, "AIRFLOW_HOME", PROJECT_ROOT / ".airflow"),
+            dbt_execution_mode=e.get("OFSTED_DBT_EXECUTION_MODE", "local").strip().lower() or "local",
+            dbt_executable=_path(e, "OFSTED_DBT_EXECUTABLE", Path(sys.executable).parent / "dbt"),
         )
 
     def with_overrides(self, **kwargs) -> Settings:
