@@ -1,0 +1,124 @@
+"""The synthetic letter generator: deterministic, varied, and its expected parse matches its text."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections import Counter
+
+import pypdfium2 as pdfium
+
+from ingest.models import CATEGORIES, Letter
+from ingest.synthetic import AUTHORITIES, generate_letter, render_pdf, write_corpus
+
+
+def _norm(s: str) -> str:
+    s = s.replace("\uf0b7", " ").replace("\u2022", " ")
+    return re.sub(r"\s+", " ", s).strip()
+
+
+def _body_without_bullets(text: str) -> str:
+    # remove the bullet markers at line starts, then join every line break and page gap
+    lines = [re.sub(r"^\s*(?:[-*\u2013\u2022\uf0b7])\s+", "", ln) for ln in text.splitlines()]
+    return _norm(" ".join(lines))
+
+
+def test_same_seed_same_letter_and_pdf():
+    a, b = generate_letter(42), generate_letter(42)
+    assert a.text == b.text and a.expected == b.expected and a.to_bytes() == b.to_bytes()
+    assert render_pdf(a) == render_pdf(b)
+    assert generate_letter(43).text != a.text
+
+
+def test_expected_record_is_what_the_text_says():
+    for seed in range(60):
+        s = generate_letter(seed)
+        e = s.expected
+        body = _body_without_bullets(s.text)
+        assert f"in {e['authority_name']} which was conducted on" in body
+        start = dt.date.fromisoformat(e["inspection_start_date"])
+        end = dt.date.fromisoformat(e["inspection_end_date"])
+        letter_date = dt.date.fromisoformat(e["letter_date"])
+        assert dt.date(2009, 6, 1) <= start < end <= dt.date(2012, 3, 31)
+        assert 14 <= (letter_date - end).days <= 46
+        assert f"{letter_date.day} " in s.text.split("\n\n")[1] or str(letter_date.year) in s.text
+        assert e["summary"] in body
+        assert e["inspector_name"] in body
+        for f in e["findings"]:
+            assert f["text"] in body, (seed, f["text"])
+            assert f["heading"] in s.text
+        counts = Counter(f["category"] for f in e["findings"])
+        assert {c: counts.get(c, 0) for c in CATEGORIES} == e["counts"]
+        for c in e["copy_recipients"]:
+            assert f"{c['name']}, {c['role']}" in body
+        ordinals = [f["ordinal"] for f in e["findings"] if f["category"] == "area_for_development"]
+        assert ordinals == list(range(1, len(ordinals) + 1))
+
+
+def test_letters_vary_like_the_real_ones():
+    letters = [generate_letter(i) for i in range(400)]
+    assert len({s.authority.gss_code for s in letters}) > 100
+    headings = Counter(f["heading"] for s in letters for f in s.expected["findings"])
+    assert headings["Satisfactory practice"] > 0
+    assert headings["The service meets the requirements of statutory guidance in the following areas"] > 0
+    assert headings["Areas for priority action"] > 0
+    assert {s.encoding for s in letters} == {"utf-8", "utf-8-sig", "cp1252"}
+    assert {s.newline for s in letters} == {"\n", "\r\n"}
+    assert any(s.layout["one_line_address"] for s in letters)
+    assert any("\u2013" in s.text for s in letters)  # "8–9 March 2011"
+    assert any(re.search(r"\d+ [A-Z][a-z]+ and \d+ [A-Z][a-z]+ \d{4}", s.text) for s in letters)
+    assert any(s.expected["previous_inspection"] for s in letters)
+    # page-break gaps inside a finding: a line followed by blank lines and a lower-case continuation
+    assert any(re.search(r"[a-z,]\n\n+[a-z]", s.text) for s in letters)
+    themes = Counter(f["theme"] for s in letters for f in s.expected["findings"])
+    assert len(themes) == 18
+    inspectors = {s.expected["inspector_name"] for s in letters}
+    assert len(inspectors) > 15
+
+
+def test_authority_names_as_letters_write_them():
+    names = {a.letter_name for a in AUTHORITIES}
+    assert len(AUTHORITIES) == 152 and len({a.gss_code for a in AUTHORITIES}) == 152
+    for name in ("Dorset County Council", "Dudley Metropolitan Borough Council", "London Borough of Camden",
+                 "Royal Borough of Kingston upon Thames", "City of York Council",
+                 "Kingston upon Hull City Council", "Bournemouth Borough Council", "Leeds City Council"):
+        assert name in names
+    s = generate_letter(1, authority="E10000009")
+    assert s.expected["authority_name"] == "Dorset County Council" and s.expected["gss_code"] == "E10000009"
+
+
+def test_to_letter_and_bytes_round_trip():
+    s = generate_letter(7)
+    letter = s.to_letter("x")
+    assert isinstance(letter, Letter)
+    assert letter.counts() == s.expected["counts"]
+    raw = s.to_bytes()
+    text = raw.decode(s.encoding)
+    assert text.replace("\r\n", "\n") == s.text
+
+
+def test_pdf_has_pages_footers_and_every_finding():
+    s = next(generate_letter(i) for i in range(100) if len(generate_letter(i).expected["findings"]) > 14)
+    doc = pdfium.PdfDocument(render_pdf(s))
+    pages = [p.get_textpage().get_text_range() for p in doc]
+    assert len(pages) >= 2
+    for n, page in enumerate(pages, 1):
+        assert f"Page {n} of {len(pages)}" in page
+    body = _norm(" ".join(pages))
+    for f in s.expected["findings"]:
+        assert f["text"] in body
+    assert s.expected["authority_name"] in body
+
+
+def test_write_corpus(tmp_path):
+    paths = write_corpus(tmp_path / "c", 30, seed=5, pdf_share=0.3, with_expected=True)
+    assert len(paths) == 30 and all(p.exists() for p in paths)
+    exts = Counter(p.suffix for p in paths)
+    assert exts[".pdf"] > 0 and exts[".txt"] > 0
+    assert all(p.read_bytes()[:4] == b"%PDF" for p in paths if p.suffix == ".pdf")
+    exp = json.loads(paths[0].with_name(paths[0].name + ".expected.json").read_text())
+    assert exp["source_format"] in ("pdf", "text") and exp["findings"]
+    again = write_corpus(tmp_path / "d", 30, seed=5, pdf_share=0.3)
+    assert [p.name for p in again] == [p.name for p in paths]
+    assert [p.read_bytes() for p in again] == [p.read_bytes() for p in paths]
