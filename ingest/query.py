@@ -19,6 +19,7 @@ import json
 import math
 import os
 import sys
+import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -41,6 +42,9 @@ _NUMERIC_TYPES = {
 }
 
 
+_CONNECT_LOCK = threading.Lock()
+
+
 class QueryError(Exception):
     """A problem worth one line to the user (missing warehouse, bad arguments)."""
 
@@ -56,19 +60,24 @@ def connect_readonly(path: Path) -> duckdb.DuckDBPyConnection:
     path = Path(path)
     if not path.is_file():
         raise QueryError(missing_warehouse_message(path))
-    con = duckdb.connect(
-        str(path),
-        read_only=True,
-        config={"enable_external_access": False, "autoload_known_extensions": False},
-    )
+    with _CONNECT_LOCK:
+        con = duckdb.connect(
+            str(path),
+            read_only=True,
+            config={"enable_external_access": False, "autoload_known_extensions": False},
+        )
     try:
-        con.execute("set TimeZone = 'UTC'")
+        with _CONNECT_LOCK:
+            # DuckDB shares one database instance between connections to the same file in a
+            # process: the first connection sets the global options and locks them.
+            if not con.execute("select current_setting('lock_configuration')").fetchone()[0]:
+                con.execute("set TimeZone = 'UTC'")
+                con.execute("set lock_configuration = true")
         has_marts = con.execute(
             "select count(*) from information_schema.schemata where schema_name = ?", [MARTS_SCHEMA]
         ).fetchone()[0]
-        if has_marts:
+        if has_marts:  # search_path is a per-connection option, allowed after the lock
             con.execute(f"set search_path = '{MARTS_SCHEMA},main'")
-        con.execute("set lock_configuration = true")
     except BaseException:
         con.close()
         raise

@@ -1,0 +1,163 @@
+"""Warehouses for the analysts' tests (`ofsted sql`, `ofsted export`, the HTML report).
+
+`make_marts_warehouse` writes a small DuckDB file whose `marts` schema has the shape of the
+dbt marts (issue #4 / `_marts__models.yml`), filled with a handful of made-up inspections:
+quick enough for every fast test. `build_real_warehouse` runs the real night (load the
+sample letters, `dbt build`) into a temp directory, for the slow tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import duckdb
+
+from ingest.settings import PROJECT_ROOT, Settings
+
+CATEGORIES = ("strength", "satisfactory", "area_for_development", "priority_action")
+
+AUTHORITIES = [
+    # key, gss, dfe, name, type, region
+    (1, "E10000009", "835", "Dorset", "county", "South West"),
+    (2, "E06000058", "839", "Bournemouth, Christchurch and Poole", "unitary", "South West"),
+    (3, "E08000027", "332", "Dudley", "metropolitan district", "West Midlands"),
+    (4, "E09000021", "314", "Kingston upon Thames", "london borough", "London"),
+]
+
+THEMES = [
+    (1, "timeliness_of_assessments", "Timeliness of assessments"),
+    (2, "management_oversight", "Management oversight"),
+    (3, "supervision", "Supervision"),
+    (4, "multi_agency_working", "Multi-agency working"),
+]
+
+# authority_key, start date, letter date, inspector_key, findings [(category, theme keys)]
+INSPECTIONS = [
+    (1, dt.date(2009, 11, 3), dt.date(2009, 12, 1), 1,
+     [("strength", [4]), ("satisfactory", [3]), ("area_for_development", [1, 2])]),
+    (3, dt.date(2010, 5, 18), dt.date(2010, 6, 17), 2,
+     [("strength", [3]), ("area_for_development", [1]), ("priority_action", [2]),
+      ("priority_action", [1, 2])]),
+    (4, dt.date(2010, 9, 7), dt.date(2010, 10, 5), 1,
+     [("satisfactory", [4]), ("satisfactory", []), ("area_for_development", [3])]),
+    (1, dt.date(2011, 2, 8), dt.date(2011, 3, 4), 2,
+     [("strength", [2]), ("area_for_development", [1]), ("priority_action", [1])]),
+    (3, dt.date(2011, 6, 14), dt.date(2011, 7, 12), 1,
+     [("strength", [4]), ("satisfactory", [3]), ("satisfactory", [2])]),
+]
+
+DDL = """
+create schema marts;
+create table marts.dim_authorities (
+    authority_key integer, gss_code varchar, dfe_la_code varchar, authority_name varchar,
+    authority_type varchar, region varchar, valid_from date, valid_to date,
+    current_authority_names varchar);
+create table marts.dim_inspectors (inspector_key integer, inspector_name varchar);
+create table marts.dim_dates (date_day date, calendar_year integer, financial_year varchar,
+    academic_year varchar);
+create table marts.dim_themes (theme_key integer, theme_id varchar, theme_name varchar);
+create table marts.fct_inspections (
+    inspection_key varchar, authority_key integer, inspector_key integer, letter_date date,
+    inspection_start_date date, inspection_end_date date, days_from_inspection_to_letter integer,
+    strength_count integer, satisfactory_count integer, area_for_development_count integer,
+    priority_action_count integer, has_priority_action boolean,
+    previous_inspection_key varchar, _sha256 varchar);
+create table marts.fct_findings (
+    finding_key varchar, inspection_key varchar, authority_key integer, category varchar,
+    heading varchar, ordinal integer, finding_text varchar);
+create table marts.bridge_findings_themes (finding_key varchar, theme_key integer);
+"""
+
+HEADINGS = {
+    "strength": "Strengths",
+    "satisfactory": "Satisfactory practice",
+    "area_for_development": "Areas for development",
+    "priority_action": "Priority action",
+}
+
+
+def make_marts_warehouse(path: Path) -> Path:
+    """A small warehouse with marts-shaped tables. Returns `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path))
+    try:
+        con.execute(DDL)
+        con.executemany(
+            "insert into marts.dim_authorities values (?, ?, ?, ?, ?, ?, date '2009-04-01', null, ?)",
+            [(*a, a[3]) for a in AUTHORITIES],
+        )
+        con.executemany("insert into marts.dim_inspectors values (?, ?)",
+                        [(1, "Jane Inspector"), (2, "Sam Reviewer")])
+        con.execute("""
+            insert into marts.dim_dates
+            select d::date, year(d),
+                   case when month(d) >= 4 then year(d) || '-' || (year(d) + 1) % 100
+                        else (year(d) - 1) || '-' || year(d) % 100 end,
+                   case when month(d) >= 9 then year(d) || '/' || (year(d) + 1) % 100
+                        else (year(d) - 1) || '/' || year(d) % 100 end
+            from range(date '2009-01-01', date '2012-01-01', interval 1 day) t(d)""")
+        con.executemany("insert into marts.dim_themes values (?, ?, ?)", THEMES)
+        previous: dict[int, str] = {}
+        for n, (auth, start, letter, inspector, findings) in enumerate(INSPECTIONS, 1):
+            key = f"insp{n:03d}"
+            counts = {c: sum(1 for f in findings if f[0] == c) for c in CATEGORIES}
+            end = start + dt.timedelta(days=1)
+            con.execute(
+                "insert into marts.fct_inspections values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [key, auth, inspector, letter, start, end, (letter - end).days,
+                 counts["strength"], counts["satisfactory"], counts["area_for_development"],
+                 counts["priority_action"], counts["priority_action"] > 0, previous.get(auth),
+                 f"{n:064x}"],
+            )
+            previous[auth] = key
+            ordinals: dict[str, int] = {}
+            for category, themes in findings:
+                ordinals[category] = ordinals.get(category, 0) + 1
+                fkey = f"{key}-{category}-{ordinals[category]}"
+                con.execute(
+                    "insert into marts.fct_findings values (?, ?, ?, ?, ?, ?, ?)",
+                    [fkey, key, auth, category, HEADINGS[category], ordinals[category],
+                     f"{HEADINGS[category]} finding {ordinals[category]} of inspection {key}."],
+                )
+                for theme in themes:
+                    con.execute("insert into marts.bridge_findings_themes values (?, ?)", [fkey, theme])
+    finally:
+        con.close()
+    return path
+
+
+def real_settings(tmp: Path) -> Settings:
+    """Settings that keep every file a night writes under `tmp` (the sample letters as inbox)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OFSTED_")}
+    env.update({
+        "OFSTED_DATA_DIR": str(tmp / "data"),
+        "OFSTED_INBOX_DIR": str(PROJECT_ROOT / "data" / "sample_letters"),
+        "OFSTED_DBT_TARGET_DIR": str(tmp / "dbt_target"),
+        "DBT_TARGET_PATH": str(tmp / "dbt_target"),
+        "DBT_LOG_PATH": str(tmp / "dbt_logs"),
+        "DO_NOT_TRACK": "1",
+    })
+    return Settings.from_env(env)
+
+
+def build_real_warehouse(tmp: Path) -> Settings:
+    """Load the sample letters and `dbt build` them, then publish: the real night, minus Airflow.
+
+    Returns settings whose `published_warehouse` holds the built marts.
+    """
+    from ingest.build import run_dbt
+    from ingest.pipeline import run_load
+
+    from ingest.publish import publish_warehouse
+
+    settings = real_settings(tmp)
+    for k in ("DBT_TARGET_PATH", "DBT_LOG_PATH"):
+        os.environ.setdefault(k, str(tmp / k.lower()))
+    run_load(settings)
+    rc = run_dbt(settings, ["build"])
+    if rc != 0:
+        raise RuntimeError(f"dbt build failed with exit code {rc}")
+    publish_warehouse(settings.work_warehouse, settings.published_warehouse)
+    return settings

@@ -1,0 +1,343 @@
+"""`ofsted sql` and `ofsted export` against a published warehouse, read-only and locked down."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+from _analysts_support import INSPECTIONS, make_marts_warehouse
+
+from ingest.cli import main
+from ingest.publish import publish_warehouse
+from ingest.query import export_marts, run_query
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory) -> Path:
+    return make_marts_warehouse(tmp_path_factory.mktemp("wh") / "ofsted.duckdb")
+
+
+def sql(capsys, warehouse: Path, *args: str) -> tuple[int, str, str]:
+    rc = main(["sql", "--warehouse", str(warehouse), *args])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def duck(warehouse: Path, query: str) -> list[tuple]:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        con.execute("set search_path = 'marts'")
+        return con.execute(query).fetchall()
+    finally:
+        con.close()
+
+
+# --- output formats ---------------------------------------------------------------------------
+
+def test_table_output_is_aligned_with_numbers_right_and_null_shown(capsys, warehouse):
+    rc, out, err = sql(capsys, warehouse, """
+        select authority_name, count(*) as inspections, sum(priority_action_count) as pa,
+               max(previous_inspection_key) as prev
+        from fct_inspections join dim_authorities using (authority_key)
+        group by all order by inspections desc, authority_name""")
+    assert rc == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].split(" | ")[0].strip() == "authority_name"
+    assert set(lines[1]) <= {"-", "+"}
+    body = lines[2:-1]
+    assert lines[-1] == f"({len(body)} rows)"
+    assert len(body) == 3  # the authorities inspected
+    # every row has its separators in the same columns
+    bars = {tuple(i for i, ch in enumerate(line) if ch == "|") for line in lines[:1] + body}
+    assert len(bars) == 1
+    dorset = next(line for line in body if line.startswith("Dorset "))
+    cells = dorset.split(" | ")
+    width = len(lines[0].split(" | ")[1])
+    assert cells[1] == "2".rjust(width)  # right-aligned count
+    kingston = next(line for line in body if line.startswith("Kingston"))
+    assert kingston.split(" | ")[-1].strip() == "NULL"
+
+
+def test_csv_output_matches_duckdb(capsys, warehouse):
+    q = "select inspection_key, letter_date, has_priority_action, previous_inspection_key " \
+        "from fct_inspections order by inspection_key"
+    rc, out, err = sql(capsys, warehouse, "--format", "csv", q)
+    assert rc == 0 and err == ""
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["inspection_key", "letter_date", "has_priority_action", "previous_inspection_key"]
+    expected = duck(warehouse, q)
+    assert len(rows) - 1 == len(expected) == len(INSPECTIONS)
+    for got, exp in zip(rows[1:], expected, strict=True):
+        assert got[0] == exp[0]
+        assert got[1] == exp[1].isoformat()
+        assert got[2] == ("true" if exp[2] else "false")
+        assert got[3] == (exp[3] or "")
+
+
+def test_json_output_is_records_with_iso_dates_and_nulls(capsys, warehouse):
+    q = "select inspection_key, inspection_start_date, priority_action_count, previous_inspection_key " \
+        "from fct_inspections order by inspection_key"
+    rc, out, err = sql(capsys, warehouse, "--format", "json", q)
+    assert rc == 0 and err == ""
+    records = json.loads(out)
+    assert [r["inspection_key"] for r in records] == [r[0] for r in duck(warehouse, q)]
+    first = records[0]
+    assert first["inspection_start_date"] == INSPECTIONS[0][1].isoformat()
+    assert first["previous_inspection_key"] is None
+    assert isinstance(first["priority_action_count"], int)
+    assert json.loads(sql(capsys, warehouse, "--format", "json", "select 1 where false")[1]) == []
+
+
+def test_sql_from_file_runs_the_last_statement(capsys, warehouse, tmp_path):
+    f = tmp_path / "q.sql"
+    f.write_text("-- themes used\nset search_path = 'marts';\n"
+                 "select theme_name, count(*) as n from bridge_findings_themes "
+                 "join dim_themes using (theme_key) group by 1 order by 1;\n")
+    rc, out, err = sql(capsys, warehouse, "-f", str(f), "--format", "csv")
+    assert rc == 0, err
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["theme_name", "n"]
+    expected = duck(warehouse, "select theme_name, count(*) from marts.bridge_findings_themes "
+                               "join marts.dim_themes using (theme_key) group by 1 order by 1")
+    assert [(r[0], int(r[1])) for r in rows[1:]] == expected
+
+
+def test_marts_are_on_the_search_path(capsys, warehouse):
+    rc, out, _ = sql(capsys, warehouse, "--format", "csv", "select count(*) as n from fct_findings")
+    total = sum(len(i[4]) for i in INSPECTIONS)
+    assert rc == 0 and out.splitlines() == ["n", str(total)]
+
+
+# --- errors: one line, exit 1, never a traceback ----------------------------------------------
+
+@pytest.mark.parametrize(("query", "start"), [
+    ("selec * from fct_inspections", "ofsted sql: error: Parser Error: syntax error at or near \"selec\""),
+    ("select * from no_such_table", "ofsted sql: error: Catalog Error: Table with name no_such_table"),
+    ("select no_such_column from fct_inspections", "ofsted sql: error: Binder Error:"),
+    ("select 1/0::integer + 'x'", "ofsted sql: error: Conversion Error:"),
+])
+def test_bad_sql_gives_duckdbs_first_line(capsys, warehouse, query, start):
+    rc, out, err = sql(capsys, warehouse, query)
+    assert rc == 1 and out == ""
+    assert err.startswith(start), err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_missing_warehouse(capsys, tmp_path):
+    missing = tmp_path / "nowhere" / "ofsted.duckdb"
+    rc, out, err = sql(capsys, missing, "select 1")
+    assert rc == 1 and out == ""
+    assert err == f"ofsted sql: error: no published warehouse at {missing}; run `make run` first\n"
+    rc = main(["export", "--warehouse", str(missing), str(tmp_path / "out")])
+    assert rc == 1
+    assert capsys.readouterr().err == (
+        f"ofsted export: error: no published warehouse at {missing}; run `make run` first\n")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args", [[], ["   "], ["select 1", "-f", "x.sql"], ["-f", "no/such/file.sql"]])
+def test_bad_arguments(capsys, warehouse, args):
+    rc, out, err = sql(capsys, warehouse, *args)
+    assert rc == 1 and out == ""
+    assert err.startswith("ofsted sql: error: ") and err.count("\n") == 1
+
+
+def test_cli_entry_point_prints_one_line_not_a_traceback(warehouse):
+    p = subprocess.run([sys.executable, "-m", "ingest.cli", "sql", "--warehouse", str(warehouse),
+                        "select * from fct_inspection"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and p.stdout == ""
+    assert p.stderr.startswith("ofsted sql: error: Catalog Error: Table with name fct_inspection")
+    assert p.stderr.count("\n") == 1
+
+
+# --- nothing but the warehouse: external access denied, read-only, config locked -------------
+
+@pytest.mark.parametrize(("template", "expected"), [
+    ("copy fct_inspections to '{out}'", "Permission Error"),
+    ("copy (select 1) to '{out}' (format parquet)", "Permission Error"),
+    ("select * from read_csv('{secret}')", "Permission Error"),
+    ("select * from read_text('{secret}')", "Permission Error"),
+    ("select * from '{secret}'", "Error"),
+    ("select * from glob('{dir}/*')", "Permission Error"),
+    ("attach '{other}' as other", "Permission Error"),
+    ("install httpfs", "Permission Error"),
+    ("load httpfs", "Permission Error"),
+    ("export database '{dir}/dump'", "Permission Error"),
+    ("set enable_external_access = true", "the configuration has been locked"),
+    ("set lock_configuration = false", "the configuration has been locked"),
+    ("reset enable_external_access", "the configuration has been locked"),
+    ("create table t as select 1", "read-only mode"),
+    ("delete from fct_inspections", "read-only mode"),
+])
+def test_external_access_and_writes_are_denied(capsys, warehouse, tmp_path, template, expected):
+    secret = tmp_path / "secret.csv"
+    secret.write_text("password\nhunter2\n")
+    other = tmp_path / "other.duckdb"
+    duckdb.connect(str(other)).close()
+    out_file = tmp_path / "leak.csv"
+    q = template.format(out=out_file, secret=secret, dir=tmp_path, other=other)
+    rc, out, err = sql(capsys, warehouse, q)
+    assert rc == 1, out
+    assert err.startswith("ofsted sql: error: ") and expected in err and err.count("\n") == 1
+    assert "hunter2" not in out + err
+    assert not out_file.exists() and not (tmp_path / "dump").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.duckdb", "secret.csv"]
+
+
+def test_locked_connection_cannot_reach_a_file_through_a_sql_file(capsys, warehouse, tmp_path):
+    f = tmp_path / "sneaky.sql"
+    f.write_text(f"set enable_external_access = true;\nselect * from read_csv('{f}');\n")
+    rc, _, err = sql(capsys, warehouse, "-f", str(f))
+    assert rc == 1 and "the configuration has been locked" in err
+
+
+# --- works while a night is running -----------------------------------------------------------
+
+WRITER = textwrap.dedent("""
+    import sys, time, duckdb
+    con = duckdb.connect(sys.argv[1])
+    con.execute("create schema if not exists raw")
+    con.execute("create or replace table raw.busy as select range as i from range(1000)")
+    con.execute("begin")
+    con.execute("insert into raw.busy select range from range(1000)")
+    print("writing", flush=True)
+    sys.stdin.readline()           # hold the write lock (and an open transaction) until told
+    con.execute("commit")
+    con.close()
+""")
+
+
+def test_sql_reads_the_published_warehouse_while_a_night_writes_the_work_one(tmp_path):
+    published = make_marts_warehouse(tmp_path / "ofsted.duckdb")
+    work = tmp_path / "ofsted_work.duckdb"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(work)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "writing"
+        # the work file really is locked by the writer...
+        with pytest.raises(duckdb.IOException):
+            duckdb.connect(str(work), read_only=True)
+        # ...while the analysts' command reads the published file, in its own process
+        p = subprocess.run([sys.executable, "-m", "ingest.cli", "sql", "--warehouse", str(published),
+                            "--format", "csv", "select count(*) as n from fct_inspections"],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.splitlines() == ["n", str(len(INSPECTIONS))]
+    finally:
+        writer.stdin.write("\n")
+        writer.stdin.close()
+        writer.wait(timeout=60)
+    assert writer.returncode == 0
+
+
+class SwapOnFirstWrite(io.StringIO):
+    """Output that, when the first rows arrive, publishes a new warehouse over the one being read."""
+
+    def __init__(self, swap):
+        super().__init__()
+        self.swap = swap
+        self.swapped = False
+
+    def write(self, s: str) -> int:
+        if not self.swapped:
+            self.swapped = True
+            self.swap()
+        return super().write(s)
+
+
+def test_publish_swap_mid_query_keeps_the_reader_on_a_whole_file(tmp_path):
+    published = make_marts_warehouse(tmp_path / "ofsted.duckdb")
+    con = duckdb.connect(str(published))
+    con.execute("create table marts.big as select range as i from range(60000)")
+    con.close()
+    work = make_marts_warehouse(tmp_path / "ofsted_work.duckdb")
+    con = duckdb.connect(str(work))
+    con.execute("create table marts.big as select range + 1000000 as i from range(10)")
+    con.close()
+
+    out = SwapOnFirstWrite(lambda: publish_warehouse(work, published))
+    n = run_query(published, "select i from big order by i", "csv", out)
+    assert out.swapped
+    lines = out.getvalue().splitlines()
+    # the query that was running finished on yesterday's file: every row, none of tonight's
+    assert n == 60000 and lines[1] == "0" and lines[-1] == "59999"
+    # a query that starts after the swap sees tonight's file
+    again = io.StringIO()
+    assert run_query(published, "select min(i) as lo, count(*) as n from big", "csv", again) == 1
+    assert again.getvalue().splitlines() == ["lo,n", "1000000,10"]
+
+
+def test_two_readers_at_once(tmp_path):
+    published = make_marts_warehouse(tmp_path / "ofsted.duckdb")
+    results: list[str] = []
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            buf = io.StringIO()
+            run_query(published, "select count(*) as n from fct_findings", "csv", buf)
+            results.append(buf.getvalue())
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and len(set(results)) == 1 and len(results) == 4
+
+
+# --- export -----------------------------------------------------------------------------------
+
+def test_export_writes_every_mart_as_parquet_and_csv(capsys, warehouse, tmp_path):
+    out_dir = tmp_path / "export"
+    rc = main(["export", "--warehouse", str(warehouse), str(out_dir), "--csv"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    tables = [r[0] for r in duck(warehouse, "select table_name from information_schema.tables "
+                                            "where table_schema = 'marts' order by 1")]
+    assert len(tables) == 7
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(
+        [f"{t}.parquet" for t in tables] + [f"{t}.csv" for t in tables])
+    for t in tables:
+        expected = duck(warehouse, f"select * from marts.{t} order by all")
+        count = len(expected)
+        assert any(line.split() == [t, f"{count:,}", "row" if count == 1 else "rows"]
+                   for line in out.splitlines()), out
+        back = duck(warehouse, f"select * from read_parquet('{out_dir / (t + '.parquet')}') order by all")
+        assert back == expected
+        with (out_dir / f"{t}.csv").open(newline="") as f:
+            csv_rows = list(csv.reader(f))
+        assert len(csv_rows) == count + 1
+    assert out.splitlines()[-1] == f"wrote 7 tables as Parquet and CSV to {out_dir.resolve()}"
+    schema = pq.read_schema(out_dir / "fct_inspections.parquet")
+    assert str(schema.field("letter_date").type) == "date32[day]"
+
+
+def test_export_again_replaces_files_and_leaves_no_temp_files(warehouse, tmp_path):
+    out_dir = tmp_path / "export"
+    out_dir.mkdir()
+    (out_dir / "fct_findings.parquet").write_bytes(b"stale")
+    first = export_marts(warehouse, out_dir)
+    second = export_marts(warehouse, out_dir)
+    assert [(r["table"], r["rows"]) for r in first] == [(r["table"], r["rows"]) for r in second]
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(f"{r['table']}.parquet" for r in first)
+    assert pq.read_table(out_dir / "fct_findings.parquet").num_rows == sum(len(i[4]) for i in INSPECTIONS)
+
+
+def test_export_of_a_warehouse_without_marts(capsys, tmp_path):
+    empty = tmp_path / "empty.duckdb"
+    duckdb.connect(str(empty)).close()
+    rc = main(["export", "--warehouse", str(empty), str(tmp_path / "out")])
+    assert rc == 1
+    assert capsys.readouterr().err.startswith("ofsted export: error: no tables in schema marts")
