@@ -1,0 +1,21 @@
+"""marts.dim_dates: one row per calendar day."""
+
+from __future__ import annotations
+
+import great_expectations as gx
+import great_expectations.expectations as gxe
+
+TABLE = "marts.dim_dates"
+ID_COLUMNS: tuple[str, ...] = ("date_key",)
+QUERY = "select * from marts.dim_dates"
+
+
+def build_suite() -> gx.ExpectationSuite:
+    return gx.ExpectationSuite(
+        name="dim_dates",
+        expectations=[
+            gxe.ExpectTableRowCountToBeBetween(min_value=1),
+            gxe.ExpectColumnValuesToNotBeNull(column="date_key"),
+            gxe.ExpectColumnValuesToBeUnique(column="date_key", notes="one row per calendar day"),
+        ],
+    )
