@@ -119,6 +119,7 @@ _PAGE_NO = re.compile(
     re.I,
 )
 _DIGITS = re.compile(r"\d+")
+_HEADER_JOIN = re.compile(r"\s+[-\u2013|]\s+|,\s+")
 _LETTERHEAD = re.compile(
     r"@|www\.|ofsted\.gov|^(?:direct\s+)?(?:t|f|tel|fax|telephone|textphone|minicom)\b\.?:?\s*[+\d(]|\b(?:our|your)\s+ref|^ref(?:erence)?\b|^e-?mail\b",
     re.I,
@@ -130,9 +131,16 @@ _CO = re.compile(r"\s+c/o\s+", re.I)
 _TITLE_WORD = re.compile(
     r"\b(?:Director|Executive|Officer|Head|Manager|Chief|Lead|Commissioner|Assistant|Deputy|Interim|Acting|Corporate|Strategic|Leader|President|Secretary)\b"
 )
-_ADDRESS_START = re.compile(
-    r"\s+(?=(?:[A-Z][\w'-]*\s+)?(?:House|Hall|Centre|Center|Offices?|Buildings?|Road|Street|Square|Park|Place|Court|Chambers|Lane|Way)\b|\d|PO\s+Box)"
-)
+# the words a job title is made of, to tell where it ends in a one-line address
+_CONNECTORS = frozenset(("of", "for", "and", "&", "the", "to", "in"))
+_TITLE_VOCAB = _CONNECTORS | frozenset((
+    "director", "directorate", "executive", "chief", "deputy", "assistant", "corporate", "strategic",
+    "interim", "acting", "head", "lead", "officer", "manager", "commissioner", "leader", "president",
+    "secretary", "service", "services", "children's", "childrens", "children", "young", "people",
+    "schools", "school", "families", "family", "learning", "education", "educational", "care",
+    "social", "health", "wellbeing", "well-being", "adult", "adults", "community", "communities",
+    "skills", "lifelong", "culture", "leisure", "safeguarding", "customer", "commissioning",
+))
 _TITLE_CONTINUES = re.compile(r"(?:\b(?:and|for|of|the|to|in)|[&,])$", re.I)
 _COPY_SPLIT = re.compile(rf"\s+(?={_HONORIFIC}\s+[A-Z][\w'-]+(?:\s+[A-Z][\w'-]+){{0,3}},)")
 _NAME_COMMA = re.compile(r"([A-Z][\w'.-]*(?:\s+[A-Z][\w'.-]*){1,3}),")
@@ -258,12 +266,22 @@ def _drop_repeated_furniture(pages: list[list[str]]) -> None:
         for key in {_DIGITS.sub("#", p[i].lower()) for i in pos}:
             seen[key] = seen.get(key, 0) + 1
     repeated = {k for k, n in seen.items() if n >= 2 and not _is_heading_text(k)}
-    if not repeated:
-        return
-    for p, pos in zip(pages, edges, strict=True):
-        for i in pos:
-            if _DIGITS.sub("#", p[i].lower()) in repeated:
+    # A running header from page 2 on repeats what the first page's head says ("Ofsted", the
+    # date, the addressee), alone or joined: "Ms Patricia Wyatt - 26 October 2011".
+    head = {s.lower() for s in [s for s in pages[0] if s][:20] if len(s) <= 100}
+    for k, (p, pos) in enumerate(zip(pages, edges, strict=True)):
+        for j, i in enumerate(pos):
+            low = p[i].lower()
+            if _DIGITS.sub("#", low) in repeated or (
+                k > 0 and j < 2 and len(low) <= 100 and not _is_heading_text(low)
+                and all(_in_head(piece, head) for piece in _HEADER_JOIN.split(low))
+            ):
                 p[i] = ""
+
+
+def _in_head(piece: str, head: set[str]) -> bool:
+    """A line of the first page's head, or the start of one (the name of a one-line address)."""
+    return piece in head or (len(piece) >= 5 and any(h.startswith(piece + " ") for h in head))
 
 
 def _is_heading_text(s: str) -> bool:
@@ -395,7 +413,8 @@ def _find_headings(lines: list[str], start: int) -> list[tuple[int, int, str, st
 
 
 def _letter_date(lines: list[str], head_end: int) -> tuple[dt.date | None, int | None]:
-    for i in range(min(head_end, len(lines))):
+    """The last date line before the salutation (a letterhead may repeat the date above it)."""
+    for i in range(min(head_end, len(lines)) - 1, -1, -1):
         s = lines[i]
         if s and len(s) < 40 and (m := _DATE_LINE.fullmatch(s)):
             d = _make_date(m.group(1), m.group(2), m.group(3))
@@ -458,7 +477,8 @@ def _recipient(block: list[str], authority: str) -> tuple[str | None, str | None
         return None, None
     first = block[0]
     if len(block) == 1 or len(first) > 60:
-        return _recipient_one_line(first, authority)
+        # the whole address in one paragraph (wrapped over several lines in a PDF)
+        return _recipient_one_line(" ".join(block), authority)
     # one field a line: name, title (possibly wrapped), address
     name_part = _CO.split(first, maxsplit=1)[0]
     if _TITLE_WORD.search(name_part) and not _PERSON_START.match(name_part):
@@ -482,7 +502,16 @@ def _recipient_one_line(s: str, authority: str) -> tuple[str | None, str | None]
         name = None
     title = None
     if m_title:
-        title = _ADDRESS_START.split(s[m_title.start():], maxsplit=1)[0].strip()
+        words: list[str] = []
+        for w in s[m_title.start():].split():
+            if w.rstrip(",").lower() not in _TITLE_VOCAB:
+                break
+            words.append(w)
+        while words and (words[-1].endswith(",") or words[-1].lower() in _CONNECTORS):
+            words[-1] = words[-1].rstrip(",")
+            if words[-1].lower() in _CONNECTORS or not words[-1]:
+                words.pop()
+        title = " ".join(words)
     return name, _strip_authority(title, authority)
 
 
