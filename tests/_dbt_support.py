@@ -1,0 +1,107 @@
+"""Warehouses for the dbt tests and benchmark: raw tables filled with known letters.
+
+`write_raw` creates the raw schema from the contract (`ingest/schema.sql`) in a DuckDB file
+and inserts `Letter` records the way the loader stores them (one row per letter keyed by the
+sha256 of its bytes, its findings and copy recipients). The letters come from the real
+sample letters (parsed by `ingest.parse`) or from the synthetic generator, so the expected
+values are known independently of dbt.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from ingest.models import Letter
+from ingest.settings import PROJECT_ROOT, Settings
+
+SCHEMA_SQL = PROJECT_ROOT / "ingest" / "schema.sql"
+SAMPLE_LETTERS = PROJECT_ROOT / "data" / "sample_letters"
+MART_TABLES = (
+    "dim_authorities", "dim_inspectors", "dim_dates", "dim_themes",
+    "fct_inspections", "fct_findings", "bridge_findings_themes",
+)
+
+
+@dataclass(frozen=True)
+class RawLetter:
+    sha256: str  # of the file's bytes
+    letter: Letter
+    source_uri: str
+    parsed_at: dt.datetime
+
+
+def dbt_settings(tmp: Path, warehouse: Path | None = None) -> Settings:
+    """Settings that build `warehouse` (default `tmp/work.duckdb`) with dbt's target and logs in tmp."""
+    return Settings.from_env().with_overrides(
+        work_warehouse=warehouse or tmp / "work.duckdb",
+        dbt_target_dir=tmp / "dbt_target",
+        data_dir=tmp,
+    )
+
+
+def real_letters(parsed_at: dt.datetime | None = None) -> list[RawLetter]:
+    """The bundled real letters, parsed by the project's parser."""
+    from ingest.parse import parse_document
+
+    at = parsed_at or dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    out = []
+    for path in sorted(SAMPLE_LETTERS.iterdir()):
+        data = path.read_bytes()
+        out.append(RawLetter(hashlib.sha256(data).hexdigest(), parse_document(data, path.name),
+                             path.as_uri(), at))
+    return out
+
+
+def synthetic_letters(seeds: Iterable[int], parsed_at: dt.datetime | None = None) -> list[RawLetter]:
+    """Letters from the synthetic generator, keyed by the sha256 of their bytes."""
+    from ingest.synthetic import generate_letter
+
+    at = parsed_at or dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    out = []
+    for seed in seeds:
+        s = generate_letter(seed)
+        sha = hashlib.sha256(s.to_bytes()).hexdigest()
+        out.append(RawLetter(sha, s.to_letter(), f"file:///synthetic/{seed}.txt", at))
+    return out
+
+
+def _content_hash(letter: Letter) -> str:
+    key = [letter.authority_name, str(letter.inspection_start_date), str(letter.inspection_end_date)]
+    key += [f"{f.category}|{f.ordinal}|{f.text}" for f in letter.findings]
+    return hashlib.sha256("\n".join(key).encode()).hexdigest()
+
+
+def write_raw(warehouse: Path, letters: Sequence[RawLetter]) -> None:
+    """Create the raw schema (if needed) and insert these letters (replacing same-sha rows)."""
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(SCHEMA_SQL.read_text())
+        shas = [r.sha256 for r in letters]
+        for table in ("findings", "copy_recipients", "letters"):
+            con.execute(f"delete from raw.{table} where _sha256 in (select unnest(?))", [shas])
+        con.executemany(
+            "insert into raw.letters values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [(r.sha256, _content_hash(r.letter), r.source_uri, f"{r.sha256[:2]}/{r.sha256}.txt",
+              r.parsed_at, r.parsed_at, r.letter.parser_version, r.letter.source_format,
+              r.letter.letter_date, r.letter.recipient_name, r.letter.recipient_title,
+              r.letter.authority_name, r.letter.inspection_start_date, r.letter.inspection_end_date,
+              r.letter.statutory_basis, r.letter.previous_inspection, r.letter.summary,
+              r.letter.inspector_name, len(r.letter.findings)) for r in letters],
+        )
+        findings = [(r.sha256, f.category, f.heading, f.ordinal, f.text)
+                    for r in letters for f in r.letter.findings]
+        if findings:
+            con.executemany("insert into raw.findings values (?,?,?,?,?)", findings)
+        copies = [(r.sha256, c.ordinal, c.name, c.role) for r in letters for c in r.letter.copy_recipients]
+        if copies:
+            con.executemany("insert into raw.copy_recipients values (?,?,?,?)", copies)
+
+
+def query(warehouse: Path, sql: str, params: Sequence | None = None) -> list[tuple]:
+    with duckdb.connect(str(warehouse)) as con:
+        return con.execute(sql, params or []).fetchall()
