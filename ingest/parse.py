@@ -33,16 +33,19 @@ MAX_DOCUMENT_BYTES = 20 * 1024 * 1024  # larger files are rejected unread
 # --- characters -------------------------------------------------------------------------------
 
 _PDF_HYPHEN = "\ufffe"  # pdfium marks a line-end hyphen it removed the line break after
-_CHAR_MAP = str.maketrans({
-    "\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl",
-    "\ufb05": "st", "\ufb06": "st",
-    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
-    "\u201c": '"', "\u201d": '"', "\u201e": '"',
-    "\u00a0": " ", "\u2007": " ", "\u202f": " ", "\u2009": " ", "\t": " ",
-    "\u00ad": "", "\u200b": "", "\ufeff": "",
-    "\x02": _PDF_HYPHEN,  # pdfium's get_text_bounded spelling of the same marker
-    "\x0b": "\n",  # a manual line break in some text exports
-})
+_CHAR_FIXES: tuple[tuple[str, str], ...] = (
+    ("\ufb00", "ff"), ("\ufb01", "fi"), ("\ufb02", "fl"), ("\ufb03", "ffi"), ("\ufb04", "ffl"),
+    ("\ufb05", "st"), ("\ufb06", "st"),
+    ("\u2018", "'"), ("\u2019", "'"), ("\u201a", "'"), ("\u201b", "'"), ("\u2032", "'"),
+    ("\u201c", '"'), ("\u201d", '"'), ("\u201e", '"'),
+    ("\u00a0", " "), ("\u2007", " "), ("\u202f", " "), ("\u2009", " "),
+    ("\u00ad", ""), ("\u200b", ""), ("\ufeff", ""),
+)
+_ASCII_FIXES: tuple[tuple[str, str], ...] = (
+    ("\t", " "),
+    ("\x02", _PDF_HYPHEN),  # pdfium's get_text_bounded spelling of the same marker
+    ("\x0b", "\n"),  # a manual line break in some text exports
+)
 
 # --- patterns (compiled once) -----------------------------------------------------------------
 
@@ -86,16 +89,14 @@ _PREVIOUS = re.compile(
 )
 _SUMMARY = re.compile(r"\bThe inspection identified\b[^.]*\.")
 
-_HEADINGS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"(?:areas?\s+of\s+)?strengths?", re.I), "strength"),
-    (re.compile(r"satisfactory\s+practice", re.I), "satisfactory"),
-    (re.compile(
-        r"the\s+service\s+meets\s+the\s+requirements\s+of\s+statutory\s+guidance"
-        r"(?:\s+in\s+the\s+following\s+areas?)?",
-        re.I,
-    ), "satisfactory"),
-    (re.compile(r"areas?\s+for\s+development", re.I), "area_for_development"),
-    (re.compile(r"(?:areas?\s+for\s+)?priority\s+actions?", re.I), "priority_action"),
+_HEADING = re.compile(
+    r"(?:(?P<strength>(?:areas?\s+of\s+)?strengths?)"
+    r"|(?P<satisfactory>satisfactory\s+practice"
+    r"|the\s+service\s+meets\s+the\s+requirements\s+of\s+statutory\s+guidance"
+    r"(?:\s+in\s+the\s+following\s+areas?)?)"
+    r"|(?P<area_for_development>areas?\s+for\s+development)"
+    r"|(?P<priority_action>(?:areas?\s+for\s+)?priority\s+actions?))\s*:?",
+    re.I,
 )
 _MEETS_PREFIX = re.compile(r"the\s+service\s+meets\s+the\s+requirements\b", re.I)
 _CLOSING = re.compile(
@@ -118,6 +119,7 @@ _PAGE_NO = re.compile(
     r"(?:(.{0,80}?)\s*\bpage\s+\d{1,3}\s*(?:of|/)\s*\d{1,3}|page\s+\d{1,3}|\d{1,3}\s*(?:of|/)\s*\d{1,3}|-\s*\d{1,3}\s*-)",
     re.I,
 )
+_PAGE_NO_ENDS = frozenset("0123456789-")
 _DIGITS = re.compile(r"\d+")
 _HEADER_JOIN = re.compile(r"\s+[-\u2013|]\s+|,\s+")
 _LETTERHEAD = re.compile(
@@ -226,7 +228,7 @@ def clean_lines(raw: str) -> list[str]:
     Pages are joined with a blank line; blank lines are kept as "" (they only matter for
     paragraphs without bullets).
     """
-    text = raw.translate(_CHAR_MAP)
+    text = _fix_characters(raw)
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     pages: list[list[str]] = []
@@ -234,7 +236,7 @@ def clean_lines(raw: str) -> list[str]:
         page: list[str] = []
         for line in chunk.split("\n"):
             s = line.strip()
-            if s and len(s) < 100 and (m := _PAGE_NO.fullmatch(s)):
+            if s and len(s) < 100 and s[-1] in _PAGE_NO_ENDS and (m := _PAGE_NO.fullmatch(s)):
                 # a page-number line ends a page; text beside the number is a footer candidate
                 rest = (m.group(1) or "").strip()
                 if rest:
@@ -253,6 +255,16 @@ def clean_lines(raw: str) -> list[str]:
             out.append("")
         out.extend(p)
     return out
+
+
+def _fix_characters(text: str) -> str:
+    """Ligatures, typographic quotes and odd spaces to plain text. `str.replace` only for the
+    characters present: a translate table costs more than the rest of the parse."""
+    fixes = _ASCII_FIXES if text.isascii() else _ASCII_FIXES + _CHAR_FIXES
+    for old, new in fixes:
+        if old in text:
+            text = text.replace(old, new)
+    return text
 
 
 def _drop_repeated_furniture(pages: list[list[str]]) -> None:
@@ -285,18 +297,14 @@ def _in_head(piece: str, head: set[str]) -> bool:
 
 
 def _is_heading_text(s: str) -> bool:
-    s = s.rstrip(":").strip()
-    return any(rx.fullmatch(s) for rx, _ in _HEADINGS)
+    return _heading_category(s) is not None
 
 
 def _heading_category(s: str) -> str | None:
     if len(s) > 110:
         return None
-    s = s.rstrip(":").strip()
-    for rx, cat in _HEADINGS:
-        if rx.fullmatch(s):
-            return cat
-    return None
+    m = _HEADING.fullmatch(s)
+    return m.lastgroup if m else None
 
 
 def _read_letter(lines: list[str], source_format: str) -> Letter:
@@ -395,7 +403,7 @@ def _find_headings(lines: list[str], start: int) -> list[tuple[int, int, str, st
                 break
             cat = _heading_category(s)
             if cat is not None:
-                out.append((i, i + 1, cat, s.rstrip(":").strip()))
+                out.append((i, i + 1, cat, s.rstrip(": ")))
             elif _MEETS_PREFIX.match(s):
                 # "The service meets the requirements of statutory guidance in the following areas"
                 # wrapped over two lines in a PDF
@@ -406,7 +414,7 @@ def _find_headings(lines: list[str], start: int) -> list[tuple[int, int, str, st
                     joined = f"{s} {lines[j]}"
                     cat = _heading_category(joined)
                     if cat is not None:
-                        out.append((i, j + 1, cat, joined.rstrip(":").strip()))
+                        out.append((i, j + 1, cat, joined.rstrip(": ")))
                         i = j
         i += 1
     return out
