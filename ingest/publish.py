@@ -23,6 +23,8 @@ import hashlib
 import os
 import re
 import shutil
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -145,6 +147,27 @@ def publish_directory(build_dir: Path, live: Path, keep: int = KEEP_REPORT_VERSI
     for stale in old[: max(0, len(old) - (keep - 1))]:
         shutil.rmtree(stale, ignore_errors=True)
     return version
+
+
+def generate_dbt_docs(settings: Settings, out_dir: Path) -> Path:
+    """`dbt docs generate --static` on the work warehouse, in a subprocess (so dbt-duckdb's
+    connection is closed when it returns), into `out_dir` (index.html opens from file://)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OFSTED_WORK_WAREHOUSE": str(settings.work_warehouse), "DO_NOT_TRACK": "1"}
+    with tempfile.TemporaryDirectory(prefix="ofsted-dbt-docs-") as tmp:
+        cmd = [str(settings.dbt_executable), "docs", "generate", "--static",
+               "--project-dir", str(settings.dbt_project_dir),
+               "--profiles-dir", str(settings.dbt_profiles_dir),
+               "--target-path", str(Path(tmp) / "target"), "--log-path", str(Path(tmp) / "logs")]
+        done = subprocess.run(cmd, env=env, cwd=settings.dbt_project_dir, capture_output=True, text=True)
+        if done.returncode != 0:
+            tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
+            raise RuntimeError("dbt docs generate failed: " + " | ".join(tail))
+        target = Path(tmp) / "target"
+        shutil.copyfile(target / "static_index.html", out_dir / "index.html")
+        for name in ("manifest.json", "catalog.json"):
+            shutil.copyfile(target / name, out_dir / name)
+    return out_dir
 
 
 def publish(settings: Settings) -> dict:

@@ -1,0 +1,157 @@
+"""
+### ofsted_letters_nightly
+
+Every night at 02:00 Europe/London: fetch new or changed Ofsted letters and archive them,
+parse them in batches (one mapped task per batch), load the raw tables, check them with
+Great Expectations, build the dimensional warehouse with dbt (a task per model and its
+tests, through Cosmos), check the marts, then publish: the work warehouse is swapped
+atomically into the file analysts read, and the static report, GX data docs and dbt docs
+are swapped in beside it.
+
+`fetch -> batches -> parse[n] -> load_raw -> validate_raw -> dbt -> validate_marts -> dbt_docs
+-> publish -> report`
+
+Every task that opens the work DuckDB file runs in the one-slot pool `duckdb_writer`
+(DuckDB allows one writing process per file). A failed task or a failed expectation sends
+an alert (log / webhook / email, from settings) and leaves the published warehouse as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pendulum
+from _notifiers import AlertNotifier, DataQualityFailed
+from airflow.sdk import Asset, CronTriggerTimetable, dag, task
+from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+
+from ingest.settings import get_settings
+
+SETTINGS = get_settings()
+POOL = "duckdb_writer"
+RAW_TABLES = ("letters", "findings", "copy_recipients", "rejected_documents", "manifest")
+RAW_ASSETS = [Asset(name=f"ofsted.raw.{t}", uri=f"x-duckdb://ofsted-work/raw/{t}") for t in RAW_TABLES]
+PUBLISHED = Asset(name="ofsted.published_warehouse", uri="x-duckdb://ofsted-published/warehouse")
+DBT_MODE = ExecutionMode.WATCHER if SETTINGS.dbt_execution_mode == "watcher" else ExecutionMode.LOCAL
+
+
+@dag(
+    dag_id="ofsted_letters_nightly",
+    schedule=CronTriggerTimetable("0 2 * * *", timezone="Europe/London"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="Europe/London"),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=dt.timedelta(hours=4),
+    default_args={
+        "owner": "data-team",
+        "retries": 2,
+        "retry_delay": dt.timedelta(minutes=2),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": dt.timedelta(minutes=30),
+        "execution_timeout": dt.timedelta(minutes=30),
+        "on_failure_callback": AlertNotifier(),
+    },
+    tags=["ofsted", "ingest", "dbt", "great-expectations", "nightly"],
+    doc_md=__doc__,
+)
+def ofsted_letters_nightly():
+    @task(pool=POOL)
+    def fetch() -> list[dict]:
+        from ingest.pipeline import fetch_and_archive
+
+        return fetch_and_archive(SETTINGS)
+
+    @task
+    def batches(docs: list[dict]) -> list[dict]:
+        from ingest.pipeline import make_batches
+
+        return [{"docs": b, "batch_no": n} for n, b in enumerate(make_batches(docs, SETTINGS.batch_size))]
+
+    @task(execution_timeout=dt.timedelta(minutes=20))
+    def parse(docs: list[dict], batch_no: int, run_id: str | None = None) -> str:
+        from ingest.pipeline import parse_batch
+
+        return parse_batch(SETTINGS, docs, run_id, batch_no)
+
+    @task(pool=POOL, outlets=RAW_ASSETS, trigger_rule="none_failed")
+    def load_raw(batch_paths: list[str] | None = None) -> dict:
+        from ingest.pipeline import load_batches
+
+        return load_batches(SETTINGS, [p for p in (batch_paths or []) if p])
+
+    @task(pool=POOL, retries=0)
+    def validate_raw(counts: dict, run_id: str | None = None) -> dict:
+        from expectations.validate import validate_raw as check
+        from ingest.publish import staging_settings
+        from ingest.run import alert_on_dq_failure
+
+        dq = check(staging_settings(SETTINGS, run_id), run_id)
+        if alert_on_dq_failure(SETTINGS, run_id, "raw tables", dq, counts):
+            raise DataQualityFailed(f"{dq['failed']} of {dq['evaluated']} raw expectations failed")
+        return dq
+
+    @task(pool=POOL, retries=0)
+    def validate_marts(counts: dict, run_id: str | None = None) -> dict:
+        from expectations.validate import validate_marts as check
+        from ingest.publish import staging_settings
+        from ingest.run import alert_on_dq_failure
+
+        dq = check(staging_settings(SETTINGS, run_id), run_id)
+        if alert_on_dq_failure(SETTINGS, run_id, "marts", dq, counts):
+            raise DataQualityFailed(f"{dq['failed']} of {dq['evaluated']} mart expectations failed")
+        return dq
+
+    @task(pool=POOL)
+    def dbt_docs(run_id: str | None = None) -> str:
+        from ingest.publish import generate_dbt_docs, staging_report_dir
+
+        return str(generate_dbt_docs(SETTINGS, staging_report_dir(SETTINGS, run_id) / "dbt_docs"))
+
+    @task(pool=POOL, outlets=[PUBLISHED])
+    def publish() -> dict:
+        from ingest.publish import publish as publish_warehouse
+
+        return publish_warehouse(SETTINGS)
+
+    @task
+    def report(dq: dict, run_id: str | None = None) -> dict:
+        from ingest.publish import publish_report, staging_settings
+        from ingest.report import write_report
+
+        write_report(staging_settings(SETTINGS, run_id), dq)
+        return publish_report(SETTINGS, run_id)
+
+    dbt = DbtTaskGroup(
+        group_id="dbt",
+        project_config=ProjectConfig(
+            dbt_project_path=SETTINGS.dbt_project_dir,
+            env_vars={"OFSTED_WORK_WAREHOUSE": str(SETTINGS.work_warehouse), "DO_NOT_TRACK": "1"},
+            install_dbt_deps=False,  # no dbt packages
+        ),
+        profile_config=ProfileConfig(
+            profile_name="ofsted_letters",
+            target_name="work",
+            profiles_yml_filepath=SETTINGS.dbt_profiles_dir / "profiles.yml",
+        ),
+        execution_config=ExecutionConfig(
+            execution_mode=DBT_MODE,
+            invocation_mode=InvocationMode.SUBPROCESS,  # dbt exits => the DuckDB file is released
+            dbt_executable_path=SETTINGS.dbt_executable,
+        ),
+        render_config=RenderConfig(
+            load_method=LoadMode.DBT_LS,
+            test_behavior=TestBehavior.AFTER_EACH,
+            invocation_mode=InvocationMode.SUBPROCESS,
+            dbt_executable_path=SETTINGS.dbt_executable,
+        ),
+        operator_args={"pool": POOL, "execution_timeout": dt.timedelta(minutes=60)},
+    )
+
+    docs = fetch()
+    counts = load_raw(parse.expand_kwargs(batches(docs)))
+    marts_dq = validate_marts(counts)
+    validate_raw(counts) >> dbt >> marts_dq >> dbt_docs() >> publish() >> report(marts_dq)
+
+
+ofsted_letters_nightly()
