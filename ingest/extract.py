@@ -74,6 +74,8 @@ def decode_text(data: bytes) -> str:
             text = data.decode("utf-16")
         except UnicodeDecodeError:
             raise RejectedDocument("undecodable text: UTF-16 byte-order mark but invalid UTF-16") from None
+    elif b"\x00" in data:
+        raise RejectedDocument("binary data, not a text letter")
     else:
         try:
             text = data.decode("utf-8")

@@ -152,7 +152,7 @@ _NOT_NAME_WORDS = frozenset((
     "safeguarding", "local", "authority", "officer", "for", "of", "and", "the",
 ))
 
-_HYPHEN_BREAK = re.compile(r"([A-Za-z]+)(?:-\n|\ufffe\n?)\s*([a-z]+)")
+_HYPHEN_BREAK = re.compile(r"((?:[A-Za-z]+-)*[A-Za-z]+)(?:-\n|\ufffe\n?)\s*([a-z]+)")
 _WORDS = re.compile(r"[a-z]+(?:-[a-z]+)*")
 # Hyphenated compounds that Word wraps at the hyphen: keep the hyphen after these.
 _COMPOUND_PREFIXES = frozenset((
@@ -649,6 +649,8 @@ def _join(parts: list[str], vocab: _Vocabulary) -> str:
 def _hyphen_resolver(vocab: _Vocabulary) -> Callable[[re.Match[str]], str]:
     def resolve(m: re.Match[str]) -> str:
         left, right = m.group(1), m.group(2)
+        if "-" in left:  # a compound already: "out-of-" + "hours"
+            return f"{left}-{right}"
         joined = (left + right).lower()
         hyphenated = f"{left}-{right}".lower()
         if joined in vocab and hyphenated not in vocab:
