@@ -24,6 +24,7 @@ import importlib
 import json
 import logging
 import math
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,8 @@ from ingest.settings import Settings
 log = logging.getLogger(__name__)
 
 DOCS_SITE = "ofsted_data_quality"
-MAX_EXAMPLES = 5  # failing rows named in a failure's detail
+MAX_EXAMPLES = 3  # failing rows named in a failure's detail
+_HASH = re.compile(r"^[0-9a-f]{32,}$")  # sha256 / md5 surrogate keys: shown by their first 12
 
 AUDIT_DDL = """
 create schema if not exists audit;
@@ -303,10 +305,14 @@ def _examples(result: dict, id_columns: tuple[str, ...]) -> list[str]:
     out = []
     for row in index_rows[:MAX_EXAMPLES]:
         if isinstance(row, dict):
-            out.append(", ".join(f"{k}={_fmt(v)}" for k, v in row.items()))
+            out.append(", ".join(f"{k}={_short(_fmt(v))}" for k, v in row.items()))
     if not out:
         out = [_fmt(v) for v in (result.get("partial_unexpected_list") or [])[:MAX_EXAMPLES]]
     return out
+
+
+def _short(text: str) -> str:
+    return text[:12] + "..." if _HASH.match(text) else text
 
 
 def _bounds(kwargs: dict) -> str:

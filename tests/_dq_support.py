@@ -60,8 +60,10 @@ def build_raw(con: duckdb.DuckDBPyConnection) -> None:
     for i, (authority, start, days, inspector) in enumerate(LETTERS, start=1):
         end = start + dt.timedelta(days=1)
         con.execute(
-            "insert into raw.letters values (?, ?, ?, ?, now(), now(), 'test-1', 'text', ?, ?, ?, ?, ?, ?,"
-            " null, null, null, ?, ?)",
+            "insert into raw.letters (_sha256, _content_hash, _source_uri, _archive_path, _fetched_at,"
+            " _parsed_at, _parser_version, source_format, letter_date, recipient_name, recipient_title,"
+            " authority_name, inspection_start_date, inspection_end_date, inspector_name, finding_count)"
+            " values (?, ?, ?, ?, now(), now(), 'test-1', 'text', ?, ?, ?, ?, ?, ?, ?, ?)",
             [sha(i), f"content-{i}", f"file:///letters/{i}.txt", f"{sha(i)[:2]}/{sha(i)}.txt",
              end + dt.timedelta(days=days), "Director", "Director of Children's Services", authority,
              start, end, inspector, len(FINDINGS)],
@@ -70,7 +72,8 @@ def build_raw(con: duckdb.DuckDBPyConnection) -> None:
         for category, heading, text in FINDINGS:
             ordinals[category] = ordinals.get(category, 0) + 1
             con.execute(
-                "insert into raw.findings values (?, ?, ?, ?, ?)",
+                "insert into raw.findings (_sha256, category, heading, ordinal, finding_text)"
+                " values (?, ?, ?, ?, ?)",
                 [sha(i), category, heading, ordinals[category], text],
             )
 
@@ -88,7 +91,7 @@ select row_number() over (order by inspector_name) as inspector_key, inspector_n
 from (select distinct inspector_name from raw.letters);
 
 create or replace table marts.dim_dates as
-select cast(strftime(d, '%Y%m%d') as integer) as date_key, cast(d as date) as date_day,
+select cast(d as date) as date_day,
        year(d) as calendar_year
 from range(timestamp '2009-01-01', timestamp '2013-12-31', interval 1 day) as t(d);
 
