@@ -1,5 +1,5 @@
 -- Raw layer contract: what `ingest.load` writes and dbt reads as source('raw', ...).
--- Created idempotently (create ... if not exists) by ingest.load.ensure_schema().
+-- Created idempotently (create ... if not exists) by ingest.warehouse.ensure_schema().
 -- Columns may be added by later changes; none here may be renamed or dropped without
 -- changing dbt_project/models/staging/_raw__sources.yml in the same commit.
 
@@ -25,7 +25,8 @@ create table if not exists raw.letters (
     previous_inspection varchar,
     summary varchar,
     inspector_name varchar,
-    finding_count integer not null
+    finding_count integer not null,
+    _superseded_by varchar                  -- _sha256 of a later version fetched from the same URI (null: current)
 );
 
 create table if not exists raw.findings (
@@ -64,7 +65,7 @@ create table if not exists raw.manifest (
     _sha256 varchar,                        -- bytes last fetched from this URI
     first_seen_at timestamptz not null,
     last_seen_at timestamptz not null,
-    status varchar not null,                -- loaded | duplicate | rejected | failed
+    status varchar not null,                -- loaded | duplicate | rejected | failed | archived (fetched, load pending)
     duplicate_of varchar,                   -- _sha256 of the letter this one duplicates
     detail varchar                          -- reason for rejected/failed/duplicate
 );

@@ -1,0 +1,359 @@
+"""Fetch -> archive -> parse batches -> bulk load: what `ofsted load` and the nightly DAG call.
+
+Every function returns JSON-serialisable values (the DAG passes them through XCom):
+
+- `fetch_and_archive(settings)` reads `raw.manifest`, fetches what is new or changed, writes
+  each fetched file unchanged into the content-addressed archive and returns the documents
+  to parse (plus one entry per fetch failure, so the load step can report it).
+- `make_batches(docs, size)` splits them; `parse_batch(settings, docs, run_id, batch_no)`
+  parses one batch from the archive into one Parquet file (no DuckDB: batches run in
+  parallel on workers); `load_batches(settings, paths)` bulk-loads the files, one transaction
+  per batch (`ingest.load`).
+- `run_load(settings)` runs the three steps in-process, streaming batch by batch so memory
+  stays flat as the corpus grows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ingest import archive, fetch, parse
+from ingest.models import KnownDocument, Letter, RejectedDocument
+from ingest.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# One row per document of a batch; findings and copy recipients nested as lists of structs.
+FINDING_TYPE = pa.struct([
+    ("category", pa.string()), ("heading", pa.string()), ("ordinal", pa.int32()),
+    ("finding_text", pa.string()),
+])
+COPY_TYPE = pa.struct([("ordinal", pa.int32()), ("name", pa.string()), ("role", pa.string())])
+BATCH_SCHEMA = pa.schema([
+    ("source_uri", pa.string()),
+    ("sha256", pa.string()),
+    ("archive_path", pa.string()),
+    ("fetched_at", pa.timestamp("us", tz="UTC")),
+    ("etag", pa.string()),
+    ("last_modified", pa.string()),
+    ("outcome", pa.string()),  # parsed | rejected | failed
+    ("reason", pa.string()),
+    ("parser_version", pa.string()),
+    ("parsed_at", pa.timestamp("us", tz="UTC")),
+    ("content_hash", pa.string()),
+    ("source_format", pa.string()),
+    ("letter_date", pa.date32()),
+    ("recipient_name", pa.string()),
+    ("recipient_title", pa.string()),
+    ("authority_name", pa.string()),
+    ("inspection_start_date", pa.date32()),
+    ("inspection_end_date", pa.date32()),
+    ("statutory_basis", pa.string()),
+    ("previous_inspection", pa.string()),
+    ("summary", pa.string()),
+    ("inspector_name", pa.string()),
+    ("finding_count", pa.int32()),
+    ("findings", pa.list_(FINDING_TYPE)),
+    ("copy_recipients", pa.list_(COPY_TYPE)),
+])
+_LETTER_FIELDS = (
+    "source_format", "letter_date", "recipient_name", "recipient_title", "authority_name",
+    "inspection_start_date", "inspection_end_date", "statutory_basis", "previous_inspection",
+    "summary", "inspector_name",
+)
+
+
+# --- the duplicate rule ---------------------------------------------------------------------------
+
+def _fold(text: str | None) -> str:
+    """Case-folded words only: whitespace, line endings and punctuation do not count."""
+    return " ".join(re.findall(r"[0-9a-z]+", (text or "").casefold()))
+
+
+def content_hash(letter: Letter) -> str:
+    """sha256 of the letter's normalised parse: authority, inspection dates and findings.
+
+    The same letter as text and as PDF, or with other line endings or encoding, parses to
+    the same authority, dates and finding texts, so it gets the same hash.
+    """
+    parts = [
+        _fold(letter.authority_name),
+        letter.inspection_start_date.isoformat(),
+        letter.inspection_end_date.isoformat(),
+    ]
+    parts += [f"{f.category}|{_fold(f.text)}" for f in letter.findings]
+    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()
+
+
+# --- fetch and archive ----------------------------------------------------------------------------
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _filename_from_uri(uri: str) -> str:
+    return unquote(urlsplit(uri).path.rsplit("/", 1)[-1]) or "document"
+
+
+def _archived_rel(archive_dir: Path, sha256: str) -> str | None:
+    """The archived copy of these bytes, whatever its extension (None if not archived)."""
+    folder = archive_dir / sha256[:2]
+    for p in sorted(folder.glob(f"{sha256}.*")) if folder.is_dir() else ():
+        if not p.name.endswith(".tmp"):
+            return f"{sha256[:2]}/{p.name}"
+    return None
+
+
+def fetch_and_archive(settings: Settings) -> list[dict[str, Any]]:
+    """Fetch new/changed documents, archive them, and return what needs parsing.
+
+    Each returned dict has `source_uri, sha256, archive_path, ext, filename, fetched_at, etag,
+    last_modified, status`; `status` is "fetched", or "failed" (with `reason`) for a document
+    that could not be fetched (recorded in the manifest; the load step reports it). A
+    document whose bytes are already loaded or rejected under the current parser version is
+    not returned; one archived but never loaded (an interrupted run) or loaded by an older
+    parser is returned even when the source says it has not changed.
+    """
+    return _fetch_and_archive(settings)[0]
+
+
+def _fetch_and_archive(settings: Settings) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """`fetch_and_archive`, plus how many documents were seen and left alone (unchanged)."""
+    from ingest import load  # DuckDB side
+
+    stats = {"seen": 0, "unchanged": 0, "archived": 0}
+    con = load.open_warehouse(settings)
+    try:
+        state = load.read_state(con, parse.PARSER_VERSION)
+        known = {uri: KnownDocument(m.etag, m.last_modified, m.sha256) for uri, m in state.manifest.items()}
+        out: list[dict[str, Any]] = []
+        seen_rows: list[dict[str, Any]] = []
+        failed_rows: list[dict[str, Any]] = []
+        now = _now()
+        for r in fetch.fetch_documents(settings, known):
+            stats["seen"] += 1
+            prev = state.manifest.get(r.source_uri)
+            if r.status == "failed":
+                reason = r.reason or "fetch failed"
+                failed_rows.append({"source_uri": r.source_uri, "detail": reason})
+                out.append({"source_uri": r.source_uri, "status": "failed", "reason": reason,
+                            "sha256": prev.sha256 if prev else None})
+                continue
+            sha = r.sha256 or (prev.sha256 if prev else None)
+            if r.status == "fetched" and r.path and sha:
+                ext = archive.extension(r.filename or _filename_from_uri(r.source_uri))
+                rel = archive.store_file(settings.archive_dir, Path(r.path), sha, ext, move=True)
+                stats["archived"] += 1
+                fetched_at = r.fetched_at or now
+            elif sha:
+                rel = _archived_rel(settings.archive_dir, sha)
+                fetched_at = prev.last_seen_at if prev else now
+                ext = rel.rsplit(".", 1)[-1] if rel else None
+            else:
+                continue
+            unchanged_uri = prev is not None and prev.sha256 == sha
+            settled = state.is_settled(sha, prev.status if unchanged_uri and prev else None)
+            status = prev.status if unchanged_uri and prev and settled else "archived"
+            seen_rows.append({
+                "source_uri": r.source_uri, "etag": r.etag, "last_modified": r.last_modified,
+                "sha256": sha, "status": status,
+            })
+            if unchanged_uri and settled:
+                stats["unchanged"] += 1
+                continue
+            if rel is None:  # the manifest knows the bytes but the archive lost them: fetch again next run
+                failed_rows.append({"source_uri": r.source_uri, "detail": "archived copy missing",
+                                    "clear": True})
+                out.append({"source_uri": r.source_uri, "status": "failed", "sha256": sha,
+                            "reason": "archived copy missing from the archive; it will be fetched again"})
+                continue
+            out.append({
+                "source_uri": r.source_uri, "status": "fetched", "sha256": sha, "archive_path": rel,
+                "ext": ext, "filename": r.filename or _filename_from_uri(r.source_uri),
+                "fetched_at": fetched_at.isoformat(), "etag": r.etag, "last_modified": r.last_modified,
+            })
+        load.record_fetches(con, seen_rows, failed_rows, now)
+    finally:
+        con.close()
+    return out, stats
+
+
+# --- batches ------------------------------------------------------------------------------------------
+
+def make_batches(docs: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
+    """Consecutive batches of at most `size` documents (order kept)."""
+    size = max(1, int(size))
+    return [docs[i:i + size] for i in range(0, len(docs), size)]
+
+
+def batch_path(settings: Settings, run_id: str, batch_no: int) -> Path:
+    if not re.fullmatch(r"[A-Za-z0-9_.:+-]+", run_id) or run_id.startswith("."):
+        raise ValueError(f"run_id {run_id!r} is not a safe folder name")
+    return settings.runs_dir / run_id / f"batch_{int(batch_no):05d}.parquet"
+
+
+def _ts(value: Any) -> dt.datetime | None:
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    return dt.datetime.fromisoformat(str(value))
+
+
+def _parse_row(settings: Settings, doc: dict[str, Any], parsed_at: dt.datetime) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "source_uri": doc["source_uri"], "sha256": doc.get("sha256"), "archive_path": doc.get("archive_path"),
+        "fetched_at": _ts(doc.get("fetched_at")) or parsed_at, "etag": doc.get("etag"),
+        "last_modified": doc.get("last_modified"), "parser_version": parse.PARSER_VERSION,
+        "parsed_at": parsed_at, "findings": [], "copy_recipients": [],
+    }
+    if doc.get("status") == "failed":
+        return row | {"outcome": "failed", "reason": doc.get("reason") or "fetch failed"}
+    try:
+        data = archive.read(settings.archive_dir, doc["archive_path"])
+    except OSError as exc:
+        return row | {"outcome": "failed", "reason": f"cannot read archived copy: {exc.strerror or exc}"}
+    try:
+        letter = parse.parse_document(data, doc.get("filename") or doc["archive_path"])
+    except RejectedDocument as rej:
+        return row | {"outcome": "rejected", "reason": rej.reason}
+    except Exception as exc:  # the parser's contract is parse-or-reject; never let one file stop a batch
+        reason = f"parser error: {type(exc).__name__}: {exc}".splitlines()[0]
+        return row | {"outcome": "rejected", "reason": reason}
+    row |= {f: getattr(letter, f) for f in _LETTER_FIELDS}
+    row |= {
+        "outcome": "parsed",
+        "parser_version": letter.parser_version,
+        "content_hash": content_hash(letter),
+        "finding_count": len(letter.findings),
+        "findings": [{"category": f.category, "heading": f.heading, "ordinal": f.ordinal,
+                      "finding_text": f.text} for f in letter.findings],
+        "copy_recipients": [{"ordinal": c.ordinal, "name": c.name, "role": c.role}
+                            for c in letter.copy_recipients],
+    }
+    return row
+
+
+def parse_batch(settings: Settings, docs: list[dict[str, Any]], run_id: str, batch_no: int) -> str:
+    """Parse one batch of archived documents into `runs_dir/<run_id>/batch_<n>.parquet`.
+
+    No DuckDB here. Rejections and fetch failures are rows too (outcome/reason), so the load
+    step can record them. Re-running the same run_id/batch_no rewrites the same file
+    atomically.
+    """
+    path = batch_path(settings, run_id, batch_no)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    parsed_at = _now()
+    rows = [_parse_row(settings, d, parsed_at) for d in docs]
+    table = pa.Table.from_pylist(rows, schema=BATCH_SCHEMA)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return str(path)
+
+
+# --- load ---------------------------------------------------------------------------------------------
+
+def empty_counts() -> dict[str, Any]:
+    return {"new": 0, "unchanged": 0, "duplicate": 0, "rejected": 0, "failed": 0, "reparsed": 0,
+            "batches": 0, "rejections": [], "failures": [], "duplicates": [], "documents": []}
+
+
+def merge_counts(total: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+    for k, v in part.items():
+        if isinstance(v, list):
+            total.setdefault(k, []).extend(v)
+        elif isinstance(v, int):
+            total[k] = total.get(k, 0) + v
+    return total
+
+
+def load_batches(settings: Settings, batch_paths: Iterable[str], *, replace: bool = False) -> dict[str, Any]:
+    """Bulk-load parsed batch files into the raw tables, one transaction per batch.
+
+    Returns counts `{new, unchanged, duplicate, rejected, failed, reparsed, batches}` and the
+    lists `rejections` / `failures` (`{source_uri, reason}`), `duplicates`
+    (`{source_uri, duplicate_of, duplicate_of_uri, how}`) and `documents` (one
+    `{source_uri, outcome, detail}` per document that was not unchanged). With `replace`
+    (`ofsted reparse`), letters already loaded get their rows replaced by the new parse.
+    A batch that cannot be loaded raises after rolling back that batch only.
+    """
+    from ingest import load
+
+    total = empty_counts()
+    con = load.open_warehouse(settings)
+    try:
+        for p in batch_paths:
+            merge_counts(total, load.load_batch_file(con, Path(p), replace=replace))
+    finally:
+        con.close()
+    return total
+
+
+# --- in-process runs ------------------------------------------------------------------------------------
+
+def new_run_id(prefix: str = "load") -> str:
+    return f"{prefix}-{_now():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def _parse_and_load(settings: Settings, docs: list[dict[str, Any]], run_id: str, *,
+                    replace: bool = False) -> dict[str, Any]:
+    total = empty_counts()
+    run_dir = settings.runs_dir / run_id
+    for n, batch in enumerate(make_batches(docs, settings.batch_size), 1):
+        path = parse_batch(settings, batch, run_id, n)
+        merge_counts(total, load_batches(settings, [path], replace=replace))
+        Path(path).unlink(missing_ok=True)  # loaded: the scratch copy is no longer needed
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return total
+
+
+def run_load(settings: Settings, run_id: str | None = None) -> dict[str, Any]:
+    """`ofsted load`: fetch, archive, parse and load in-process, one batch at a time."""
+    run_id = run_id or new_run_id("load")
+    docs, stats = _fetch_and_archive(settings)
+    total = _parse_and_load(settings, docs, run_id)
+    total["run_id"] = run_id
+    total["unchanged"] += stats["unchanged"]  # the source said unchanged: they never reached a batch
+    total["seen"] = stats["seen"]
+    total["archived"] = stats["archived"]
+    return total
+
+
+def run_reparse(settings: Settings, everything: bool = False, run_id: str | None = None) -> dict[str, Any]:
+    """`ofsted reparse`: re-parse archived documents (older parser versions, or all) and
+    replace their rows; rejected documents are retried too. Nothing is fetched."""
+    from ingest import load
+
+    run_id = run_id or new_run_id("reparse")
+    con = load.open_warehouse(settings)
+    try:
+        docs = load.reparse_candidates(con, parse.PARSER_VERSION, everything)
+    finally:
+        con.close()
+    for d in docs:
+        d["archive_path"] = d.get("archive_path") or _archived_rel(settings.archive_dir, d["sha256"])
+        if d["archive_path"] is None:
+            d |= {"status": "failed", "reason": "archived copy missing from the archive"}
+        else:
+            d["filename"] = d["archive_path"].rsplit("/", 1)[-1]
+    total = _parse_and_load(settings, docs, run_id, replace=True)
+    total["run_id"] = run_id
+    total["candidates"] = len(docs)
+    return total
