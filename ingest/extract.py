@@ -32,6 +32,9 @@ def extract_pdf_text(data: bytes) -> str:
     """Text of every page, pages separated by form feeds. Rejects unreadable PDFs."""
     if _PDF_MAGIC not in data[:1024]:
         raise RejectedDocument("corrupt PDF: no %PDF header")
+    if b"%%EOF" not in data[-2048:]:
+        # PDFium would repair a cut-off file and hand back the pages it could find: half a letter
+        raise RejectedDocument("corrupt PDF: truncated (no %%EOF marker at the end)")
     try:
         doc = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:

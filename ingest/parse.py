@@ -324,7 +324,9 @@ def _read_letter(lines: list[str], source_format: str) -> Letter:
     if not sections:
         raise RejectedDocument("no findings: no section heading (Strengths, Areas for development, ...)")
     i_first_heading = sections[0][0]
-    i_close = next((i for i in range(sections[-1][1], n) if lines[i] and _CLOSING.match(lines[i])), n)
+    i_close = next((i for i in range(sections[-1][1], n) if lines[i] and _CLOSING.match(lines[i])), None)
+    if i_close is None:
+        raise RejectedDocument("incomplete letter: the findings never end (no closing paragraph or sign-off)")
 
     # the head: date, recipient -------------------------------------------------------------
     head_end = i_dear if i_dear is not None else i_after_subject
