@@ -67,6 +67,7 @@ class ReportData:
     authorities: list[dict[str, Any]]
     priority_actions: list[dict[str, Any]]
     unmatched: list[dict[str, Any]] = field(default_factory=list)
+    recorded_dq: dict | None = None  # the latest run's result in audit.dq_results, when present
 
 
 def _records(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
@@ -194,6 +195,43 @@ order by inspections desc, name_as_written
 """
 
 
+LATEST_DQ_SQL = """
+with latest as (
+    select run_id, max(validated_at) as validated_at
+    from audit.dq_results
+    group by run_id
+    order by validated_at desc
+    limit 1
+)
+select results.table_name, results.expectation_type, results.column_name, results.success,
+       results.details, latest.run_id, latest.validated_at
+from audit.dq_results as results
+inner join latest on results.run_id = latest.run_id
+order by results.success, results.table_name, results.expectation_type, results.column_name
+"""
+
+
+def dq_from_audit(con: duckdb.DuckDBPyConnection) -> dict | None:
+    """The latest run's data-quality result as recorded in `audit.dq_results`, if there is one."""
+    exists = con.execute("select count(*) from information_schema.tables "
+                         "where table_schema = 'audit' and table_name = 'dq_results'").fetchone()[0]
+    if not exists:
+        return None
+    rows = _records(con, LATEST_DQ_SQL)
+    if not rows:
+        return None
+    failed = [r for r in rows if not r["success"]]
+    return {
+        "success": not failed,
+        "evaluated": len(rows),
+        "failed": len(failed),
+        "failures": [{"table": r["table_name"], "expectation": r["expectation_type"],
+                      "column": r["column_name"], "detail": r["details"]} for r in failed],
+        "run_id": rows[0]["run_id"],
+        "validated_at": rows[0]["validated_at"],
+    }
+
+
 def load_report_data(con: duckdb.DuckDBPyConnection, warehouse: Path) -> ReportData:
     """Every figure the report shows, read from the marts in a handful of queries."""
     totals = _records(con, TOTALS_SQL)[0]
@@ -216,6 +254,7 @@ def load_report_data(con: duckdb.DuckDBPyConnection, warehouse: Path) -> ReportD
         authorities=_records(con, AUTHORITIES_SQL),
         priority_actions=_records(con, PRIORITY_ACTIONS_SQL),
         unmatched=_records(con, UNMATCHED_SQL),
+        recorded_dq=dq_from_audit(con),
     )
 
 
@@ -540,21 +579,27 @@ def _href(target: str | Path, out_dir: Path) -> str:
 def section_quality(dq: dict | None, out_dir: Path) -> str:
     cls, text = dq_status(dq)
     if not dq:
-        body = ("<p>This report was written without a data-quality result (for example by "
-                "<code>ofsted report</code> run by hand). The nightly run writes the result of its "
+        body = ("<p>No data-quality result was given to this report and the warehouse has none in "
+                "<code>audit.dq_results</code>. The nightly run writes the result of its "
                 "Great Expectations suites here.</p>")
         return (f'<section id="quality"><h2>Data quality</h2><p class="badge {cls}">{esc(text)}</p>'
                 f"{body}</section>")
     failures = dq.get("failures") or []
-    rows = [[f.get("table", "–"), f.get("expectation", "–"), f.get("detail", "")] for f in failures]
-    table = html_table([("Table", "text"), ("Expectation", "text"), ("Detail", "text")], rows,
-                       caption="Failed checks") if failures else ""
+    rows = [[f.get("table") or "–", f.get("expectation") or "–", f.get("column") or "–",
+             f.get("detail") or ""] for f in failures]
+    table = html_table([("Table", "text"), ("Expectation", "text"), ("Column", "text"), ("Detail", "text")],
+                       rows, caption="Failed checks") if failures else ""
     docs = ""
     if dq.get("data_docs"):
         href = esc(_href(dq["data_docs"], out_dir))
         docs = f'<p><a href="{href}">Open the data docs</a> for every check.</p>'
+    run = ""
+    if dq.get("run_id"):
+        when = dq.get("validated_at")
+        at = f" at {when:%d %b %Y %H:%M} UTC" if isinstance(when, dt.datetime) else ""
+        run = f'<p class="note">Recorded in <code>audit.dq_results</code> by run {esc(dq["run_id"])}{at}.</p>'
     figures = (f'<dl class="figures"><div><dt>Checks run</dt><dd>{fmt_int(dq.get("evaluated"))}</dd></div>'
-               f'<div><dt>Failed</dt><dd>{fmt_int(dq.get("failed"))}</dd></div></dl>')
+               f'<div><dt>Failed</dt><dd>{fmt_int(dq.get("failed"))}</dd></div></dl>{run}')
     return (f'<section id="quality"><h2>Data quality</h2><p class="badge {cls}">{esc(text)}</p>'
             f"{figures}{table}{docs}</section>")
 
@@ -732,6 +777,8 @@ def write_report(settings: Settings, dq: dict | None = None, out_dir: Path | Non
     """Write `index.html` for the published warehouse into `out_dir` (default `report_dir`)."""
     out_dir = Path(out_dir or settings.report_dir)
     data = read_report_data(settings.published_warehouse)
+    if dq is None:
+        dq = data.recorded_dq
     built_at = (now or (lambda: dt.datetime.now(dt.UTC)))()
     page = render_html(data, dq, built_at, out_dir)
     target = out_dir / REPORT_FILE

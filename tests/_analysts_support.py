@@ -32,6 +32,7 @@ THEMES = [
     (3, "supervision", "Supervision"),
     (4, "multi_agency_working", "Multi-agency working"),
 ]
+UNMATCHED_NAME = "Borsetshire County Council"  # a letter whose authority is not in the register
 
 # authority_key, start date, letter date, inspector_key, findings [(category, theme keys)]
 INSPECTIONS = [
@@ -46,6 +47,8 @@ INSPECTIONS = [
      [("strength", [2]), ("area_for_development", [1]), ("priority_action", [1])]),
     (3, dt.date(2011, 6, 14), dt.date(2011, 7, 12), 1,
      [("strength", [4]), ("satisfactory", [3]), ("satisfactory", [2])]),
+    (None, dt.date(2011, 9, 20), dt.date(2011, 10, 18), 2,
+     [("area_for_development", [2]), ("priority_action", [1])]),
 ]
 
 DDL = """
@@ -57,12 +60,13 @@ create table marts.dim_authorities (
 create table marts.dim_inspectors (inspector_key integer, inspector_name varchar);
 create table marts.dim_dates (date_day date, calendar_year integer, financial_year varchar,
     academic_year varchar);
-create table marts.dim_themes (theme_key integer, theme_id varchar, theme_name varchar);
+create table marts.dim_themes (theme_key integer, theme_code varchar, theme_name varchar);
 create table marts.fct_inspections (
-    inspection_key varchar, authority_key integer, inspector_key integer, letter_date date,
+    inspection_key varchar, authority_key integer, inspector_key integer,
+    authority_name_as_written varchar, is_authority_matched boolean, letter_date date,
     inspection_start_date date, inspection_end_date date, days_from_inspection_to_letter integer,
     strength_count integer, satisfactory_count integer, area_for_development_count integer,
-    priority_action_count integer, has_priority_action boolean,
+    priority_action_count integer, finding_count integer, has_priority_action boolean,
     previous_inspection_key varchar, _sha256 varchar);
 create table marts.fct_findings (
     finding_key varchar, inspection_key varchar, authority_key integer, category varchar,
@@ -104,14 +108,17 @@ def make_marts_warehouse(path: Path) -> Path:
             key = f"insp{n:03d}"
             counts = {c: sum(1 for f in findings if f[0] == c) for c in CATEGORIES}
             end = start + dt.timedelta(days=1)
+            written = next((a[3] for a in AUTHORITIES if a[0] == auth), UNMATCHED_NAME)
             con.execute(
-                "insert into marts.fct_inspections values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [key, auth, inspector, letter, start, end, (letter - end).days,
+                "insert into marts.fct_inspections values "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [key, auth, inspector, written, auth is not None, letter, start, end, (letter - end).days,
                  counts["strength"], counts["satisfactory"], counts["area_for_development"],
-                 counts["priority_action"], counts["priority_action"] > 0, previous.get(auth),
-                 f"{n:064x}"],
+                 counts["priority_action"], len(findings), counts["priority_action"] > 0,
+                 previous.get(auth), f"{n:064x}"],
             )
-            previous[auth] = key
+            if auth is not None:
+                previous[auth] = key
             ordinals: dict[str, int] = {}
             for category, themes in findings:
                 ordinals[category] = ordinals.get(category, 0) + 1
@@ -135,9 +142,7 @@ def real_settings(tmp: Path) -> Settings:
         "OFSTED_DATA_DIR": str(tmp / "data"),
         "OFSTED_INBOX_DIR": str(PROJECT_ROOT / "data" / "sample_letters"),
         "OFSTED_DBT_TARGET_DIR": str(tmp / "dbt_target"),
-        "DBT_TARGET_PATH": str(tmp / "dbt_target"),
-        "DBT_LOG_PATH": str(tmp / "dbt_logs"),
-        "DO_NOT_TRACK": "1",
+        "OFSTED_ALERT_LOG": str(tmp / "alerts.jsonl"),
     })
     return Settings.from_env(env)
 
@@ -153,8 +158,6 @@ def build_real_warehouse(tmp: Path) -> Settings:
     from ingest.publish import publish_warehouse
 
     settings = real_settings(tmp)
-    for k in ("DBT_TARGET_PATH", "DBT_LOG_PATH"):
-        os.environ.setdefault(k, str(tmp / k.lower()))
     run_load(settings)
     rc = run_dbt(settings, ["build"])
     if rc != 0:
