@@ -1,0 +1,261 @@
+"""Alerts reach a real webhook server and a real SMTP server on 127.0.0.1; a dead channel
+never stops the others, and the JSONL alert log says why it failed."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from ingest import alerts
+from ingest.alerts import Alert, send_alert
+from ingest.settings import Settings
+
+DQ_FAILURES = [
+    {
+        "table": "marts.fct_inspections",
+        "expectation": "expect_column_values_to_not_be_null",
+        "column": "authority_gss_code",
+        "detail": "every inspection has an authority with a GSS code - 1 of 152 rows unexpected"
+        " - e.g. letter_authority_name=Borsetshire County Council",
+    },
+    {
+        "table": "marts.fct_findings",
+        "expectation": "expect_column_mean_to_be_between",
+        "column": "has_theme",
+        "detail": "theme coverage: at least 70% of findings have a theme - observed 0.61 (expected 0.7..1)",
+    },
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Webhook:
+    """A Slack-like webhook: records JSON bodies; answers with the queued statuses, then 200."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict] = []
+        self.statuses: list[int] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length", 0))
+                hook.bodies.append(json.loads(self.rfile.read(length)))
+                status = hook.statuses.pop(0) if hook.statuses else 200
+                self.send_response(status)
+                self.end_headers()
+                self.wfile.write(b"ok" if status == 200 else b"error")
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T000/B000/secret-token"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Mailbox:
+    """aiosmtpd handler keeping every message it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.envelopes: list[tuple[str, list[str]]] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
+        raw = envelope.original_content or envelope.content
+        self.messages.append(message_from_bytes(raw, policy=policy.default))
+        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    hook = Webhook()
+    yield hook
+    hook.close()
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Mailbox, int]]:
+    box = Mailbox()
+    port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield box, port
+    controller.stop()
+
+
+@pytest.fixture(autouse=True)
+def quick_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(alerts, "WEBHOOK_RETRY_PAUSE_S", 0.05)
+
+
+def make_settings(tmp_path: Path, **env: str) -> Settings:
+    return Settings.from_env({"OFSTED_DATA_DIR": str(tmp_path), **env})
+
+
+def dq_alert() -> Alert:
+    return Alert(
+        run_id="scheduled__2026-11-23T02:00:00+00:00",
+        title="Data quality failed: marts",
+        failures=list(DQ_FAILURES),
+        counts={"evaluated": 37, "failed": 2},
+        data_docs="/srv/ofsted/report/data_docs/index.html",
+        task_id="validate_marts",
+    )
+
+
+def read_log(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_default_channel_is_the_jsonl_log(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    assert settings.alert_channels == ("log",)
+
+    assert send_alert(settings, dq_alert()) == ["log"]
+    assert send_alert(settings, dq_alert()) == ["log"]
+
+    assert settings.alert_log == tmp_path / "alerts" / "alerts.jsonl"
+    records = read_log(settings.alert_log)  # every line is one valid JSON object
+    assert len(records) == 2
+    record = records[0]
+    assert record["type"] == "alert" and record["run_id"] == "scheduled__2026-11-23T02:00:00+00:00"
+    assert record["failures"] == DQ_FAILURES
+    assert record["counts"] == {"evaluated": 37, "failed": 2}
+    assert record["data_docs"] == "/srv/ofsted/report/data_docs/index.html"
+    assert record["severity"] == "error" and record["task_id"] == "validate_marts"
+
+
+def test_alert_reaches_webhook_email_and_log(tmp_path: Path, webhook: Webhook, smtp) -> None:
+    box, port = smtp
+    settings = make_settings(
+        tmp_path,
+        OFSTED_ALERT_CHANNELS="log,webhook,email",
+        OFSTED_ALERT_WEBHOOK_URL=webhook.url,
+        OFSTED_SMTP_HOST="127.0.0.1",
+        OFSTED_SMTP_PORT=str(port),
+        OFSTED_ALERT_EMAIL_FROM="airflow@ofsted.test",
+        OFSTED_ALERT_EMAIL_TO="data-team@ofsted.test,oncall@ofsted.test",
+    )
+
+    assert send_alert(settings, dq_alert()) == ["log", "webhook", "email"]
+
+    (body,) = webhook.bodies
+    text = body["text"]
+    for expected in ("scheduled__2026-11-23T02:00:00+00:00", "expect_column_values_to_not_be_null",
+                     "authority_gss_code", "Borsetshire County Council", "evaluated: 37", "failed: 2",
+                     "/srv/ofsted/report/data_docs/index.html"):
+        assert expected in text
+    blocks = json.dumps(body["blocks"])
+    assert body["blocks"][0]["text"] == {"type": "plain_text", "text": "Data quality failed: marts"}
+    assert "marts.fct_findings: expect_column_mean_to_be_between on has_theme" in blocks
+    assert "validate_marts" in blocks
+
+    (mail,) = box.messages
+    assert box.envelopes == [("airflow@ofsted.test", ["data-team@ofsted.test", "oncall@ofsted.test"])]
+    assert mail["Subject"] == (
+        "[ofsted-letters] ERROR: Data quality failed: marts (run scheduled__2026-11-23T02:00:00+00:00)"
+    )
+    assert mail.get_content_type() == "text/plain"
+    mail_body = mail.get_content().replace("\r\n", "\n")  # SMTP line endings
+    assert "Run:      scheduled__2026-11-23T02:00:00+00:00" in mail_body
+    assert "  - marts.fct_inspections: expect_column_values_to_not_be_null on authority_gss_code" in mail_body
+    assert "  evaluated: 37\n  failed: 2\n" in mail_body
+    assert "Data docs: /srv/ofsted/report/data_docs/index.html" in mail_body
+
+    assert [r["type"] for r in read_log(settings.alert_log)] == ["alert"]
+
+
+def test_dead_webhook_does_not_stop_email_and_log(tmp_path: Path, smtp) -> None:
+    box, port = smtp
+    dead = free_port()  # bound then closed: nothing listens there
+    settings = make_settings(
+        tmp_path,
+        OFSTED_ALERT_CHANNELS="webhook,email,log",
+        OFSTED_ALERT_WEBHOOK_URL=f"http://127.0.0.1:{dead}/services/T000/B000/secret-token",
+        OFSTED_SMTP_HOST="127.0.0.1",
+        OFSTED_SMTP_PORT=str(port),
+        OFSTED_ALERT_EMAIL_TO="data-team@ofsted.test",
+    )
+
+    assert send_alert(settings, dq_alert()) == ["email", "log"]
+
+    assert len(box.messages) == 1
+    failed, alert = read_log(settings.alert_log)
+    assert failed["type"] == "delivery_failed" and failed["channel"] == "webhook"
+    assert failed["run_id"] == "scheduled__2026-11-23T02:00:00+00:00"
+    assert "ConnectError" in failed["reason"] and f"127.0.0.1:{dead}" in failed["reason"]
+    assert "after one retry" in failed["reason"]
+    assert "secret-token" not in failed["reason"]  # webhook paths are credentials
+    assert "\n" not in failed["reason"]
+    assert alert["type"] == "alert"
+
+
+def test_webhook_is_retried_once(tmp_path: Path, webhook: Webhook) -> None:
+    settings = make_settings(tmp_path, OFSTED_ALERT_CHANNELS="webhook", OFSTED_ALERT_WEBHOOK_URL=webhook.url)
+
+    webhook.statuses = [503]
+    assert send_alert(settings, dq_alert()) == ["webhook"]
+    assert len(webhook.bodies) == 2
+
+    webhook.statuses = [500, 500]
+    assert send_alert(settings, dq_alert()) == []
+    assert len(webhook.bodies) == 4
+    (failed,) = read_log(settings.alert_log)
+    assert failed["channel"] == "webhook" and failed["reason"].startswith("HTTP 500 from http://127.0.0.1:")
+
+
+def test_dead_smtp_and_missing_settings_are_logged(tmp_path: Path, webhook: Webhook) -> None:
+    settings = make_settings(
+        tmp_path,
+        OFSTED_ALERT_CHANNELS="email,pager,webhook",
+        OFSTED_ALERT_WEBHOOK_URL=webhook.url,
+        OFSTED_SMTP_HOST="127.0.0.1",
+        OFSTED_SMTP_PORT=str(free_port()),
+        OFSTED_ALERT_EMAIL_TO="data-team@ofsted.test",
+    )
+    assert send_alert(settings, dq_alert()) == ["webhook"]
+    email, pager = read_log(settings.alert_log)
+    assert email["channel"] == "email" and "sending mail via 127.0.0.1:" in email["reason"]
+    assert pager["channel"] == "pager" and "unknown alert channel 'pager'" in pager["reason"]
+
+    no_smtp = make_settings(tmp_path / "b", OFSTED_ALERT_CHANNELS="email,log")
+    assert send_alert(no_smtp, dq_alert()) == ["log"]
+    (failed, _) = read_log(no_smtp.alert_log)
+    assert failed["reason"] == "OFSTED_SMTP_HOST is not set"
+
+
+def test_task_failure_alert_with_plain_lines(tmp_path: Path, webhook: Webhook) -> None:
+    settings = make_settings(
+        tmp_path, OFSTED_ALERT_CHANNELS="webhook,log", OFSTED_ALERT_WEBHOOK_URL=webhook.url
+    )
+    alert = Alert(
+        run_id="manual__1", title="Task load_raw failed", failures=["IOException: could not set lock"],
+        counts={"try_number": 3}, data_docs=None, severity="critical", task_id="load_raw",
+        log_url="http://localhost:8080/dags/ofsted_letters_nightly/runs/manual__1/tasks/load_raw",
+    )
+    assert send_alert(settings, alert) == ["webhook", "log"]
+    text = webhook.bodies[0]["text"]
+    assert "CRITICAL: Task load_raw failed (run manual__1)" in text
+    assert "  - IOException: could not set lock" in text
+    assert "Data docs: not built" in text and "tasks/load_raw" in text
+    assert read_log(settings.alert_log)[0]["failures"] == ["IOException: could not set lock"]
