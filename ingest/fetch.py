@@ -25,12 +25,14 @@ Sources (``settings.source``):
   checked against Content-Length.
 
 The fetcher never writes the archive or DuckDB. Configuration mistakes (unknown source, no
-index URL) raise `FetchConfigError` when `fetch_documents` is called.
+index URL) raise `FetchConfigError` when `fetch_documents` is called; failing to write under
+incoming/ (disk full, permissions) raises `IncomingWriteError` — no document's fault.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -71,6 +73,7 @@ _SKIP_SUFFIXES = (
 )
 _SKIP_NAMES = frozenset({"Thumbs.db", "desktop.ini"})
 _LIMIT_ENV = "OFSTED_MAX_FILE_BYTES"
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _TYPE_EXTENSIONS = {"application/pdf": ".pdf", "text/plain": ".txt"}
 
 
@@ -116,15 +119,23 @@ class _TooLarge(Exception):
     pass
 
 
+class IncomingWriteError(OSError):
+    """Writing a temp file under incoming/ failed (disk full, permissions): not one document's
+    fault, so it is raised to the caller instead of being reported per document."""
+
+
 class _TempFile:
     """A file being written under incoming/ as `*.part`, hashed and counted as it goes; it
     gets its final name only once `keep` is called (after verification)."""
 
     def __init__(self, directory: Path, max_bytes: int):
-        directory.mkdir(parents=True, exist_ok=True)
         self.stem = directory / f"fetch-{uuid.uuid4().hex}"
         self.part = self.stem.with_name(self.stem.name + ".part")
-        self._fh = open(self.part, "xb")  # noqa: SIM115 - closed in keep/discard
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.part, "xb")  # noqa: SIM115 - closed in keep/discard
+        except OSError as e:
+            raise IncomingWriteError(f"cannot write a temp file in {directory}: {e.strerror or e}") from e
         self._hash = hashlib.sha256()
         self.size = 0
         self.max_bytes = max_bytes
@@ -134,21 +145,28 @@ class _TempFile:
         if self.size > self.max_bytes:
             raise _TooLarge
         self._hash.update(chunk)
-        self._fh.write(chunk)
+        try:
+            self._fh.write(chunk)
+        except OSError as e:
+            raise IncomingWriteError(f"cannot write {self.part}: {e.strerror or e}") from e
 
     @property
     def sha256(self) -> str:
         return self._hash.hexdigest()
 
     def keep(self, filename: str) -> Path:
-        self._fh.close()
         ext = Path(filename).suffix.lower()
         final = self.stem.with_name(self.stem.name + (ext if re.fullmatch(r"\.[a-z0-9]{1,8}", ext) else ""))
-        os.replace(self.part, final)
+        try:
+            self._fh.close()
+            os.replace(self.part, final)
+        except OSError as e:
+            raise IncomingWriteError(f"cannot write {final}: {e.strerror or e}") from e
         return final
 
     def discard(self) -> None:
-        self._fh.close()
+        with contextlib.suppress(OSError):  # the file goes anyway
+            self._fh.close()
         self.part.unlink(missing_ok=True)
 
 
@@ -207,16 +225,17 @@ def _fetch_local(settings: Settings, known: Mapping[str, KnownDocument]) -> Iter
         return
     incoming = incoming_dir(settings)
     for path in iter_inbox(inbox):
-        result = fetch_local_file(path, known.get(path.as_uri()), settings.max_file_bytes, incoming)
+        result = fetch_local_file(path, known, settings.max_file_bytes, incoming)
         if result is not None:
             yield result
 
 
 def fetch_local_file(
-    path: Path, known: KnownDocument | None, max_bytes: int, incoming: Path
+    path: Path, known_docs: Mapping[str, KnownDocument], max_bytes: int, incoming: Path
 ) -> FetchResult | None:
     """One inbox file -> a result; None for what is not a regular file (fifo, socket...)."""
     uri = path.absolute().as_uri()
+    known = known_docs.get(uri)
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -243,6 +262,9 @@ def fetch_local_file(
     except _TooLarge:
         tmp.discard()
         return _failed(uri, f"file grew over the limit of {max_bytes} bytes ({_LIMIT_ENV}) while read")
+    except IncomingWriteError:
+        tmp.discard()
+        raise
     except OSError as e:
         tmp.discard()
         return _failed(uri, f"cannot read file: {e.strerror or e}")
@@ -318,19 +340,32 @@ def _dedup(links: list[Link]) -> list[Link]:
     return out
 
 
+def _looks_like_document(raw: str) -> bool:
+    return Path(raw.split("#", 1)[0].split("?", 1)[0]).suffix.lower() in DOCUMENT_EXTENSIONS
+
+
+def _make_link(raw: str, base: str) -> Link:
+    """An absolute link without its fragment; `problem` when it is malformed or not http(s)."""
+    try:
+        url = _strip_fragment(urljoin(base, raw))
+        scheme = httpx.URL(url).scheme
+    except (ValueError, httpx.InvalidURL) as e:
+        return Link(raw, f"invalid link {raw!r}: {_one_line(e)}")
+    return Link(url, None if scheme in ("http", "https") else f"unsupported link scheme {scheme}:")
+
+
 def links_from_html(html: str, base_url: str) -> list[Link]:
     """Document links of an HTML index, absolute, in page order, without duplicates."""
     p = _AnchorParser()
     p.feed(html)
     p.close()
-    base = urljoin(base_url, p.base) if p.base else base_url
+    base = _make_link(p.base, base_url).url if p.base else base_url
     links = []
     for href in p.hrefs:
-        url = _strip_fragment(urljoin(base, href))
-        if not is_document_url(url):
-            continue  # navigation, mailto:, anchors...
-        scheme = urlsplit(url).scheme
-        links.append(Link(url, None if scheme in ("http", "https") else f"unsupported link scheme {scheme}:"))
+        link = _make_link(href, base)
+        wanted = _looks_like_document(href) if link.problem else is_document_url(link.url)
+        if wanted:  # not navigation, mailto:, anchors...
+            links.append(link)
     return _dedup(links)
 
 
@@ -346,9 +381,7 @@ def links_from_feed(data: object, base_url: str) -> list[Link]:
         if not isinstance(raw, str) or not raw.strip():
             links.append(Link(f"{base_url}#item-{i}", f"feed item {i} has no 'url' string"))
             continue
-        url = _strip_fragment(urljoin(base_url, raw.strip()))
-        scheme = urlsplit(url).scheme
-        links.append(Link(url, None if scheme in ("http", "https") else f"unsupported link scheme {scheme}:"))
+        links.append(_make_link(raw.strip(), base_url))
     return _dedup(links)
 
 
@@ -397,11 +430,12 @@ class _NotModified(Exception):
         self.last_modified = response.headers.get("last-modified")
 
 
-def host_key(url: str) -> str:
-    """`host:port` of a URL (default ports filled in), lower-case: the rate-limit key."""
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    host = (parts.hostname or "").lower()
+def host_key(url: str | httpx.URL) -> str:
+    """`host:port` of a URL (default ports filled in), lower-case: the rate-limit key.
+    URLs are read by httpx, the same parser that makes the requests."""
+    u = httpx.URL(url) if isinstance(url, str) else url
+    port = u.port or (443 if u.scheme == "https" else 80)
+    host = u.host.lower()
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
@@ -418,20 +452,27 @@ class AllowedHosts:
         names: set[str] = set()
         pairs = {host_key(settings.http_index_url or "")}
         for entry in settings.http_allowed_hosts:
-            parts = urlsplit(entry if "://" in entry else f"//{entry}")
-            if not parts.hostname:
-                continue
-            if parts.port:
-                pairs.add(host_key(f"http://{parts.netloc.rsplit('@', 1)[-1]}"))
+            try:
+                u = httpx.URL(entry if "://" in entry else f"http://{entry}")
+                explicit_port = re.search(r":\d+/?$", entry) is not None
+            except (ValueError, httpx.InvalidURL):
+                raise FetchConfigError(f"OFSTED_HTTP_ALLOWED_HOSTS: not a host: {entry!r}") from None
+            if not u.host:
+                raise FetchConfigError(f"OFSTED_HTTP_ALLOWED_HOSTS: not a host: {entry!r}")
+            if explicit_port:
+                pairs.add(host_key(u))
             else:
-                names.add(parts.hostname.lower())
+                names.add(u.host.lower())
         return cls(frozenset(names), frozenset(pairs))
 
     def allows(self, url: str) -> bool:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            u = httpx.URL(url)
+        except (ValueError, httpx.InvalidURL):
             return False
-        return parts.hostname.lower() in self.hostnames or host_key(url) in self.host_ports
+        if u.scheme not in ("http", "https") or not u.host:
+            return False
+        return u.host.lower() in self.hostnames or host_key(u) in self.host_ports
 
     def describe(self) -> str:
         return ", ".join(sorted(self.hostnames | self.host_ports))
@@ -495,6 +536,10 @@ def document_filename(url: str, final_url: str, content_disposition: str | None,
     return name
 
 
+def _is_html_url(url: str) -> bool:
+    return Path(urlsplit(url).path).suffix.lower() in (".html", ".htm", ".xhtml")
+
+
 class _HttpSource:
     def __init__(self, settings: Settings, known: Mapping[str, KnownDocument]):
         self.settings = settings
@@ -527,7 +572,14 @@ class _HttpSource:
                 return
             log.info("index %s lists %d documents", self.index_url, len(links))
             for link in links:
-                yield self._fetch_link(link)
+                try:
+                    result = self._fetch_link(link)
+                except IncomingWriteError:
+                    raise
+                except Exception as e:  # a bug or an unforeseen fault must not stop the others
+                    log.exception("unexpected error fetching %s", link.url)
+                    result = _failed(link.url, f"unexpected error: {type(e).__name__}: {e}")
+                yield result
 
     # --- one request, with redirects, retries, rate limit ------------------------------
     def _auth_headers(self, url: str) -> dict[str, str]:
@@ -595,6 +647,8 @@ class _HttpSource:
                 raise _Retry(f"timed out after {timeout:g} s") from None
             except httpx.TransportError as e:
                 raise _Retry(f"connection error: {_one_line(e)}") from None
+            except (httpx.RequestError, httpx.InvalidURL) as e:  # e.g. a bad Content-Encoding
+                raise _Failed(f"{type(e).__name__}: {_one_line(e)}") from None
         raise _Failed(f"more than {MAX_REDIRECTS} redirects")
 
     # --- what to do with a 2xx body ----------------------------------------------------
@@ -631,6 +685,10 @@ class _HttpSource:
 
     def _save_document(self, url: str) -> Callable[[httpx.Response, str], FetchResult]:
         def consume(r: httpx.Response, final_url: str) -> FetchResult:
+            media_type = r.headers.get("content-type", "").split(";")[0].strip().lower()
+            if media_type in _HTML_TYPES and not _is_html_url(url):
+                raise _Failed(f"server answered with an HTML page ({media_type}), not a document: "
+                              "a login or error page?")
             expected = self._check_length(r)
             tmp = _TempFile(self.incoming, self.settings.max_file_bytes)
             try:
@@ -679,6 +737,8 @@ class _HttpSource:
         try:
             return self._get(link.url, conditional, self._save_document(link.url))
         except _NotModified as nm:
+            if not conditional:
+                return _failed(link.url, "HTTP 304 Not Modified to an unconditional request")
             return FetchResult(
                 link.url,
                 "not_modified",

@@ -14,7 +14,9 @@ import pytest
 from _http_support import Fault, TestHTTPServer, http_date
 
 from ingest.fetch import (
+    AllowedHosts,
     FetchConfigError,
+    IncomingWriteError,
     document_filename,
     fetch_documents,
     incoming_dir,
@@ -510,3 +512,55 @@ def test_missing_inbox_is_one_failed_result(tmp_path):
     got = _run(_local(tmp_path, inbox))
     assert _statuses(got) == {inbox.as_uri(): "failed"}
     assert "does not exist" in got[inbox.as_uri()].reason
+
+
+def test_allowed_hosts_settings_and_url_tricks(tmp_path):
+    s = _settings(tmp_path, http_index_url="https://example.org/letters",
+                  http_allowed_hosts=("assets.example.org", "files.example.net:8443"))
+    allowed = AllowedHosts.from_settings(s)
+    assert allowed.allows("https://example.org/a.pdf")
+    assert allowed.allows("https://EXAMPLE.org:443/a.pdf")
+    assert not allowed.allows("https://example.org:8080/a.pdf")  # the index's host means its port too
+    assert allowed.allows("http://assets.example.org:8080/a.pdf")  # host alone: any port
+    assert allowed.allows("https://files.example.net:8443/a.pdf")
+    assert not allowed.allows("https://files.example.net/a.pdf")
+    assert not allowed.allows("https://example.org@evil.example/a.pdf")  # user-info trick
+    assert not allowed.allows("https://example.org.evil.example/a.pdf")
+    assert not allowed.allows("ftp://example.org/a.pdf")
+    with pytest.raises(FetchConfigError, match="not a host"):
+        AllowedHosts.from_settings(dataclasses.replace(s, http_allowed_hosts=("http://",)))
+
+
+def test_unusable_answers_fail_one_document_each(tmp_path, server):
+    server.serve("/login-wall.pdf", "<html><body>Please sign in</body></html>", content_type="text/html")
+    server.serve("/bad-gzip.pdf", PDF_A)
+    server.inject("/bad-gzip.pdf", Fault(status=200, headers={"Content-Encoding": "gzip"}, body=b"not gzip"))
+    server.serve("/stray-304.pdf", PDF_A)
+    server.inject("/stray-304.pdf", Fault(status=304))
+    server.serve("/ok.txt", TXT_B)
+    server.serve_index(
+        "/", ["login-wall.pdf", "http://[broken/x.pdf", "bad-gzip.pdf", "stray-304.pdf", "ok.txt"]
+    )
+    s = _settings(tmp_path, http_index_url=server.url("/"))
+    got = _run(s)
+    assert _statuses(got) == {
+        server.url("/login-wall.pdf"): "failed",
+        "http://[broken/x.pdf": "failed",
+        server.url("/bad-gzip.pdf"): "failed",
+        server.url("/stray-304.pdf"): "failed",
+        server.url("/ok.txt"): "fetched",
+    }
+    reasons = {uri: r.reason for uri, r in got.items()}
+    assert reasons[server.url("/login-wall.pdf")].startswith("server answered with an HTML page (text/html)")
+    assert reasons["http://[broken/x.pdf"].startswith("invalid link 'http://[broken/x.pdf'")
+    assert reasons[server.url("/bad-gzip.pdf")].startswith("DecodingError")
+    assert reasons[server.url("/stray-304.pdf")] == "HTTP 304 Not Modified to an unconditional request"
+    assert _leftovers(s) == [Path(got[server.url("/ok.txt")].path).name]
+
+
+def test_an_unwritable_incoming_dir_is_raised_not_blamed_on_documents(tmp_path):
+    inbox = _inbox(tmp_path)
+    s = _local(tmp_path, inbox, runs_dir=tmp_path / "runs")
+    (tmp_path / "runs").write_text("a file where the runs folder should be")
+    with pytest.raises(IncomingWriteError, match="cannot write a temp file in"):
+        list(fetch_documents(s, {}))
