@@ -533,13 +533,17 @@ def _strip_authority(title: str | None, authority: str) -> str | None:
 
 def _findings(lines: list[str], sections: list[tuple[int, int, str, str]], i_close: int,
               vocab: _Vocabulary) -> list[Finding]:
+    """Findings in letter order. Ordinals count within the category, so a heading that appears
+    twice continues its numbering (category + ordinal is the findings' key)."""
     out: list[Finding] = []
+    counts: dict[str, int] = {}
     for k, (_, first, cat, heading) in enumerate(sections):
         stop = sections[k + 1][0] if k + 1 < len(sections) else i_close
-        for ordinal, parts in enumerate(_split_findings(lines[first:stop]), start=1):
+        for parts in _split_findings(lines[first:stop]):
             text = _join(parts, vocab)
             if text:
-                out.append(Finding(category=cat, heading=heading, ordinal=ordinal, text=text))
+                counts[cat] = counts.get(cat, 0) + 1
+                out.append(Finding(category=cat, heading=heading, ordinal=counts[cat], text=text))
     return out
 
 

@@ -91,6 +91,16 @@ def test_numbered_bullets_restart_ordinals_per_section():
     assert letter.findings[0].text.startswith("Managers provide")
 
 
+def test_a_heading_repeated_continues_its_ordinals():
+    """(category, ordinal) is the findings' key: a second "Strengths" section must not restart at 1."""
+    extra = "Strengths\n\n- An extra strength.\n\nAreas for development\n"
+    text = PLAIN.replace("Areas for development\n", extra)
+    letter = parse_document(text.encode(), "l.txt")
+    strengths = [(f.ordinal, f.text) for f in letter.findings if f.category == "strength"]
+    assert [o for o, _ in strengths] == [1, 2, 3]
+    assert strengths[-1][1] == "An extra strength."
+
+
 # --- letters in the style of the real ones (ingest.synthetic, with their correct parse) ----------
 
 def _assert_synthetic(letter: Letter, expected: dict) -> None:
