@@ -1,0 +1,110 @@
+"""The pipeline steps the DAG calls, and an HTTP source end to end against a real local server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from _http_support import Fault, TestHTTPServer
+from _load_support import SAMPLES, count, make_settings, manifest, query, write_synthetic
+
+from ingest.pipeline import (
+    content_hash,
+    fetch_and_archive,
+    load_batches,
+    make_batches,
+    parse_batch,
+    run_load,
+)
+from ingest.synthetic import generate_letter, render_pdf
+
+
+def test_make_batches_keeps_order_and_size():
+    docs = [{"i": i} for i in range(7)]
+    assert make_batches(docs, 3) == [docs[0:3], docs[3:6], docs[6:7]]
+    assert make_batches([], 3) == []
+
+
+def test_steps_return_json_and_parse_batch_is_idempotent(tmp_path):
+    box = tmp_path / "inbox"
+    write_synthetic(box, [1, 2, 3], pdf={2})
+    (box / "junk.txt").write_text("not a letter at all")
+    s = make_settings(tmp_path, box)
+    docs = fetch_and_archive(s)
+    assert json.loads(json.dumps(docs)) == docs  # XCom-safe
+    assert len(docs) == 4 and {d["status"] for d in docs} == {"fetched"}
+    for d in docs:
+        assert (s.archive_dir / d["archive_path"]).is_file()
+        assert d["archive_path"] == f"{d['sha256'][:2]}/{d['sha256']}.{d['ext']}"
+    assert not list((s.runs_dir / "incoming").glob("*"))  # fetched temp files moved into the archive
+
+    first = parse_batch(s, docs, "run-1", 1)
+    rows1 = pq.read_table(first).drop(["parsed_at"]).to_pylist()
+    again = parse_batch(s, docs, "run-1", 1)
+    assert again == first and Path(first).name == "batch_00001.parquet"
+    assert pq.read_table(again).drop(["parsed_at"]).to_pylist() == rows1
+    assert [r["outcome"] for r in rows1].count("parsed") == 3
+    junk = next(r for r in rows1 if r["source_uri"].endswith("junk.txt"))
+    assert junk["outcome"] == "rejected" and junk["reason"]
+
+    counts = load_batches(s, [first])
+    assert json.loads(json.dumps(counts)) == counts
+    assert (counts["new"], counts["rejected"], counts["batches"]) == (3, 1, 1)
+    assert counts["rejections"][0]["source_uri"].endswith("junk.txt")
+    # loading the same batch file again changes nothing
+    assert load_batches(s, [first])["unchanged"] == 3
+    assert count(s, "letters") == 3 and count(s, "rejected_documents") == 1
+    # everything is settled: the next fetch has nothing to hand on
+    assert fetch_and_archive(s) == []
+
+
+def test_content_hash_ignores_layout_but_not_content():
+    a = generate_letter(5).to_letter()
+    b = generate_letter(5).to_letter(source_format="pdf")
+    assert content_hash(a) == content_hash(b)
+    c = generate_letter(6).to_letter()
+    assert content_hash(a) != content_hash(c)
+
+
+def test_http_source_end_to_end(tmp_path):
+    letters = {f"/letters/{i}.txt": generate_letter(100 + i).to_bytes() for i in range(4)}
+    letters["/letters/4.pdf"] = render_pdf(generate_letter(104))
+    letters["/letters/dorset.txt"] = (SAMPLES / "000_0d07fcbfe49cee7c.txt").read_bytes()
+    letters["/mirror/dorset-copy.txt"] = letters["/letters/dorset.txt"]
+    with TestHTTPServer() as srv:
+        for path, body in letters.items():
+            srv.serve(path, body)
+        srv.serve_index("/index.html", [*letters, "/letters/missing.txt"])
+        srv.inject("/letters/1.txt", Fault(status=500))  # once: retried within the run
+        srv.inject("/letters/2.txt", Fault(status=503), times=2)  # down for this run (2 attempts)
+        s = make_settings(tmp_path, OFSTED_SOURCE="http", OFSTED_HTTP_INDEX_URL=srv.url("/index.html"),
+                          OFSTED_HTTP_RETRIES="1")
+
+        first = run_load(s)
+        assert (first["new"], first["duplicate"], first["failed"]) == (5, 1, 2)
+        failed = {f["source_uri"].rsplit("/", 1)[-1] for f in first["failures"]}
+        assert failed == {"2.txt", "missing.txt"}
+        assert count(s, "letters") == 5
+        assert query(s, "select count(*) from raw.letters where source_format = 'pdf'")[0][0] == 1
+        m = manifest(s)
+        assert m["2.txt"][0] == "failed" and m["2.txt"][2]
+        assert m["dorset-copy.txt"][0] == "duplicate"
+        for name in ("0.txt", "1.txt", "3.txt", "4.pdf", "dorset.txt"):
+            assert m[name][0] == "loaded"
+
+        # the next night: the flaky server is back; unchanged documents answer 304
+        srv.clear_requests()
+        second = run_load(s)
+        assert (second["new"], second["unchanged"], second["failed"]) == (1, 6, 1)
+        assert count(s, "letters") == 6
+        asked = srv.requests_for("/letters/0.txt")
+        assert len(asked) == 1 and asked[0].headers.get("if-none-match")  # conditional: answered 304
+        assert manifest(s)["2.txt"][0] == "loaded"
+
+        # a corrected letter at the same URL is fetched again and supersedes the old one
+        srv.serve("/letters/3.txt", generate_letter(203).to_bytes())
+        third = run_load(s)
+        assert third["new"] == 1 and count(s, "letters") == 7
+        superseded = query(s, "select count(*) from raw.letters where _superseded_by is not null")[0][0]
+        assert superseded == 1
