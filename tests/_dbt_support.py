@@ -1,10 +1,10 @@
 """Warehouses for the dbt tests and benchmark: raw tables filled with known letters.
 
-`write_raw` creates the raw schema from the contract (`ingest/schema.sql`) in a DuckDB file
-and inserts `Letter` records the way the loader stores them (one row per letter keyed by the
-sha256 of its bytes, its findings and copy recipients). The letters come from the real
-sample letters (parsed by `ingest.parse`) or from the synthetic generator, so the expected
-values are known independently of dbt.
+`write_raw` creates the raw schema from the contract (`ingest/schema.sql`, via
+`ingest.warehouse`) in a DuckDB file and inserts `Letter` records the way the loader stores
+them (one row per letter keyed by the sha256 of its bytes, its findings and copy
+recipients). The letters come from the real sample letters (parsed by `ingest.parse`) or
+from the synthetic generator, so the expected values are known independently of dbt.
 """
 
 from __future__ import annotations
@@ -19,8 +19,14 @@ import duckdb
 
 from ingest.models import Letter
 from ingest.settings import PROJECT_ROOT, Settings
+from ingest.warehouse import ensure_schema
 
-SCHEMA_SQL = PROJECT_ROOT / "ingest" / "schema.sql"
+LETTER_COLUMNS = (
+    "_sha256", "_content_hash", "_source_uri", "_archive_path", "_fetched_at", "_parsed_at",
+    "_parser_version", "source_format", "letter_date", "recipient_name", "recipient_title",
+    "authority_name", "inspection_start_date", "inspection_end_date", "statutory_basis",
+    "previous_inspection", "summary", "inspector_name", "finding_count",
+)
 SAMPLE_LETTERS = PROJECT_ROOT / "data" / "sample_letters"
 MART_TABLES = (
     "dim_authorities", "dim_inspectors", "dim_dates", "dim_themes",
@@ -36,12 +42,19 @@ class RawLetter:
     parsed_at: dt.datetime
 
 
-def dbt_settings(tmp: Path, warehouse: Path | None = None) -> Settings:
-    """Settings that build `warehouse` (default `tmp/work.duckdb`) with dbt's target and logs in tmp."""
+def dbt_settings(tmp: Path, warehouse: Path | None = None, inbox: Path | None = None) -> Settings:
+    """Settings that write only under `tmp`: the warehouse (default `tmp/work.duckdb`), the
+    archive and parse scratch of a load, dbt's target and logs."""
     return Settings.from_env().with_overrides(
-        work_warehouse=warehouse or tmp / "work.duckdb",
-        dbt_target_dir=tmp / "dbt_target",
         data_dir=tmp,
+        inbox_dir=inbox,
+        archive_dir=tmp / "archive",
+        runs_dir=tmp / "runs",
+        work_warehouse=warehouse or tmp / "work.duckdb",
+        published_warehouse=tmp / "published.duckdb",
+        report_dir=tmp / "report",
+        alert_log=tmp / "alerts.jsonl",
+        dbt_target_dir=tmp / "dbt_target",
     )
 
 
@@ -80,12 +93,13 @@ def _content_hash(letter: Letter) -> str:
 def write_raw(warehouse: Path, letters: Sequence[RawLetter]) -> None:
     """Create the raw schema (if needed) and insert these letters (replacing same-sha rows)."""
     with duckdb.connect(str(warehouse)) as con:
-        con.execute(SCHEMA_SQL.read_text())
+        ensure_schema(con)
         shas = [r.sha256 for r in letters]
         for table in ("findings", "copy_recipients", "letters"):
             con.execute(f"delete from raw.{table} where _sha256 in (select unnest(?))", [shas])
+        marks = ", ".join("?" * len(LETTER_COLUMNS))
         con.executemany(
-            "insert into raw.letters values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"insert into raw.letters ({', '.join(LETTER_COLUMNS)}) values ({marks})",
             [(r.sha256, _content_hash(r.letter), r.source_uri, f"{r.sha256[:2]}/{r.sha256}.txt",
               r.parsed_at, r.parsed_at, r.letter.parser_version, r.letter.source_format,
               r.letter.letter_date, r.letter.recipient_name, r.letter.recipient_title,

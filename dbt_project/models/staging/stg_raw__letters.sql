@@ -1,4 +1,5 @@
--- One row per letter: raw.letters with names tidied (spacing) and nothing dropped.
+-- One row per current letter: raw.letters without the versions superseded by a later fetch of
+-- the same source URI, names with their spacing tidied.
 with
 
 letters as (
@@ -30,6 +31,7 @@ final as (
         nullif(trim(regexp_replace(inspector_name, '\s+', ' ', 'g')), '') as inspector_name,
         finding_count
     from letters
+    where _superseded_by is null
 
 )
 

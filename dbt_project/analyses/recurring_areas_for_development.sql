@@ -1,0 +1,66 @@
+-- Areas for development that recur: a theme raised as an area for development (or priority
+-- action) at one inspection and again at the same authority's next inspection.
+with
+
+inspections as (
+
+    select * from {{ ref('fct_inspections') }}
+
+),
+
+findings as (
+
+    select * from {{ ref('fct_findings') }}
+
+),
+
+bridge as (
+
+    select * from {{ ref('bridge_findings_themes') }}
+
+),
+
+themes as (
+
+    select * from {{ ref('dim_themes') }}
+
+),
+
+authorities as (
+
+    select * from {{ ref('dim_authorities') }}
+
+),
+
+criticised as (
+
+    -- (inspection, theme) pairs raised as something to improve
+    select distinct
+        findings.inspection_key,
+        bridge.theme_key
+    from findings
+    inner join bridge on findings.finding_key = bridge.finding_key
+    where findings.category in ('area_for_development', 'priority_action')
+
+),
+
+final as (
+
+    select
+        authorities.authority_name,
+        themes.theme_name,
+        earlier.inspection_start_date as earlier_inspection_date,
+        later.inspection_start_date as next_inspection_date
+    from inspections as later
+    inner join inspections as earlier on later.previous_inspection_key = earlier.inspection_key
+    inner join criticised as before on earlier.inspection_key = before.inspection_key
+    inner join criticised as again
+        on later.inspection_key = again.inspection_key
+        and before.theme_key = again.theme_key
+    inner join themes on again.theme_key = themes.theme_key
+    inner join authorities on later.authority_key = authorities.authority_key
+
+)
+
+select * from final
+order by authority_name, next_inspection_date, theme_name

@@ -1,0 +1,189 @@
+"""The dbt warehouse: marts built from known raw letters hold what a user would check.
+
+Full dbt builds take seconds each on a busy machine, so they are few and marked `slow`:
+the three real letters (counts, authorities, reorganisations, docs, analyses); an unmatched
+authority (kept, flagged, named in dbt's output, build fails); incremental == full refresh.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from _dbt_support import (
+    MART_TABLES,
+    PROJECT_ROOT,
+    SAMPLE_LETTERS,
+    dbt_settings,
+    query,
+    real_letters,
+    synthetic_letters,
+    write_raw,
+)
+
+from ingest.build import cli_build, run_dbt
+from ingest.cli import main as ofsted
+from ingest.pipeline import run_load
+
+EXPECTED = json.loads((PROJECT_ROOT / "tests" / "fixtures" / "letters" / "real_expected.json").read_text())
+REAL = {k: v for k, v in EXPECTED.items() if not k.startswith("_")}
+ANALYSES = sorted(p.stem for p in (PROJECT_ROOT / "dbt_project" / "analyses").glob("*.sql"))
+
+
+def test_build_without_a_warehouse_is_a_one_line_error(tmp_path, capsys):
+    settings = dbt_settings(tmp_path, tmp_path / "missing.duckdb")
+    assert cli_build(settings) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "no warehouse at" in err and "missing.duckdb" in err
+    assert not (tmp_path / "missing.duckdb").exists()
+
+
+@pytest.mark.slow
+def test_build_on_the_real_letters(tmp_path, monkeypatch, capfd):
+    warehouse = tmp_path / "work.duckdb"
+    loaded = run_load(dbt_settings(tmp_path, warehouse, inbox=SAMPLE_LETTERS))  # the real loader
+    assert loaded["new"] == 3
+    # through the command line, as the data team re-runs it; dbt's target kept in tmp
+    monkeypatch.setenv("OFSTED_DBT_TARGET_DIR", str(tmp_path / "dbt_target"))
+    assert ofsted(["build", "--warehouse", str(warehouse)]) == 0
+    out = capfd.readouterr().out
+    assert "Completed successfully" in out
+
+    rows = query(warehouse, """
+        select i._sha256, a.gss_code, i.is_authority_matched, i.strength_count, i.satisfactory_count,
+               i.area_for_development_count, i.priority_action_count, i.has_priority_action,
+               i.inspection_start_date, i.letter_date, i.days_from_inspection_to_letter
+        from marts.fct_inspections i join marts.dim_authorities a using (authority_key)""")
+    assert len(rows) == 3
+    by_file = {}
+    for name, exp in REAL.items():
+        sha = hashlib.sha256((SAMPLE_LETTERS / name).read_bytes()).hexdigest()
+        by_file[name] = next(r for r in rows if r[0] == sha)
+        row = by_file[name]
+        c = exp["counts"]
+        assert row[1:8] == (exp["gss_code"], True, c["strength"], c["satisfactory"],
+                            c["area_for_development"], c["priority_action"], False), name
+        assert str(row[8]) == exp["inspection_start_date"] and str(row[9]) == exp["letter_date"]
+        assert row[10] == (dt.date.fromisoformat(exp["letter_date"])
+                           - dt.date.fromisoformat(exp["inspection_end_date"])).days
+    assert {r[1] for r in rows} == {"E10000009", "E10000007", "E08000027"}
+
+    # findings: 18 / 19 / 13 rows, texts as the letters write them
+    per_authority = dict(query(warehouse, """
+        select a.gss_code, count(*) from marts.fct_findings f
+        join marts.dim_authorities a using (authority_key) group by 1"""))
+    assert per_authority == {"E10000009": 18, "E10000007": 19, "E08000027": 13}
+    for exp in REAL.values():
+        for category, texts in exp["texts"].items():
+            for text in texts:
+                assert query(warehouse, "select count(*) from marts.fct_findings where category = ? "
+                             "and finding_text = ?", [category, text]) == [(1,)]
+
+    # 2010 Dorset is covered today by Dorset and BCP; Dudley still exists
+    assert query(warehouse, """
+        select current_gss_codes, current_authority_names, has_successor from marts.dim_authorities
+        where gss_code = 'E10000009'""") == [(["E06000058", "E06000059"],
+                                              ["Bournemouth, Christchurch and Poole", "Dorset"], True)]
+    assert query(warehouse, "select current_gss_codes, has_successor from marts.dim_authorities "
+                 "where gss_code = 'E08000027'") == [(["E08000027"], False)]
+    # the register: 152 of 2010 + 7 replaced in 2009 + 13 created since; today 152 - 12 + 13
+    assert query(warehouse, "select count(*), count(*) filter (where is_current) "
+                 "from marts.dim_authorities") == [(172, 153)]
+
+    # every finding of Dorset and Derbyshire's findings on supervision are themed
+    assert query(warehouse, """
+        select count(distinct b.finding_key) from marts.bridge_findings_themes b
+        join marts.fct_findings f using (finding_key)
+        where b.theme_code = 'supervision' and f.finding_text ilike '%supervision%'""")[0][0] >= 4
+    # dates: financial and academic years
+    assert query(warehouse, "select financial_year, academic_year from marts.dim_dates "
+                 "where date_day = '2010-05-18'") == [("2010-11", "2009-10")]
+    assert query(warehouse, "select count(*) from marts.dim_inspectors") == [(3,)]
+
+    # docs generate works, and every analysis compiles and runs on the warehouse
+    settings = dbt_settings(tmp_path, warehouse)
+    assert run_dbt(settings, ["docs", "generate"]) == 0
+    catalog = json.loads((settings.dbt_target_dir / "catalog.json").read_text())
+    assert {f"model.ofsted_letters.{t}" for t in MART_TABLES} <= set(catalog["nodes"])
+    compiled = settings.dbt_target_dir / "compiled" / "ofsted_letters" / "analyses"
+    results = {name: query(warehouse, (compiled / f"{name}.sql").read_text()) for name in ANALYSES}
+    assert len(ANALYSES) >= 4
+    assert results["authorities_with_priority_action"] == []  # none of the three has one
+    bcp = results["predecessor_findings_of_todays_authorities"]
+    assert len(bcp) == 18 and {r[3] for r in bcp} == {"Dorset"}  # Dorset 2010's findings, for BCP
+    assert results["themes_by_year"] and {r[0] for r in results["themes_by_year"]} == {"2010-11"}
+
+
+@pytest.mark.slow
+def test_an_unmatched_authority_is_kept_flagged_and_named(tmp_path, capfd):
+    warehouse = tmp_path / "work.duckdb"
+    odd = synthetic_letters([11])[0]
+    odd = replace(odd, letter=replace(odd.letter, authority_name="Borsetshire County Council"))
+    write_raw(warehouse, [*real_letters(), odd])
+
+    assert run_dbt(dbt_settings(tmp_path, warehouse), ["build"]) == 1
+    out = capfd.readouterr().out
+    assert "Unmatched authority: 'Borsetshire County Council'" in out
+    assert "Failure in test assert_every_inspection_matches_an_authority" in out
+    # the inspection is kept, flagged, with its findings; the others are unaffected
+    assert query(warehouse, """
+        select authority_name_as_written, authority_key, finding_count from marts.fct_inspections
+        where not is_authority_matched""") == [("Borsetshire County Council", None, len(odd.letter.findings))]
+    assert query(warehouse, "select count(*) from marts.fct_inspections where is_authority_matched") == [(3,)]
+    assert query(warehouse, "select count(*) from marts.fct_findings f join marts.fct_inspections i "
+                 "using (inspection_key) where not i.is_authority_matched") == [(len(odd.letter.findings),)]
+    # the failing rows are kept for the data team
+    stored = "dbt_test__audit.assert_every_inspection_matches_an_authority"
+    assert query(warehouse, f"select authority_name_as_written, finding_count from {stored}") == [
+        ("Borsetshire County Council", len(odd.letter.findings))]
+
+
+def _snapshot(warehouse: Path, suffix: str) -> None:
+    with_tables = "; ".join(f"create or replace table main.{t}_{suffix} as select * from marts.{t}"
+                            for t in MART_TABLES)
+    query(warehouse, with_tables)
+
+
+def _differences(warehouse: Path, table: str, a: str, b: str) -> int:
+    cols = ", ".join(c for (c,) in query(warehouse, f"""
+        select column_name from information_schema.columns
+        where table_schema = 'marts' and table_name = '{table}' order by ordinal_position"""))
+    (n,) = query(warehouse, f"""
+        select count(*) from (
+            (select {cols} from main.{table}_{a} except all select {cols} from main.{table}_{b})
+            union all
+            (select {cols} from main.{table}_{b} except all select {cols} from main.{table}_{a}))""")[0]
+    return n
+
+
+@pytest.mark.slow
+def test_incremental_build_equals_full_refresh(tmp_path):
+    warehouse = tmp_path / "work.duckdb"
+    settings = dbt_settings(tmp_path, warehouse)
+    day1 = dt.datetime(2026, 1, 1, 2, tzinfo=dt.UTC)
+    first = synthetic_letters(range(40), parsed_at=day1)
+    write_raw(warehouse, first)
+    assert run_dbt(settings, ["build"]) == 0
+    (before,) = query(warehouse, "select count(*) from marts.fct_findings")[0]
+
+    # the next night: 10 new letters, and one letter re-parsed with a finding fewer
+    day2 = day1 + dt.timedelta(days=1)
+    new = synthetic_letters(range(40, 50), parsed_at=day2)
+    reparsed = first[0]
+    shorter = replace(reparsed.letter, findings=reparsed.letter.findings[:-1])
+    write_raw(warehouse, [*new, replace(reparsed, letter=shorter, parsed_at=day2)])
+    assert run_dbt(settings, ["build"]) == 0
+    _snapshot(warehouse, "incremental")
+    (after,) = query(warehouse, "select count(*) from marts.fct_findings")[0]
+    assert after == before + sum(len(r.letter.findings) for r in new) - 1
+
+    assert run_dbt(settings, ["build", "--full-refresh"]) == 0
+    _snapshot(warehouse, "full")
+    for table in MART_TABLES:
+        assert _differences(warehouse, table, "incremental", "full") == 0, table
+    assert query(warehouse, "select count(*) from main.bridge_findings_themes_full")[0][0] > 0
