@@ -329,11 +329,15 @@ def _legend(series: Sequence[Series]) -> str:
     return f'<ul class="legend">{items}</ul>'
 
 
+def _empty(title: str, message: str | None) -> str:
+    return f'<p class="empty">{esc(message or f"No data for “{title}” yet.")}</p>'
+
+
 def svg_column_chart(title: str, labels: Sequence[str], series: Sequence[Series],
-                     y_label: str = "", width: int = 560, height: int = 280) -> str:
+                     y_label: str = "", width: int = 560, height: int = 280, empty: str | None = None) -> str:
     """Vertical bars, stacked when there is more than one series; one <rect class="bar"> per value."""
     if not labels or not any(v for s in series for v in s.values):
-        return f'<p class="empty">No data for “{esc(title)}” yet.</p>'
+        return _empty(title, empty)
     left, right, top, bottom = 48, 12, 22, 34
     plot_w, plot_h = width - left - right, height - top - bottom
     totals = [sum(s.values[i] for s in series) for i in range(len(labels))]
@@ -379,13 +383,13 @@ def svg_column_chart(title: str, labels: Sequence[str], series: Sequence[Series]
 
 
 def svg_bar_chart(title: str, labels: Sequence[str], series: Sequence[Series],
-                  width: int = 560, row_height: int = 26) -> str:
+                  width: int = 560, row_height: int = 26, empty: str | None = None) -> str:
     """Horizontal bars (stacked for several series), a label left of each and its total after."""
     if not labels or not any(v for s in series for v in s.values):
-        return f'<p class="empty">No data for “{esc(title)}” yet.</p>'
+        return _empty(title, empty)
     longest = max(len(label) for label in labels)
-    label_chars = min(longest, 34)
-    left = 16 + int(label_chars * 6.4)
+    label_chars = min(longest, 36)
+    left = 14 + int(label_chars * 6.9)
     right, top, bottom = 44, 8, 26
     plot_w = width - left - right
     height = top + bottom + row_height * len(labels)
@@ -519,7 +523,7 @@ def section_authorities(d: ReportData) -> str:
         "Priority actions by authority", [r["authority"] for r in top],
         [Series("Priority actions", [r["priority_actions"] for r in top],
                 CATEGORY_COLOURS["priority_action"])],
-        width=1060)
+        width=1060, empty="No inspection in the warehouse found anything needing priority action.")
     shown = "" if len(d.authorities) <= TOP_AUTHORITIES_CHARTED else (
         f'<p class="note">The chart shows the {TOP_AUTHORITIES_CHARTED} authorities with the most '
         f"priority actions; the table lists all {len(d.authorities)}.</p>")
@@ -531,7 +535,7 @@ def section_authorities(d: ReportData) -> str:
         [("Authority", "text"), ("Region", "text"), ("Inspections", "num"),
          ("With priority action", "num"), ("Priority actions", "num"), ("Areas for development", "num"),
          ("Latest letter with one", "text")],
-        rows, scroll=len(rows) > 14)
+        rows, scroll=len(rows) > 14) if rows else ""
     listed = "".join(
         f"<li><span class=\"meta\">{esc(r['authority'])} · inspected {fmt_date(r['inspection_start_date'])}"
         f"{' · letter ' + fmt_date(r['letter_date']) if r['letter_date'] else ''}</span>"

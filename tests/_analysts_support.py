@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -135,32 +136,96 @@ def make_marts_warehouse(path: Path) -> Path:
     return path
 
 
-def real_settings(tmp: Path) -> Settings:
-    """Settings that keep every file a night writes under `tmp` (the sample letters as inbox)."""
+def real_settings(tmp: Path, inbox: Path | None = None) -> Settings:
+    """Settings that keep every file a night writes under `tmp` (default inbox: the sample letters)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OFSTED_")}
     env.update({
         "OFSTED_DATA_DIR": str(tmp / "data"),
-        "OFSTED_INBOX_DIR": str(PROJECT_ROOT / "data" / "sample_letters"),
+        "OFSTED_INBOX_DIR": str(inbox or PROJECT_ROOT / "data" / "sample_letters"),
         "OFSTED_DBT_TARGET_DIR": str(tmp / "dbt_target"),
         "OFSTED_ALERT_LOG": str(tmp / "alerts.jsonl"),
     })
     return Settings.from_env(env)
 
 
-def build_real_warehouse(tmp: Path) -> Settings:
-    """Load the sample letters and `dbt build` them, then publish: the real night, minus Airflow.
+def build_real_warehouse(tmp: Path, synthetic_letters: int = 0) -> Settings:
+    """The real night minus Airflow: load letters, `dbt build`, publish. Returns its settings.
 
-    Returns settings whose `published_warehouse` holds the built marts.
+    The inbox is the bundled sample letters plus `synthetic_letters` generated ones (text, fixed
+    seed), so the marts have several years, authorities with priority actions and many themes.
     """
     from ingest.build import run_dbt
     from ingest.pipeline import run_load
-
     from ingest.publish import publish_warehouse
+    from ingest.synthetic import write_corpus
 
-    settings = real_settings(tmp)
+    inbox = tmp / "inbox"
+    shutil.copytree(PROJECT_ROOT / "data" / "sample_letters", inbox)
+    if synthetic_letters:
+        write_corpus(inbox / "synthetic", synthetic_letters, seed=6, pdf_share=0.0)
+    settings = real_settings(tmp, inbox)
     run_load(settings)
     rc = run_dbt(settings, ["build"])
     if rc != 0:
         raise RuntimeError(f"dbt build failed with exit code {rc}")
     publish_warehouse(settings.work_warehouse, settings.published_warehouse)
     return settings
+
+
+_REAL: dict[str, Settings] = {}
+
+
+def real_warehouse(tmp_path_factory) -> Settings:
+    """One real build per test session, shared by the analysts' test modules."""
+    if "settings" not in _REAL:
+        _REAL["settings"] = build_real_warehouse(tmp_path_factory.mktemp("real_night"), REAL_SYNTHETIC)
+    return _REAL["settings"]
+
+
+REAL_SYNTHETIC = 40  # generated letters added to the samples for the real build
+
+
+# The README's worked questions ("Query the warehouse"): run against the real build by the tests.
+WORKED_QUESTIONS: list[tuple[str, str]] = [
+    ("How many inspections and findings per year, by category?", """
+select year(inspection_start_date) as year,
+       count(*) as inspections,
+       sum(strength_count) as strengths,
+       sum(satisfactory_count) as satisfactory,
+       sum(area_for_development_count) as areas_for_development,
+       sum(priority_action_count) as priority_actions
+from fct_inspections
+group by all
+order by year"""),
+    ("What did each inspection find, and how long did the letter take?", """
+select a.authority_name, a.region, i.inspection_start_date, i.letter_date,
+       i.days_from_inspection_to_letter as days_to_letter,
+       i.strength_count, i.area_for_development_count, i.priority_action_count
+from fct_inspections as i
+left join dim_authorities as a using (authority_key)
+order by i.inspection_start_date"""),
+    ("What are the areas for development most often about?", """
+select t.theme_name, count(*) as findings, count(distinct f.inspection_key) as inspections
+from fct_findings as f
+join bridge_findings_themes as b using (finding_key)
+join dim_themes as t on t.theme_key = b.theme_key
+where f.category = 'area_for_development'
+group by all
+order by findings desc, t.theme_name
+limit 5"""),
+    ("Which of today's authorities cover the areas inspected (Dorset 2010 -> Dorset and BCP)?", """
+select a.authority_name as inspected, a.valid_to,
+       unnest(a.current_authority_names) as covered_today_by
+from fct_inspections as i
+join dim_authorities as a using (authority_key)
+order by inspected, covered_today_by"""),
+    ("Which findings mention supervision, by financial year?", """
+select d.financial_year, a.authority_name, f.category,
+       left(f.finding_text, 60) as finding
+from fct_findings as f
+join fct_inspections as i using (inspection_key)
+join dim_dates as d on d.date_day = i.inspection_start_date
+join dim_authorities as a on a.authority_key = i.authority_key
+where f.finding_text ilike '%supervision%'
+order by d.financial_year, a.authority_name, f.category"""),
+]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -14,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from _analysts_support import INSPECTIONS, make_marts_warehouse
+from _analysts_support import INSPECTIONS, WORKED_QUESTIONS, make_marts_warehouse, real_warehouse
 
 from ingest.cli import main
 from ingest.publish import publish_warehouse
@@ -341,3 +342,49 @@ def test_export_of_a_warehouse_without_marts(capsys, tmp_path):
     rc = main(["export", "--warehouse", str(empty), str(tmp_path / "out")])
     assert rc == 1
     assert capsys.readouterr().err.startswith("ofsted export: error: no tables in schema marts")
+
+
+# --- against a real build (load the letters, dbt build, publish) -----------------------------
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory) -> Path:
+    return real_warehouse(tmp_path_factory).published_warehouse
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("question", "query"), WORKED_QUESTIONS, ids=[f"q{i}" for i in range(1, 6)])
+def test_worked_questions_answer_from_the_real_marts(capsys, real, question, query):
+    rc, out, err = sql(capsys, real, "--format", "json", query)
+    assert rc == 0, err
+    records = json.loads(out)
+    con = duckdb.connect(str(real), read_only=True)
+    try:
+        con.execute("set search_path = 'marts'")
+        cur = con.execute(query)
+        columns = [d[0] for d in cur.description]
+        expected = cur.fetchall()
+    finally:
+        con.close()
+    assert len(records) == len(expected) > 0
+    assert list(records[0]) == columns
+    assert [tuple(r.values()) for r in records] == [
+        tuple(v.isoformat() if hasattr(v, "isoformat") else v for v in row) for row in expected]
+
+
+@pytest.mark.slow
+def test_export_of_the_real_marts(capsys, real, tmp_path):
+    rc = main(["export", "--warehouse", str(real), str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    counts = dict(duck(real, "select table_name, estimated_size from duckdb_tables() "
+                             "where schema_name = 'marts'"))
+    assert sorted(counts) == ["bridge_findings_themes", "dim_authorities", "dim_dates", "dim_inspectors",
+                              "dim_themes", "fct_findings", "fct_inspections"]
+    for table in counts:
+        [(rows,)] = duck(real, f"select count(*) from marts.{table}")
+        assert rows > 0
+        assert pq.read_table(tmp_path / f"{table}.parquet").num_rows == rows
+        assert re.search(rf"^{table}\s+{rows:,} rows?$", out, re.M), out
+        parquet = tmp_path / f"{table}.parquet"
+        assert duck(real, f"select * from read_parquet('{parquet}') order by all") == duck(
+            real, f"select * from marts.{table} order by all")
