@@ -1,6 +1,7 @@
 """raw.findings: one row per finding of a letter.
 
 Derived column (SQL): `letter_sha256`, the matching raw.letters key (null for an orphan).
+Findings of superseded letters (see raw_letters) are not judged.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ select
     l._sha256 as letter_sha256
 from raw.findings as f
 left join raw.letters as l on l._sha256 = f._sha256
+where l._superseded_by is null
 order by f._sha256, f.category, f.ordinal
 """
 

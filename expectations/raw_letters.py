@@ -1,5 +1,8 @@
 """raw.letters: one row per distinct letter, as the loader wrote it.
 
+Only current letters are judged: a letter replaced by a later version fetched from the same
+URI (`_superseded_by` set) is history, kept but not published.
+
 Derived columns (SQL): `findings_loaded` (rows in raw.findings for the letter) and
 `days_end_to_letter` (letter date minus inspection end date).
 """
@@ -38,6 +41,7 @@ select
     datediff('day', l.inspection_end_date, l.letter_date) as days_end_to_letter
 from raw.letters as l
 left join finding_counts as fc on fc._sha256 = l._sha256
+where l._superseded_by is null
 order by l._sha256
 """
 

@@ -113,6 +113,19 @@ def test_raw_rule_caught_by_its_expectation(settings: Settings, case: str) -> No
     assert all(named in f["detail"] for f in result["failures"]), result["failures"]
 
 
+def test_superseded_letters_are_not_judged(settings: Settings) -> None:
+    """An old version replaced by a corrected letter from the same URI stays in raw but is history."""
+    execute(
+        settings.work_warehouse,
+        f"update raw.letters set letter_date = inspection_end_date + 300, _superseded_by = '{sha(1)}'"
+        f" where _sha256 = '{sha(2)}'",
+        f"update raw.findings set category = 'recommendation' where _sha256 = '{sha(2)}'"
+        " and category = 'satisfactory'",
+    )
+    result = validate_raw(settings, "superseded")
+    assert result["failures"] == []
+
+
 def test_late_letter_detail_says_how_many_and_which(settings: Settings) -> None:
     execute(settings.work_warehouse, RAW_CASES["letter 200 days after the inspection"][0])
     text = detail(validate_raw(settings, "late"), "expect_column_values_to_be_between")
