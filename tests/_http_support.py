@@ -86,6 +86,7 @@ class RecordedRequest:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes: avoid 40 ms stalls
     server: _Server
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name

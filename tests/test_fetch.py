@@ -218,7 +218,7 @@ def test_retry_after_is_honoured_and_a_long_one_is_not_waited_for(tmp_path, serv
     got = _run(s)
     assert got[a].status == "fetched"
     first, second = server.requests_for("/letters/a.pdf")
-    assert second.at - first.at >= 0.9
+    assert second.at - first.at >= 0.8  # the backoff alone would be 0.01 s
     assert got[b].status == "failed"
     assert "retry after 3600 s" in got[b].reason
     assert len(server.requests_for("/letters/2024/b.txt")) == 1
@@ -232,7 +232,9 @@ def test_rate_limit_spaces_requests_to_the_same_host(tmp_path, server):
     times = [q.at for q in server.requests]
     assert len(times) == 4
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-    assert min(gaps) >= 0.25, gaps
+    # unthrottled, these gaps are a few milliseconds; margins allow for a loaded machine
+    assert min(gaps) >= 0.2, gaps
+    assert times[-1] - times[0] >= 3 * 0.3 - 0.05, gaps
 
 
 # --- HTTP: size limit, truncation --------------------------------------------------------------
@@ -285,8 +287,15 @@ def test_dropped_connection_is_retried(tmp_path, server):
 
 # --- HTTP: hosts ---------------------------------------------------------------------------------
 
+def _second_loopback_host() -> TestHTTPServer:
+    try:
+        return TestHTTPServer(host="127.0.0.2")
+    except OSError:
+        pytest.skip("127.0.0.2 is not a loopback address here")
+
+
 def test_links_and_redirects_to_other_hosts_are_refused_without_a_request(tmp_path, server):
-    with TestHTTPServer(host="127.0.0.2") as other:
+    with _second_loopback_host() as other:
         other.serve("/x.pdf", PDF_A)
         server.serve("/ok.pdf", PDF_A)
         server.serve("/moved.pdf", b"", etag=None)
