@@ -82,12 +82,14 @@ _AUTHORITY = re.compile(
     re.I,
 )
 _AUTHORITY_SUBJECT = re.compile(r"\bwithin\s+(?:the\s+)?(.+?)(?:'s?)?\s+children's\s+services", re.I)
-_STATUTORY = re.compile(r"\bunder\s+(section\s+\d+[A-Z]?(?:\(\d+\))?\s+of\s+the\s+[^.]*?\bAct\s+\d{4})", re.I)
+# (no leading \b on patterns searched through the introduction: it defeats the regex engine's
+# literal-prefix scan and makes each search several times slower)
+_STATUTORY = re.compile(r"under\s+(section\s+\d+[A-Z]?(?:\(\d+\))?\s+of\s+the\s+[^.]*?\bAct\s+\d{4})", re.I)
 _PREVIOUS = re.compile(
     rf"\b(?:last|previous)\s+(?:annual\s+)?(?:unannounced\s+)?inspection\s+(?:in|of|on|during|carried\s+out\s+in)\s+((?:{_DAY}\s+)?{_MONTH}\s+{_YEAR})",
     re.I,
 )
-_SUMMARY = re.compile(r"\bThe inspection identified\b[^.]*\.")
+_SUMMARY = re.compile(r"The inspection identified\b[^.]*\.")
 
 _HEADING = re.compile(
     r"(?:(?P<strength>(?:areas?\s+of\s+)?strengths?)"
@@ -122,8 +124,8 @@ _PAGE_NO = re.compile(
 _PAGE_NO_ENDS = frozenset("0123456789-")
 _DIGITS = re.compile(r"\d+")
 _HEADER_JOIN = re.compile(r"\s+[-\u2013|]\s+|,\s+")
-_LETTERHEAD = re.compile(
-    r"@|www\.|ofsted\.gov|^(?:direct\s+)?(?:t|f|tel|fax|telephone|textphone|minicom)\b\.?:?\s*[+\d(]|\b(?:our|your)\s+ref|^ref(?:erence)?\b|^e-?mail\b",
+_LETTERHEAD_START = re.compile(
+    r"(?:direct\s+)?(?:t|f|tel|fax|telephone|textphone|minicom)\b\.?:?\s*[+\d(]|ref(?:erence)?\b|e-?mail\b|(?:our|your)\s+ref",
     re.I,
 )
 
@@ -143,7 +145,6 @@ _TITLE_VOCAB = _CONNECTORS | frozenset((
     "social", "health", "wellbeing", "well-being", "adult", "adults", "community", "communities",
     "skills", "lifelong", "culture", "leisure", "safeguarding", "customer", "commissioning",
 ))
-_TITLE_CONTINUES = re.compile(r"(?:\b(?:and|for|of|the|to|in)|[&,])$", re.I)
 _COPY_SPLIT = re.compile(rf"\s+(?={_HONORIFIC}\s+[A-Z][\w'-]+(?:\s+[A-Z][\w'-]+){{0,3}},)")
 _NAME_COMMA = re.compile(r"([A-Z][\w'.-]*(?:\s+[A-Z][\w'.-]*){1,3}),")
 _NOT_NAME_WORDS = frozenset((
@@ -333,17 +334,18 @@ def _read_letter(lines: list[str], source_format: str) -> Letter:
     letter_date, i_date = _letter_date(lines, head_end)
     recipient_lines = [
         lines[i] for i in range((i_date + 1) if i_date is not None else 0, head_end)
-        if lines[i] and not _LETTERHEAD.search(lines[i])
+        if lines[i] and not _is_letterhead(lines[i])
     ]
 
     # the introduction: one flat text -----------------------------------------------------------
     vocab = _Vocabulary(lines)
     intro = _join(lines[i_after_subject:i_first_heading], vocab)
-    start, end = _inspection_dates(intro)
+    low = intro.lower()
+    start, end = _inspection_dates(intro, low)
     authority = _authority(intro, subject)
     recipient_name, recipient_title = _recipient(recipient_lines, authority)
     m_stat = _STATUTORY.search(intro)
-    m_prev = _PREVIOUS.search(intro)
+    m_prev = _PREVIOUS.search(intro) if ("last" in low or "previous" in low) else None
     m_sum = _SUMMARY.search(intro)
 
     findings = _findings(lines, sections, i_close, vocab)
@@ -440,8 +442,11 @@ def _make_date(day: str, month: str, year: str) -> dt.date | None:
         return None
 
 
-def _inspection_dates(intro: str) -> tuple[dt.date, dt.date]:
-    m = _CONDUCTED.search(intro)
+def _inspection_dates(intro: str, low: str) -> tuple[dt.date, dt.date]:
+    """From "... conducted on <dates>" (`low` is `intro` lower-cased, to start the search there)."""
+    m = _CONDUCTED.search(intro, max(0, low.find("conducted")))
+    if m is None:
+        m = _CONDUCTED.search(intro)
     candidates = [m.group(1)] if m else []
     if not candidates:
         candidates = [x.group(1) for x in _ANY_RANGE.finditer(intro)]
@@ -498,7 +503,7 @@ def _recipient(block: list[str], authority: str) -> tuple[str | None, str | None
     title = None
     if rest and _TITLE_WORD.search(rest[0]):
         title = rest[0]
-        if len(rest) > 1 and (_TITLE_CONTINUES.search(title) or rest[1][:1].islower()):
+        if len(rest) > 1 and (_continues(title) or rest[1][:1].islower()):
             title = f"{title} {rest[1]}"
     return name, _strip_authority(title, authority)
 
@@ -619,7 +624,7 @@ def _copy_recipients(lines: list[str], i_close: int, vocab: _Vocabulary) -> list
 
 
 def _starts_copy_entry(piece: str, current: list[str]) -> bool:
-    if _TITLE_CONTINUES.search(current[-1]):
+    if _continues(current[-1]):
         return False
     if _PERSON_START.match(piece):
         return True
@@ -666,6 +671,20 @@ def _hyphen_resolver(vocab: _Vocabulary) -> Callable[[re.Match[str]], str]:
         return left + right
 
     return resolve
+
+
+def _is_letterhead(s: str) -> bool:
+    """Ofsted's address, phone, fax, e-mail and web lines, and reference lines."""
+    low = s.lower()
+    return "@" in s or "www." in low or "ofsted.gov" in low or bool(_LETTERHEAD_START.match(s))
+
+
+def _continues(s: str) -> bool:
+    """Does this line stop mid-phrase ('Lead Member for', 'Chief Executive,')?"""
+    if s.endswith((",", "&")):
+        return True
+    last = s.rsplit(None, 1)[-1].lower() if s.strip() else ""
+    return last in _CONNECTORS
 
 
 def _squash(s: str) -> str:
