@@ -631,7 +631,10 @@ class _HttpSource:
                         location = r.headers.get("location")
                         if not location:
                             raise _Failed(f"HTTP {status} redirect without a Location header")
-                        current = _strip_fragment(urljoin(current, location))
+                        try:
+                            current = _strip_fragment(urljoin(current, location))
+                        except ValueError:
+                            raise _Failed(f"HTTP {status} redirect to an invalid URL: {location!r}") from None
                         continue
                     if status == 304:
                         raise _NotModified(r)

@@ -546,9 +546,12 @@ def test_unusable_answers_fail_one_document_each(tmp_path, server):
     server.inject("/bad-gzip.pdf", Fault(status=200, headers={"Content-Encoding": "gzip"}, body=b"not gzip"))
     server.serve("/stray-304.pdf", PDF_A)
     server.inject("/stray-304.pdf", Fault(status=304))
+    server.serve("/bad-redirect.pdf", PDF_A)
+    server.inject("/bad-redirect.pdf", Fault(status=302, headers={"Location": "http://[oops/a.pdf"}))
     server.serve("/ok.txt", TXT_B)
     server.serve_index(
-        "/", ["login-wall.pdf", "http://[broken/x.pdf", "bad-gzip.pdf", "stray-304.pdf", "ok.txt"]
+        "/", ["login-wall.pdf", "http://[broken/x.pdf", "bad-gzip.pdf", "stray-304.pdf", "bad-redirect.pdf",
+              "ok.txt"]
     )
     s = _settings(tmp_path, http_index_url=server.url("/"))
     got = _run(s)
@@ -557,6 +560,7 @@ def test_unusable_answers_fail_one_document_each(tmp_path, server):
         "http://[broken/x.pdf": "failed",
         server.url("/bad-gzip.pdf"): "failed",
         server.url("/stray-304.pdf"): "failed",
+        server.url("/bad-redirect.pdf"): "failed",
         server.url("/ok.txt"): "fetched",
     }
     reasons = {uri: r.reason for uri, r in got.items()}
@@ -564,6 +568,7 @@ def test_unusable_answers_fail_one_document_each(tmp_path, server):
     assert reasons["http://[broken/x.pdf"].startswith("invalid link 'http://[broken/x.pdf'")
     assert reasons[server.url("/bad-gzip.pdf")].startswith("DecodingError")
     assert reasons[server.url("/stray-304.pdf")] == "HTTP 304 Not Modified to an unconditional request"
+    assert reasons[server.url("/bad-redirect.pdf")] == "HTTP 302 redirect to an invalid URL: 'http://[oops/a.pdf'"
     assert _leftovers(s) == [Path(got[server.url("/ok.txt")].path).name]
 
 
