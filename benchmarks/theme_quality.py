@@ -1,0 +1,139 @@
+"""Precision and recall of the finding-theme patterns against hand-labelled findings.
+
+    .venv/bin/python benchmarks/theme_quality.py [--themes CSV] [--labels CSV] [--show-errors]
+
+The patterns are the seed `dbt_project/seeds/finding_themes.csv`, applied exactly as the model
+`int_findings_themed` applies them: DuckDB's `regexp_matches(text, pattern, 'i')` (RE2), and
+not when `exclude_pattern` matches. The labels are `tests/fixtures/themes/labelled_findings.csv`:
+the 50 findings of the three real letters plus 50 findings written by hand in the letters'
+style, each labelled by reading it (a theme when the finding makes a point about that topic,
+not when a word merely appears). Prints, per theme, the labelled count (support), true and
+false positives, false negatives, precision and recall, then the micro-averaged totals for all
+findings, the real ones and the written ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parent.parent
+THEMES_CSV = ROOT / "dbt_project" / "seeds" / "finding_themes.csv"
+LABELS_CSV = ROOT / "tests" / "fixtures" / "themes" / "labelled_findings.csv"
+
+
+@dataclass(frozen=True)
+class Score:
+    support: int  # findings labelled with the theme
+    tp: int
+    fp: int
+    fn: int
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+
+def read_labels(path: Path = LABELS_CSV) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def assign_themes(labels: list[dict[str, str]], themes_csv: Path = THEMES_CSV) -> dict[str, set[str]]:
+    """finding_id -> themes the patterns assign (the int_findings_themed rule, in DuckDB)."""
+    con = duckdb.connect()
+    con.execute("""
+        create table themes as select * from read_csv(?, header = true, all_varchar = true)""",
+                [str(themes_csv)])
+    con.execute("create table findings (finding_id varchar, finding_text varchar)")
+    con.executemany("insert into findings values (?, ?)",
+                    [(r["finding_id"], r["finding_text"]) for r in labels])
+    rows = con.execute("""
+        select findings.finding_id, themes.theme_code
+        from findings
+        inner join themes
+            on regexp_matches(findings.finding_text, themes.pattern, 'i')
+            and (themes.exclude_pattern is null
+                 or not regexp_matches(findings.finding_text, themes.exclude_pattern, 'i'))
+    """).fetchall()
+    out: dict[str, set[str]] = {r["finding_id"]: set() for r in labels}
+    for finding_id, theme in rows:
+        out[finding_id].add(theme)
+    return out
+
+
+def theme_codes(themes_csv: Path = THEMES_CSV) -> list[str]:
+    with themes_csv.open(newline="", encoding="utf-8") as fh:
+        return [r["theme_code"] for r in csv.DictReader(fh)]
+
+
+def expected_themes(row: dict[str, str]) -> set[str]:
+    return {t.strip() for t in row["themes"].split(";") if t.strip()}
+
+
+def score(labels: list[dict[str, str]], assigned: dict[str, set[str]], theme: str | None = None) -> Score:
+    """Counts over the findings for one theme, or micro-averaged over all themes (theme=None)."""
+    tp = fp = fn = support = 0
+    for row in labels:
+        want, got = expected_themes(row), assigned[row["finding_id"]]
+        if theme is not None:
+            want, got = want & {theme}, got & {theme}
+        support += len(want)
+        tp += len(want & got)
+        fp += len(got - want)
+        fn += len(want - got)
+    return Score(support, tp, fp, fn)
+
+
+def evaluate(themes_csv: Path = THEMES_CSV, labels_csv: Path = LABELS_CSV) -> dict[str, Score]:
+    """Per-theme scores plus `_all`, `_real` and `_written` micro-averages."""
+    labels = read_labels(labels_csv)
+    assigned = assign_themes(labels, themes_csv)
+    out = {t: score(labels, assigned, t) for t in theme_codes(themes_csv)}
+    out["_all"] = score(labels, assigned)
+    for part in ("real", "written", "heldout"):
+        subset = [r for r in labels if r["source"].split(":")[0] == part]
+        out[f"_{part}"] = score(subset, assigned)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--themes", type=Path, default=THEMES_CSV)
+    ap.add_argument("--labels", type=Path, default=LABELS_CSV)
+    ap.add_argument("--show-errors", action="store_true", help="list each false positive / negative")
+    args = ap.parse_args(argv)
+
+    labels = read_labels(args.labels)
+    results = evaluate(args.themes, args.labels)
+    print(f"{len(labels)} labelled findings, {len(results) - 4} themes\n")
+    print(f"{'theme':34} {'support':>7} {'tp':>4} {'fp':>4} {'fn':>4} {'precision':>9} {'recall':>7}")
+    for name, s in results.items():
+        if name == "_all":
+            print()
+        label = {"_all": "micro (all findings)", "_real": "micro (50 real)", "_written": "micro (written)",
+                 "_heldout": "micro (held out)"}.get(name, name)
+        print(f"{label:34} {s.support:7d} {s.tp:4d} {s.fp:4d} {s.fn:4d} {s.precision:9.2f} {s.recall:7.2f}")
+    if args.show_errors:
+        assigned = assign_themes(labels, args.themes)
+        print()
+        for row in labels:
+            want, got = expected_themes(row), assigned[row["finding_id"]]
+            for t in sorted(got - want):
+                print(f"FP {t:30} #{row['finding_id']}: {row['finding_text'][:110]}")
+            for t in sorted(want - got):
+                print(f"FN {t:30} #{row['finding_id']}: {row['finding_text'][:110]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Theme patterns (seed finding_themes) against hand-labelled findings: a quality gate.
+
+The figures per theme are printed by `benchmarks/theme_quality.py`; here the micro-averaged
+precision and recall over the whole fixture must stay at or above 0.85, so a pattern change
+that breaks theme assignment fails the suite.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("theme_quality", ROOT / "benchmarks" / "theme_quality.py")
+theme_quality = importlib.util.module_from_spec(_spec)
+sys.modules["theme_quality"] = theme_quality  # dataclasses look their module up there
+_spec.loader.exec_module(theme_quality)
+
+
+@pytest.fixture(scope="module")
+def labels() -> list[dict[str, str]]:
+    return theme_quality.read_labels()
+
+
+def test_fixture_is_big_enough_and_uses_only_known_themes(labels):
+    known = set(theme_quality.theme_codes())
+    assert len(labels) >= 80
+    assert sum(r["source"].startswith("real:") for r in labels) == 50  # every finding of the 3 letters
+    used = set().union(*(theme_quality.expected_themes(r) for r in labels))
+    assert used <= known, used - known
+    assert known <= used, known - used  # every theme has labelled examples
+    assert len({r["finding_text"] for r in labels}) == len(labels)
+
+
+def test_patterns_reach_the_quality_target(labels):
+    results = theme_quality.evaluate()
+    overall = results["_all"]
+    assert overall.support >= 150
+    assert overall.precision >= 0.85, overall
+    assert overall.recall >= 0.85, overall
+
+
+def test_a_broken_pattern_is_caught(tmp_path, labels):
+    """The gate can fail: a taxonomy whose supervision pattern matches everything scores lower."""
+    broken = tmp_path / "themes.csv"
+    text = theme_quality.THEMES_CSV.read_text().replace(",supervis,", ",.,")
+    assert text != theme_quality.THEMES_CSV.read_text()
+    broken.write_text(text)
+    good, bad = theme_quality.evaluate()["supervision"], theme_quality.evaluate(broken)["supervision"]
+    assert bad.fp == len(labels) - good.support and bad.precision < 0.1 < good.precision
