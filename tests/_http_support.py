@@ -23,6 +23,12 @@ to misbehave for a path a given number of times::
     close the connection (a dropped download);
   - ``drop``: close the connection without any answer.
 
+Content helpers: ``serve`` (any bytes/str), ``serve_index`` (an HTML page of links),
+``serve_feed`` (a JSON feed); ``origin`` / ``url(path)`` for addresses; ``requests``,
+``requests_for(path)`` and ``clear_requests()`` for what was received (each a
+``RecordedRequest`` with ``method, path, target, headers`` (lower-case names), ``at``
+(``time.monotonic()``) and ``proxied``); ``http_date(epoch)`` for Last-Modified values.
+
 Other knobs: ``serve(..., send_length=False)`` streams the body without a Content-Length
 (the connection is closed to end it); ``serve(..., etag=None, last_modified=...)`` controls
 the validators; ``TestHTTPServer(host="127.0.0.2")`` gives a second "host" on the same

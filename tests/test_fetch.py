@@ -363,8 +363,8 @@ def test_json_feed_list_and_items_object(tmp_path, server):
         {"title": "no url"},
     ]
     server.serve_feed("/api/feed.json", items)
-    server.serve_feed("/api/items", {"items": items[:2]})
-    server.serve("/api/plain", b"  " + server._docs["/api/items"].body, content_type="text/plain")
+    wrapped = server.serve_feed("/api/items", {"items": items[:2]})
+    server.serve("/api/plain", b"  " + wrapped.body, content_type="text/plain")  # detected by content
 
     got = _run(_settings(tmp_path, http_index_url=server.url("/api/feed.json")))
     assert _statuses(got) == {
