@@ -288,6 +288,9 @@ def _drop_repeated_furniture(pages: list[list[str]]) -> None:
             if _DIGITS.sub("#", low) in repeated or (
                 k > 0 and j < 2 and len(low) <= 100 and not _is_heading_text(low)
                 and all(_in_head(piece, head) for piece in _HEADER_JOIN.split(low))
+            ) or (
+                # Ofsted's address in the first page's footer, which may fall inside the findings
+                _is_letterhead(p[i]) and not p[i].endswith(".")
             ):
                 p[i] = ""
 
@@ -334,7 +337,7 @@ def _read_letter(lines: list[str], source_format: str) -> Letter:
     letter_date, i_date = _letter_date(lines, head_end)
     recipient_lines = [
         lines[i] for i in range((i_date + 1) if i_date is not None else 0, head_end)
-        if lines[i] and not _is_letterhead(lines[i])
+        if lines[i] and not _is_letterhead(lines[i]) and not _CRA_SUBJECT.search(lines[i])
     ]
 
     # the introduction: one flat text -----------------------------------------------------------
@@ -388,6 +391,12 @@ def _subject(lines: list[str], i_dear: int | None) -> tuple[str | None, int]:
     i = i_dear + 1
     while i < n and not lines[i]:
         i += 1
+    if i < n and _SUBJECT_STOP.match(lines[i]):
+        # the body starts at once: the title, if any, stands above the salutation
+        for k in range(i_dear - 1, max(-1, i_dear - 8), -1):
+            if _CRA_SUBJECT.search(lines[k]) and len(lines[k]) < 250:
+                return lines[k], i
+        return lines[i], i  # no title: the first paragraph must name the inspection itself
     parts: list[str] = []
     while i < n and lines[i] and len(parts) < 3 and not (parts and _SUBJECT_STOP.match(lines[i])):
         parts.append(lines[i])

@@ -22,6 +22,7 @@ PAGE_BREAK = "<<page break>>"  # put this inside a line of the letter to break t
 class _LetterPDF(FPDF):
     running_header: str | None = None
     page_footer: bool = True
+    first_page_footer: str | None = None  # e.g. Ofsted's address at the foot of page 1 only
 
     def header(self) -> None:
         if self.running_header:
@@ -30,19 +31,25 @@ class _LetterPDF(FPDF):
             self.ln(3)
 
     def footer(self) -> None:
+        if self.first_page_footer and self.page_no() == 1:
+            self.set_y(-20)
+            self.set_font("Helvetica", "", 7)
+            self.cell(0, 4, self.first_page_footer, align="C")
         if self.page_footer:
             self.set_y(-15)
             self.set_font("Helvetica", "", 8)
             self.cell(0, 10, f"Page {self.page_no()} of {{nb}}", align="C")
 
 
-def _new_pdf(running_header: str | None = None, footer: bool = True) -> _LetterPDF:
+def _new_pdf(running_header: str | None = None, footer: bool = True,
+             first_page_footer: str | None = None) -> _LetterPDF:
     pdf = _LetterPDF(format="A4")
     pdf.running_header = running_header
     pdf.page_footer = footer
+    pdf.first_page_footer = first_page_footer
     pdf.core_fonts_encoding = "windows-1252"  # so the core font has • – ’
     pdf.alias_nb_pages()
-    pdf.set_auto_page_break(True, margin=22)
+    pdf.set_auto_page_break(True, margin=26)
     pdf.set_margins(20, 15, 20)
     return pdf
 
@@ -53,10 +60,11 @@ def render_letter_pdf(
     letterhead: bool = True,
     running_header: str | None = None,
     footer: bool = True,
+    first_page_footer: str | None = None,
     font_size: float = 10.5,
 ) -> bytes:
     """The letter's lines as a PDF. Blank lines become vertical space (PDF text has none)."""
-    pdf = _new_pdf(running_header, footer)
+    pdf = _new_pdf(running_header, footer, first_page_footer)
     pdf.add_page()
     width = pdf.w - pdf.l_margin - pdf.r_margin
     if letterhead:

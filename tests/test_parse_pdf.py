@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from _parse_support import PAGE_BREAK, encrypted_pdf, image_only_pdf, render_letter_pdf
+from _parse_support import LETTERHEAD, PAGE_BREAK, encrypted_pdf, image_only_pdf, render_letter_pdf
 from fpdf import FPDF
 
 from ingest.models import RejectedDocument
@@ -56,6 +56,15 @@ def test_pdf_letter_with_letterhead_headers_footers_and_a_break_inside_a_finding
     assert a1["text"].endswith(
         "mental health on children, and so plans do not always address the risks identified."
     )
+
+
+def test_pdf_letter_with_ofsted_address_in_the_first_page_footer(plain):
+    """Ofsted's address sits at the foot of page 1, which falls between two findings."""
+    text, expected = plain
+    got = _as_printed(render_letter_pdf(
+        _with_break_inside_finding(text), letterhead=False, first_page_footer=LETTERHEAD[0],
+    ))
+    _assert_matches(got, expected)
 
 
 def test_pdf_letter_over_three_pages_small_pages(plain):
