@@ -388,7 +388,7 @@ def svg_bar_chart(title: str, labels: Sequence[str], series: Sequence[Series],
     if not labels or not any(v for s in series for v in s.values):
         return _empty(title, empty)
     longest = max(len(label) for label in labels)
-    label_chars = min(longest, 36)
+    label_chars = min(longest, max(20, int(width * 0.3 / 6.9)))
     left = 14 + int(label_chars * 6.9)
     right, top, bottom = 44, 8, 26
     plot_w = width - left - right
@@ -654,7 +654,7 @@ nav { background:#fff; border-bottom:1px solid var(--line); position:sticky; top
 nav a { display:inline-block; padding:10px 14px 10px 0; margin-right:10px; color:var(--accent);
   text-decoration:none; font-weight:550; font-size:14px; }
 nav a:hover { text-decoration:underline; }
-main { padding:22px 0 40px; }
+main.wrap { padding-top:22px; padding-bottom:40px; }
 section { background:var(--card); border:1px solid var(--line); border-radius:10px;
   padding:20px 24px 22px; margin:0 0 22px; }
 section.cards { background:none; border:0; padding:0; display:grid;
