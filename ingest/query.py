@@ -33,6 +33,7 @@ from ingest.settings import Settings
 MARTS_SCHEMA = "marts"
 FORMATS = ("table", "csv", "json")
 MAX_CELL_WIDTH = 60  # table output only; csv/json always give whole values
+TABLE_MAX_ROWS = 10_000  # table output only; csv/json stream every row
 FETCH_ROWS = 10_000
 
 _NUMERIC_TYPES = {
@@ -97,7 +98,11 @@ def error_line(exc: BaseException) -> str:
     """The first non-empty line of an exception's message (DuckDB's errors are multi-line)."""
     for line in str(exc).splitlines():
         if line.strip():
-            return line.strip()
+            line = line.strip()
+            if "Could not set lock on file" in line:
+                line += " (another process is writing this file: read the published warehouse, " \
+                        "which a night only ever replaces, never writes)"
+            return line
     return type(exc).__name__
 
 
@@ -160,8 +165,12 @@ def _cell(v: Any) -> str:
     return s
 
 
-def format_table(columns: Sequence[str], types: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """An aligned text table: numbers right-aligned, NULL shown, long text cut, row count below."""
+def format_table(columns: Sequence[str], types: Sequence[str], rows: Sequence[Sequence[Any]],
+                 more: bool = False) -> str:
+    """An aligned text table: numbers right-aligned, NULL shown, long text cut, row count below.
+
+    `more` says rows were left out after these (the footer then says how to get them all).
+    """
     cells = [[_cell(v) for v in row] for row in rows]
     numeric = [is_numeric_type(t) for t in types]
     widths = [len(c) for c in columns]
@@ -179,7 +188,10 @@ def format_table(columns: Sequence[str], types: Sequence[str], rows: Sequence[Se
     out = [line(columns, False), "-+-".join("-" * w for w in widths)]
     out.extend(line(r, True) for r in cells)
     n = len(rows)
-    out.append(f"({n} row{'' if n == 1 else 's'})")
+    if more:
+        out.append(f"(first {n:,} rows shown; add a LIMIT, or use --format csv or json for every row)")
+    else:
+        out.append(f"({n:,} row{'' if n == 1 else 's'})")
     return "\n".join(out) + "\n"
 
 
@@ -241,8 +253,10 @@ def run_query(warehouse: Path, query: str, fmt: str, out: IO[str]) -> int:
         columns = [d[0] for d in cur.description]
         types = [str(d[1]) for d in cur.description]
         if fmt == "table":
-            rows = cur.fetchall()
-            out.write(format_table(columns, types, rows))
+            rows = cur.fetchmany(TABLE_MAX_ROWS + 1)
+            more = len(rows) > TABLE_MAX_ROWS
+            rows = rows[:TABLE_MAX_ROWS]
+            out.write(format_table(columns, types, rows, more))
             return len(rows)
         writer = write_csv if fmt == "csv" else write_json
         return writer(columns, _batches(cur), out)

@@ -388,3 +388,29 @@ def test_export_of_the_real_marts(capsys, real, tmp_path):
         parquet = tmp_path / f"{table}.parquet"
         assert duck(real, f"select * from read_parquet('{parquet}') order by all") == duck(
             real, f"select * from marts.{table} order by all")
+
+
+def test_table_output_stops_at_a_readable_size_csv_does_not(capsys, warehouse):
+    rc, out, _ = sql(capsys, warehouse, "select range as i from range(10005)")
+    lines = out.splitlines()
+    assert rc == 0 and lines[-1].startswith("(first 10,000 rows shown; add a LIMIT")
+    assert lines[2].strip() == "0" and lines[-2].strip() == "9999" and len(lines) == 2 + 10_000 + 1
+    rc, out, _ = sql(capsys, warehouse, "--format", "csv", "select range as i from range(10005)")
+    assert out.splitlines()[1:] == [str(i) for i in range(10005)]
+
+
+def test_a_warehouse_held_open_by_a_writer_gives_one_clear_line(tmp_path):
+    held = make_marts_warehouse(tmp_path / "held.duckdb")
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(held)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "writing"
+        p = subprocess.run([sys.executable, "-m", "ingest.cli", "sql", "--warehouse", str(held), "select 1"],
+                           capture_output=True, text=True, timeout=60)
+    finally:
+        writer.stdin.write("\n")
+        writer.stdin.close()
+        writer.wait(timeout=60)
+    assert p.returncode == 1 and p.stdout == "" and p.stderr.count("\n") == 1
+    assert p.stderr.startswith("ofsted sql: error: IO Error: Could not set lock on file")
+    assert "read the published warehouse" in p.stderr
