@@ -122,6 +122,7 @@ _PAGE_NO = re.compile(
     re.I,
 )
 _PAGE_NO_ENDS = frozenset("0123456789-")
+_DASHES = frozenset("-\u2013\u2014")
 _DIGITS = re.compile(r"\d+")
 _HEADER_JOIN = re.compile(r"\s+[-\u2013|]\s+|,\s+")
 _LETTERHEAD_START = re.compile(
@@ -504,13 +505,13 @@ def _recipient(block: list[str], authority: str) -> tuple[str | None, str | None
         # the whole address in one paragraph (wrapped over several lines in a PDF)
         return _recipient_one_line(" ".join(block), authority)
     # one field a line: name, title (possibly wrapped), address
-    name_part = _CO.split(first, maxsplit=1)[0]
+    name_part, *care_of = _CO.split(first, maxsplit=1)
     if _TITLE_WORD.search(name_part) and not _PERSON_START.match(name_part):
         name, rest = None, block
     else:
         name, rest = name_part, block[1:]
     title = None
-    if rest and _TITLE_WORD.search(rest[0]):
+    if rest and _TITLE_WORD.search(rest[0]) and not care_of:  # after "c/o Ms Y" it is Ms Y's title
         title = rest[0]
         if len(rest) > 1 and (_continues(title) or rest[1][:1].islower()):
             title = f"{title} {rest[1]}"
@@ -521,21 +522,20 @@ def _recipient_one_line(s: str, authority: str) -> tuple[str | None, str | None]
     """'Mr Mark Wyatt c/o Ms Pauline Sharratt Director of Children's Services Westox House ...'"""
     m_title = _TITLE_WORD.search(s)
     head = s[: m_title.start()].strip() if m_title else s
-    name = _CO.split(head, maxsplit=1)[0].strip() or None
+    name_part, *care_of = _CO.split(head, maxsplit=1)
+    name = name_part.strip() or None
     if name and len(name.split()) > 6:
         name = None
     title = None
-    if m_title:
+    if m_title and not care_of:  # after "c/o Ms Y" the title is Ms Y's, not the addressee's
         words: list[str] = []
         for w in s[m_title.start():].split():
             if w.rstrip(",").lower() not in _TITLE_VOCAB:
                 break
             words.append(w)
-        while words and (words[-1].endswith(",") or words[-1].lower() in _CONNECTORS):
-            words[-1] = words[-1].rstrip(",")
-            if words[-1].lower() in _CONNECTORS or not words[-1]:
-                words.pop()
-        title = " ".join(words)
+        while words and words[-1].rstrip(",").lower() in _CONNECTORS:
+            words.pop()
+        title = " ".join(words).rstrip(",")
     return name, _strip_authority(title, authority)
 
 
@@ -573,6 +573,8 @@ def _split_findings(region: list[str]) -> list[list[str]]:
             gap = True
             continue
         m = _BULLET.match(s)
+        if m and s[0] in _DASHES and current and not _ends_sentence(current) and s[m.end():][:1].islower():
+            m = None  # "... children\n– including those ..." : a dash inside a sentence, not a bullet
         if m:
             body = s[m.end():].strip()
             current = [body] if body else []

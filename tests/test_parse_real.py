@@ -72,7 +72,8 @@ def test_real_letter_copy_recipients(name: str):
 def test_dudley_one_line_address_and_shared_signature_line():
     letter = _parse("004_d31db654b42efda9.txt")
     assert letter.recipient_name == "Mr Mark Wyatt"
-    assert letter.recipient_title == "Director of Children's Services"
+    # "Director of Children's Services" follows "c/o Ms Pauline Sharratt": her title, not his
+    assert letter.recipient_title is None
     assert letter.inspector_name == "Marie McGuinness"
     # the copy block wraps a role over a blank line and puts two people on one line
     assert [(c.name, c.role) for c in letter.copy_recipients[:3]] == [

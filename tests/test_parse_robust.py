@@ -91,6 +91,29 @@ def test_numbered_bullets_restart_ordinals_per_section():
     assert letter.findings[0].text.startswith("Managers provide")
 
 
+def test_a_dash_starting_a_wrapped_line_inside_a_sentence_is_not_a_bullet():
+    wrapped = (
+        "- Children are seen alone during assessments\n"
+        "\u2013 including very young children \u2013\n"
+        "and their wishes and feelings are recorded."
+    )
+    one_line = "- Children are seen alone during assessments and their wishes and feelings are recorded."
+    text = PLAIN.replace(one_line, wrapped)
+    letter = parse_document(text.encode(), "l.txt")
+    sat = [f.text for f in letter.findings if f.category == "satisfactory"]
+    assert sat[1] == (
+        "Children are seen alone during assessments \u2013 including very young children \u2013 "
+        "and their wishes and feelings are recorded."
+    )
+    assert len(sat) == 3
+
+
+def test_care_of_address_keeps_the_addressee_and_not_the_other_persons_title():
+    text = PLAIN.replace("\nMs Carolyn Godfrey\n", "\nMr Mark Wyatt c/o Ms Carolyn Godfrey\n")
+    letter = parse_document(text.encode(), "l.txt")
+    assert (letter.recipient_name, letter.recipient_title) == ("Mr Mark Wyatt", None)
+
+
 def test_a_heading_repeated_continues_its_ordinals():
     """(category, ordinal) is the findings' key: a second "Strengths" section must not restart at 1."""
     extra = "Strengths\n\n- An extra strength.\n\nAreas for development\n"
