@@ -65,6 +65,9 @@ DOCUMENT_EXTENSIONS = frozenset({".pdf", ".txt", ".text", ".doc", ".docx", ".odt
 #: a Retry-After longer than this is not waited for: the document fails for this run
 MAX_RETRY_AFTER_S = 60.0
 MAX_REDIRECTS = 5
+#: a download still running after this many times OFSTED_HTTP_TIMEOUT_S is abandoned (a server
+#: trickling bytes never trips the per-read timeout)
+DOWNLOAD_BUDGET_FACTOR = 10
 CHUNK_BYTES = 64 * 1024
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -665,9 +668,14 @@ class _HttpSource:
 
     def _stream_to(self, r: httpx.Response, tmp: _TempFile | _MemorySink, expected: int | None) -> None:
         limit = self.settings.max_file_bytes
+        budget = self.settings.http_timeout_s * DOWNLOAD_BUDGET_FACTOR
+        deadline = time.monotonic() + budget
         try:
-            for chunk in r.iter_bytes(CHUNK_BYTES):
+            for chunk in r.iter_bytes():
                 tmp.write(chunk)
+                if time.monotonic() > deadline:
+                    raise _Failed(f"download too slow: {r.num_bytes_downloaded} bytes in {budget:g} s "
+                                  f"({DOWNLOAD_BUDGET_FACTOR} x OFSTED_HTTP_TIMEOUT_S); abandoned")
         except _TooLarge:
             raise _Failed(f"download passed the limit of {limit} bytes ({_LIMIT_ENV}); aborted") from None
         except httpx.TimeoutException:

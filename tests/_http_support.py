@@ -21,7 +21,9 @@ to misbehave for a path a given number of times::
   - ``delay_s``: sleep this long before answering (to trip a client timeout);
   - ``truncate_at``: send the full ``Content-Length`` but only this many body bytes, then
     close the connection (a dropped download);
-  - ``drop``: close the connection without any answer.
+  - ``drop``: close the connection without any answer;
+  - ``trickle_s``: send the document ``trickle_bytes`` (16) at a time, sleeping this long
+    between pieces (a server too slow to finish, though never silent long enough to time out).
 
 Content helpers: ``serve`` (any bytes/str), ``serve_index`` (an HTML page of links),
 ``serve_feed`` (a JSON feed); ``origin`` / ``url(path)`` for addresses; ``requests``,
@@ -68,6 +70,8 @@ class Fault:
     delay_s: float = 0.0
     truncate_at: int | None = None
     drop: bool = False
+    trickle_s: float = 0.0
+    trickle_bytes: int = 16
 
 
 @dataclass
@@ -135,6 +139,9 @@ class _Handler(BaseHTTPRequestHandler):
             if fault.truncate_at is not None and doc is not None:
                 self._send_truncated(doc, fault.truncate_at)
                 return
+            if fault.trickle_s and doc is not None:
+                self._send_slowly(doc, fault.trickle_s, max(1, fault.trickle_bytes))
+                return
         if doc is None:
             self._send(404, b"not found\n", {"Content-Type": "text/plain"}, head=head)
             return
@@ -196,6 +203,17 @@ class _Handler(BaseHTTPRequestHandler):
         self._write(doc.body[:cut])
         self.close_connection = True
         self._hard_close()
+
+    def _send_slowly(self, doc: Document, pause_s: float, piece: int) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", doc.content_type)
+        self.send_header("Content-Length", str(len(doc.body)))
+        self.end_headers()
+        for i in range(0, len(doc.body), piece):
+            self._write(doc.body[i:i + piece])
+            if self.close_connection or self.server.owner._stopping.wait(pause_s):
+                self.close_connection = True
+                return
 
     def _write(self, data: bytes) -> None:
         try:

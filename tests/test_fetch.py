@@ -278,6 +278,19 @@ def test_a_truncated_download_is_failed_not_fetched(tmp_path, server):
     assert len(_leftovers(s)) == 2  # b and c: nothing of a is left behind
 
 
+def test_a_download_too_slow_to_finish_is_abandoned(tmp_path, server):
+    a, b, _ = _publish_three(server)  # a.pdf is 327 bytes: 82 pieces, 3.3 s at this pace
+    server.inject("/letters/a.pdf", Fault(trickle_s=0.04, trickle_bytes=4), times=None)
+    s = _settings(tmp_path, http_index_url=server.url("/index.html"), http_timeout_s=0.15)
+    got = _run(s)
+    assert got[a].status == "failed"
+    assert got[a].reason.startswith("download too slow:")
+    assert got[a].reason.endswith("bytes in 1.5 s (10 x OFSTED_HTTP_TIMEOUT_S); abandoned")
+    assert len(server.requests_for("/letters/a.pdf")) == 1  # not retried: it would be as slow again
+    assert got[b].status == "fetched"
+    assert len(_leftovers(s)) == 2
+
+
 def test_dropped_connection_is_retried(tmp_path, server):
     a, _, _ = _publish_three(server)
     server.inject("/letters/a.pdf", Fault(drop=True))
