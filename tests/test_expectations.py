@@ -100,19 +100,6 @@ RAW_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(RAW_CASES))
-def test_raw_rule_caught_by_its_expectation(settings: Settings, case: str) -> None:
-    sql, expected, named = RAW_CASES[case]
-    execute(settings.work_warehouse, sql)
-
-    result = validate_raw(settings, f"raw-{case}")
-
-    assert result["success"] is False
-    assert failed(result) == expected
-    assert result["failed"] == len(expected)
-    assert all(named in f["detail"] for f in result["failures"]), result["failures"]
-
-
 def test_superseded_letters_are_not_judged(settings: Settings) -> None:
     """An old version replaced by a corrected letter from the same URI stays in raw but is history."""
     execute(
@@ -194,15 +181,20 @@ MART_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(MART_CASES))
-def test_mart_rule_caught_by_its_expectation(settings: Settings, case: str) -> None:
-    sql, expected, named = MART_CASES[case]
+CASES = [("raw", name) for name in RAW_CASES] + [("marts", name) for name in MART_CASES]
+
+
+@pytest.mark.parametrize(("layer", "case"), CASES, ids=[f"{layer}: {case}" for layer, case in CASES])
+def test_rule_caught_by_its_expectation(settings: Settings, layer: str, case: str) -> None:
+    sql, expected, named = (RAW_CASES if layer == "raw" else MART_CASES)[case]
     execute(settings.work_warehouse, sql)
 
-    result = validate_marts(settings, f"marts-{case}")
+    validate = validate_raw if layer == "raw" else validate_marts
+    result = validate(settings, f"{layer}-{case}")
 
     assert result["success"] is False
     assert failed(result) == expected
+    assert result["failed"] == len(expected)
     assert all(named in f["detail"] for f in result["failures"]), result["failures"]
 
 
