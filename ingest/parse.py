@@ -397,7 +397,8 @@ def _subject(lines: list[str], i_dear: int | None) -> tuple[str | None, int]:
         for k in range(i_dear - 1, max(-1, i_dear - 8), -1):
             if _CRA_SUBJECT.search(lines[k]) and len(lines[k]) < 250:
                 return lines[k], i
-        return lines[i], i  # no title: the first paragraph must name the inspection itself
+        # no title: the first paragraph must name the inspection itself (it may wrap in a PDF)
+        return " ".join(lines[i:i + 3]), i
     parts: list[str] = []
     while i < n and lines[i] and len(parts) < 3 and not (parts and _SUBJECT_STOP.match(lines[i])):
         parts.append(lines[i])
