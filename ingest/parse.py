@@ -116,9 +116,9 @@ _BULLET = re.compile(
     r"|[-*\u2013\u2014]\s+"
     r"|\(?(?:\d{1,2}|[a-z]|[ivx]{1,4})[.)]\s+)"
 )
-# Page furniture: "Page 2 of 4", "2 of 4", "Page 2", "- 2 -"; possibly after a short footer text.
+# Page furniture: "Page 2 of 4", "2 of 4", "Page 2", "- 2 -"; "Page N of M" maybe after footer text.
 _PAGE_NO = re.compile(
-    r"(?:(.{0,80}?)\s*\bpage\s+\d{1,3}\s*(?:of|/)\s*\d{1,3}|page\s+\d{1,3}|\d{1,3}\s*(?:of|/)\s*\d{1,3}|-\s*\d{1,3}\s*-)",
+    r"(?:.{0,80}?\s*\bpage\s+\d{1,3}\s*(?:of|/)\s*\d{1,3}|page\s+\d{1,3}|\d{1,3}\s*(?:of|/)\s*\d{1,3}|-\s*\d{1,3}\s*-)",
     re.I,
 )
 _PAGE_NO_ENDS = frozenset("0123456789-")
@@ -238,11 +238,8 @@ def clean_lines(raw: str) -> list[str]:
         page: list[str] = []
         for line in chunk.split("\n"):
             s = line.strip()
-            if s and len(s) < 100 and s[-1] in _PAGE_NO_ENDS and (m := _PAGE_NO.fullmatch(s)):
-                # a page-number line ends a page; text beside the number is a footer candidate
-                rest = (m.group(1) or "").strip()
-                if rest:
-                    page.append(rest)
+            if s and len(s) < 100 and s[-1] in _PAGE_NO_ENDS and _PAGE_NO.fullmatch(s):
+                # a page-number line (with any footer text beside it) ends a page
                 pages.append(page)
                 page = []
                 continue

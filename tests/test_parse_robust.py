@@ -91,6 +91,22 @@ def test_numbered_bullets_restart_ordinals_per_section():
     assert letter.findings[0].text.startswith("Managers provide")
 
 
+A1 = ("Core assessments do not consistently analyse the impact of parental mental health on children, "
+      "and so plans do not always address the risks identified.")
+
+
+@pytest.mark.parametrize("footer", [
+    "Page 2 of 3", "PAGE 2 OF 3", "Page 2", "2 of 3", "- 2 -", "Page 2/3",
+    "Wiltshire Council CRA letter   Page 2 of 3",
+])
+def test_page_number_lines_inside_a_finding_are_dropped(footer: str):
+    broken = A1.replace(" children,", f"\n\n{footer}\n\f\n\nchildren,")
+    letter = parse_document(PLAIN.replace(A1, broken).encode(), "l.txt")
+    texts = [f.text for f in letter.findings if f.category == "area_for_development"]
+    assert texts[0] == A1
+    assert len(texts) == 3
+
+
 def test_a_dash_starting_a_wrapped_line_inside_a_sentence_is_not_a_bullet():
     wrapped = (
         "- Children are seen alone during assessments\n"
