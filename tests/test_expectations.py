@@ -280,3 +280,33 @@ def test_data_docs_default_to_the_report_dir(settings: Settings) -> None:
     assert result["data_docs"] == str(index) and index.is_file()
     (page,) = (settings.report_dir / "data_docs" / "validations" / "raw_letters").rglob("*.html")
     assert "days_end_to_letter" in page.read_text()
+
+
+# --- the real thing: sample letters loaded and built by dbt --------------------------------------
+
+@pytest.mark.slow
+def test_suites_pass_on_the_real_dbt_build_of_the_sample_letters(tmp_path: Path) -> None:
+    from ingest.build import run_dbt
+    from ingest.pipeline import run_load
+
+    settings = Settings.from_env({"OFSTED_DATA_DIR": str(tmp_path)}).with_overrides(
+        dbt_target_dir=tmp_path / "dbt_target"
+    )
+    loaded = run_load(settings)
+    assert loaded["new"] >= 3
+    assert run_dbt(settings, ["build"]) == 0
+
+    raw = validate_raw(settings, "sample-night")
+    marts = validate_marts(settings, "sample-night")
+    assert raw["failures"] == [] and marts["failures"] == []
+    (count,) = query(settings.work_warehouse, "select count(*) from audit.dq_results")[0]
+    assert count == raw["evaluated"] + marts["evaluated"]
+
+    (name,) = query(settings.work_warehouse, "select authority_name from raw.letters limit 1")[0]
+    execute(
+        settings.work_warehouse,
+        f"update raw.letters set letter_date = inspection_end_date + 200 where authority_name = '{name}'",
+    )
+    late = validate_raw(settings, "sample-night")
+    assert failed(late) == {("raw.letters", "expect_column_values_to_be_between", "days_end_to_letter")}
+    assert f"authority_name={name}" in late["failures"][0]["detail"]
