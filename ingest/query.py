@@ -311,6 +311,22 @@ def _write_atomically(final: Path, write) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _is_nested(type_name: str) -> bool:
+    t = type_name.upper()
+    return t.endswith("]") or t.startswith(("STRUCT", "MAP", "UNION"))
+
+
+def csv_select(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """A select of `table` fit for CSV: lists, structs and maps become JSON text."""
+    cols = con.execute(
+        "select column_name, data_type from information_schema.columns "
+        "where table_schema = ? and table_name = ? order by ordinal_position",
+        [MARTS_SCHEMA, table],
+    ).fetchall()
+    items = [f"to_json({_quote(c)})::varchar as {_quote(c)}" if _is_nested(t) else _quote(c) for c, t in cols]
+    return f"select {', '.join(items)} from {_quote(MARTS_SCHEMA)}.{_quote(table)}"
+
+
 def export_table(con: duckdb.DuckDBPyConnection, table: str, out_dir: Path, csv_too: bool) -> dict:
     """Stream one mart into `<table>.parquet` (and `.csv`) in `out_dir`; returns rows and files."""
     import pyarrow.csv as pacsv
@@ -331,7 +347,7 @@ def export_table(con: duckdb.DuckDBPyConnection, table: str, out_dir: Path, csv_
         return n
 
     def csv_file(tmp: Path) -> None:
-        reader = con.sql(sql).to_arrow_reader(100_000)
+        reader = con.sql(csv_select(con, table)).to_arrow_reader(100_000)
         with pacsv.CSVWriter(tmp, reader.schema) as w:
             for batch in reader:
                 w.write_batch(batch)

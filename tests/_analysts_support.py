@@ -57,7 +57,7 @@ create schema marts;
 create table marts.dim_authorities (
     authority_key integer, gss_code varchar, dfe_la_code varchar, authority_name varchar,
     authority_type varchar, region varchar, valid_from date, valid_to date,
-    current_authority_names varchar);
+    current_authority_names varchar[]);
 create table marts.dim_inspectors (inspector_key integer, inspector_name varchar);
 create table marts.dim_dates (date_day date, calendar_year integer, financial_year varchar,
     academic_year varchar);
@@ -91,7 +91,7 @@ def make_marts_warehouse(path: Path) -> Path:
         con.execute(DDL)
         con.executemany(
             "insert into marts.dim_authorities values (?, ?, ?, ?, ?, ?, date '2009-04-01', null, ?)",
-            [(*a, a[3]) for a in AUTHORITIES],
+            [(*a, [a[3]]) for a in AUTHORITIES],
         )
         con.executemany("insert into marts.dim_inspectors values (?, ?)",
                         [(1, "Jane Inspector"), (2, "Sam Reviewer")])

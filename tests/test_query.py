@@ -318,8 +318,11 @@ def test_export_writes_every_mart_as_parquet_and_csv(capsys, warehouse, tmp_path
         back = duck(warehouse, f"select * from read_parquet('{out_dir / (t + '.parquet')}') order by all")
         assert back == expected
         with (out_dir / f"{t}.csv").open(newline="") as f:
-            csv_rows = list(csv.reader(f))
-        assert len(csv_rows) == count + 1
+            csv_rows = list(csv.DictReader(f))
+        assert len(csv_rows) == count
+    with (out_dir / "dim_authorities.csv").open(newline="") as f:
+        dorset = next(r for r in csv.DictReader(f) if r["authority_name"] == "Dorset")
+    assert json.loads(dorset["current_authority_names"]) == ["Dorset"]  # lists as JSON text
     assert out.splitlines()[-1] == f"wrote 7 tables as Parquet and CSV to {out_dir.resolve()}"
     schema = pq.read_schema(out_dir / "fct_inspections.parquet")
     assert str(schema.field("letter_date").type) == "date32[day]"
@@ -373,7 +376,7 @@ def test_worked_questions_answer_from_the_real_marts(capsys, real, question, que
 
 @pytest.mark.slow
 def test_export_of_the_real_marts(capsys, real, tmp_path):
-    rc = main(["export", "--warehouse", str(real), str(tmp_path)])
+    rc = main(["export", "--warehouse", str(real), str(tmp_path), "--csv"])
     out, err = capsys.readouterr()
     assert rc == 0, err
     counts = dict(duck(real, "select table_name, estimated_size from duckdb_tables() "
@@ -385,6 +388,8 @@ def test_export_of_the_real_marts(capsys, real, tmp_path):
         assert rows > 0
         assert pq.read_table(tmp_path / f"{table}.parquet").num_rows == rows
         assert re.search(rf"^{table}\s+{rows:,} rows?$", out, re.M), out
+        with (tmp_path / f"{table}.csv").open(newline="") as f:
+            assert sum(1 for _ in csv.DictReader(f)) == rows
         parquet = tmp_path / f"{table}.parquet"
         assert duck(real, f"select * from read_parquet('{parquet}') order by all") == duck(
             real, f"select * from marts.{table} order by all")
