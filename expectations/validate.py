@@ -229,7 +229,8 @@ def _run_gx(
             gx.ValidationDefinition(name=tf.suite, data=batch, suite=suite)
         )
         ids = [c for c in tf.id_columns if c in tf.frame.columns]
-        result_format: dict = {"result_format": "COMPLETE", "partial_unexpected_count": MAX_EXAMPLES}
+        # SUMMARY, not COMPLETE: a few example rows (with their ID columns), not every failing row
+        result_format: dict = {"result_format": "SUMMARY", "partial_unexpected_count": MAX_EXAMPLES}
         if ids:
             result_format["unexpected_index_column_names"] = ids
         result = definition.run(
@@ -301,7 +302,7 @@ def failure_detail(tf: TableFrame, config: Any, r: Any) -> str:
 
 
 def _examples(result: dict, id_columns: tuple[str, ...]) -> list[str]:
-    index_rows = result.get("unexpected_index_list") or []
+    index_rows = result.get("partial_unexpected_index_list") or []
     out = []
     for row in index_rows[:MAX_EXAMPLES]:
         if isinstance(row, dict):
