@@ -240,6 +240,20 @@ def test_one_audit_row_per_expectation_and_rerun_replaces(settings: Settings) ->
     assert bad[7] is True
 
 
+def test_validates_while_the_process_holds_another_connection(settings: Settings) -> None:
+    """In an in-process Airflow run dbt-duckdb may still hold the file open (default config)."""
+    import duckdb
+
+    held = duckdb.connect(str(settings.work_warehouse))
+    try:
+        result = validate_marts(settings, "in-process")
+        assert result["success"] is True
+        (rows,) = held.execute("select count(*) from audit.dq_results where run_id = 'in-process'").fetchone()
+        assert rows == result["evaluated"]
+    finally:
+        held.close()
+
+
 def test_unreadable_warehouse_raises_one_line(tmp_path: Path) -> None:
     missing = Settings.from_env({}).with_overrides(
         work_warehouse=tmp_path / "nope.duckdb", report_dir=tmp_path / "report"
