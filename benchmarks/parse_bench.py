@@ -1,6 +1,6 @@
 """Parser speed on one core: text letters/s, PDF letters/s, and bare PDF text extraction.
 
-    python benchmarks/parse_bench.py [--text 600] [--pdf 60] [--rounds 5] [--seed 0]
+    python benchmarks/parse_bench.py [--text 600] [--pdf 60] [--rounds 7] [--seed 0]
 
 The letters are synthetic (`ingest.synthetic`: the real letters' style, every encoding, line
 ending, bullet and layout variation, PDFs with letterhead, running header and page footers),
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--text", type=int, default=600, help="text letters in the corpus")
     ap.add_argument("--pdf", type=int, default=60, help="PDF letters in the corpus")
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
