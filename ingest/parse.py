@@ -101,10 +101,11 @@ _HEADING = re.compile(
     re.I,
 )
 _MEETS_PREFIX = re.compile(r"the\s+service\s+meets\s+the\s+requirements\b", re.I)
-_CLOSING = re.compile(
-    r"(?:any|all)\s+areas?\s+for\s+(?:development|priority)|yours\s+(?:sincerely|faithfully)\b|copy(?:\s+to)?\s*:",
-    re.I,
-)
+# The closing paragraph: "Any areas for development [and priority action] identified above will be
+# specifically considered in any future inspection ...". Only its start is required on the line;
+# the rest may wrap onto the next one.
+_CLOSING_START = re.compile(r"(?:any|all)\s+areas?\s+for\s+(?:development|priority)", re.I)
+_CLOSING_WORDS = ("identified above", "considered", "future inspection")
 _YOURS = re.compile(r"yours\s+(?:sincerely|faithfully)\b", re.I)
 _COPY = re.compile(r"(?:copy|copies|cc)(?:\s+to)?\s*:\s*(.*)", re.I)
 _HMI = re.compile(
@@ -326,7 +327,7 @@ def _read_letter(lines: list[str], source_format: str) -> Letter:
     if not sections:
         raise RejectedDocument("no findings: no section heading (Strengths, Areas for development, ...)")
     i_first_heading = sections[0][0]
-    i_close = next((i for i in range(sections[-1][1], n) if lines[i] and _CLOSING.match(lines[i])), None)
+    i_close = next((i for i in range(sections[-1][1], n) if lines[i] and _is_closing(lines, i)), None)
     if i_close is None:
         raise RejectedDocument("incomplete letter: the findings never end (no closing paragraph or sign-off)")
 
@@ -376,6 +377,19 @@ def _read_letter(lines: list[str], source_format: str) -> Letter:
 
 
 # --- regions ----------------------------------------------------------------------------------
+
+def _is_closing(lines: list[str], i: int) -> bool:
+    """Does line i end the findings: the closing paragraph, the sign-off or the copy list?
+    (A finding may itself begin "All areas for development identified in 2009 ...".)"""
+    s = lines[i]
+    if _YOURS.match(s) or _COPY.match(s):
+        return True
+    if not _CLOSING_START.match(s):
+        return False
+    following = next((t for t in lines[i + 1:i + 4] if t), "")
+    text = f"{s} {following}".lower()
+    return any(w in text for w in _CLOSING_WORDS)
+
 
 def _subject(lines: list[str], i_dear: int | None) -> tuple[str | None, int]:
     """The subject line(s) after "Dear ...", joined; and the index just after them."""

@@ -107,6 +107,17 @@ def test_page_number_lines_inside_a_finding_are_dropped(footer: str):
     assert len(texts) == 3
 
 
+def test_a_finding_that_begins_like_the_closing_paragraph_is_still_a_finding():
+    lines = PLAIN.replace("\n- ", "\n\n").split("\n")  # paragraphs, no bullets
+    i = lines.index(A1)
+    addressed = "All areas for development identified in the last inspection have been addressed."
+    lines[i + 1:i + 1] = ["", addressed]
+    letter = parse_document("\n".join(lines).encode(), "l.txt")
+    texts = [f.text for f in letter.findings if f.category == "area_for_development"]
+    assert texts[:2] == [A1, addressed]
+    assert len(texts) == 4
+
+
 def test_a_dash_starting_a_wrapped_line_inside_a_sentence_is_not_a_bullet():
     wrapped = (
         "- Children are seen alone during assessments\n"
