@@ -146,7 +146,7 @@ def _read_one(con: duckdb.DuckDBPyConnection, module: ModuleType) -> TableFrame:
     try:
         frame = con.sql(module.QUERY).df()
         problem = None
-    except duckdb.CatalogException as exc:
+    except (duckdb.CatalogException, duckdb.BinderException) as exc:  # missing table or column
         frame, problem = pd.DataFrame(), f"cannot read {module.TABLE}: {_one_line(exc)}"
     except duckdb.Error as exc:
         raise WarehouseUnavailable(f"cannot read {module.TABLE}: {_one_line(exc)}") from exc

@@ -178,6 +178,19 @@ MART_CASES = {
          ("marts.dim_inspectors", "expect_column_values_to_be_unique", "inspector_key")},
         "cannot read marts.dim_inspectors",
     ),
+    "mart column renamed": (
+        "alter table marts.dim_themes rename column theme_key to theme_id",
+        {("marts.dim_themes", "expect_column_values_to_not_be_null", "theme_key"),
+         ("marts.dim_themes", "expect_column_values_to_be_unique", "theme_key"),
+         # the bridge's suite joins dim_themes on theme_key: it cannot be read either
+         *(("marts.bridge_findings_themes", e, c) for e, c in (
+             ("expect_column_values_to_not_be_null", "finding_key"),
+             ("expect_column_values_to_not_be_null", "theme_key"),
+             ("expect_compound_columns_to_be_unique", "finding_key,theme_key"),
+             ("expect_column_values_to_not_be_null", "finding_found"),
+             ("expect_column_values_to_not_be_null", "theme_found")))},
+        "theme_key",
+    ),
 }
 
 
