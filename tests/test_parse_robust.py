@@ -141,6 +141,15 @@ def test_care_of_address_keeps_the_addressee_and_not_the_other_persons_title():
     assert (letter.recipient_name, letter.recipient_title) == ("Mr Mark Wyatt", None)
 
 
+def test_meets_requirements_heading_wrapped_over_two_lines():
+    heading = "The service meets the requirements of statutory guidance in the following areas"
+    text = PLAIN.replace("Satisfactory practice\n", heading.replace(" in the ", " in the\n") + ":\n")
+    letter = parse_document(text.encode(), "l.txt")
+    sat = [f for f in letter.findings if f.category == "satisfactory"]
+    assert [(f.heading, f.ordinal) for f in sat] == [(heading, 1), (heading, 2), (heading, 3)]
+    assert sat[0].text.startswith("Initial assessments are completed")
+
+
 def test_a_heading_repeated_continues_its_ordinals():
     """(category, ordinal) is the findings' key: a second "Strengths" section must not restart at 1."""
     extra = "Strengths\n\n- An extra strength.\n\nAreas for development\n"
