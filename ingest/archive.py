@@ -3,10 +3,12 @@
 A file reaches its final name only complete and on disk: it is written (or moved) to a temp
 name in the same folder, fsynced, then renamed with `os.replace`, so a crash never leaves a
 partial file under a final name. Storing bytes that are already archived is a no-op.
+`Archiver` does the same for many files with one file-system sync per group of files.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import re
@@ -34,11 +36,13 @@ def resolve(archive_dir: Path, rel: str) -> Path:
     return archive_dir / rel
 
 
-def store_file(archive_dir: Path, src: Path, sha256: str, ext: str, *, move: bool = False) -> str:
+def store_file(archive_dir: Path, src: Path, sha256: str, ext: str, *, move: bool = False,
+               sync_dir: bool = True) -> str:
     """Archive the file at `src` (whose bytes hash to `sha256`); returns the relative path.
 
     With `move`, `src` (a fetched temp file) is renamed into place when it is on the same file
-    system, else copied; it no longer exists afterwards either way.
+    system, else copied; it no longer exists afterwards either way. `sync_dir=False` leaves the
+    folder's fsync to the caller (`Archiver` does it once per folder).
     """
     rel = relative_path(sha256, ext)
     final = archive_dir / rel
@@ -61,8 +65,104 @@ def store_file(archive_dir: Path, src: Path, sha256: str, ext: str, *, move: boo
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(final.parent)
+    if sync_dir:
+        _fsync_dir(final.parent)
     return rel
+
+
+class Archiver:
+    """Archives many files with a group commit instead of one fsync per file.
+
+    `add` stages each file under a temp name in its final folder and returns the relative
+    path; every `group` files (and at `finish`) the staged files are made durable with one
+    syncfs(2) of the archive's file system, then renamed to their final names, then synced
+    again. A crash therefore leaves at worst `.*.tmp` files, never a partial file under a final
+    name. Where syncfs is not available each file is fsynced before its rename.
+    `finish` flushes and returns {relative path: error} for files that could not be stored.
+    """
+
+    def __init__(self, archive_dir: Path, group: int = 256):
+        self.archive_dir = archive_dir
+        self.group = max(1, group)
+        self.errors: dict[str, str] = {}
+        self._staged: dict[Path, tuple[str, Path]] = {}  # final -> (rel, temp)
+
+    def add(self, src: Path, sha256: str, ext: str, *, move: bool = True) -> str:
+        rel = relative_path(sha256, ext)
+        final = self.archive_dir / rel
+        if final.exists() or final in self._staged:
+            if move:
+                src.unlink(missing_ok=True)
+            return rel
+        tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            if move:
+                try:
+                    os.replace(src, tmp)
+                except OSError:  # another file system
+                    shutil.copyfile(src, tmp)
+                    src.unlink(missing_ok=True)
+            else:
+                shutil.copyfile(src, tmp)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            self.errors[rel] = f"cannot archive: {exc.strerror or exc}"
+            return rel
+        self._staged[final] = (rel, tmp)
+        if len(self._staged) >= self.group:
+            self.flush()
+        return rel
+
+    def flush(self) -> None:
+        if not self._staged:
+            return
+        staged, self._staged = self._staged, {}
+        if not _syncfs(self.archive_dir):
+            for _, tmp in staged.values():
+                _fsync_file(tmp)
+        for final, (rel, tmp) in staged.items():
+            try:
+                os.replace(tmp, final)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                self.errors[rel] = f"cannot archive: {exc.strerror or exc}"
+        if not _syncfs(self.archive_dir):
+            for d in {f.parent for f in staged}:
+                _fsync_dir(d)
+
+    def finish(self) -> dict[str, str]:
+        """Flush, and hand over (and forget) the errors so far; the archiver stays usable."""
+        self.flush()
+        errors, self.errors = self.errors, {}
+        return errors
+
+
+def _load_syncfs():
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_SYNCFS = _load_syncfs()
+
+
+def _syncfs(path: Path) -> bool:
+    """Flush the file system holding `path` (Linux syncfs); False when not available or it failed."""
+    if _SYNCFS is None:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
+        return _SYNCFS(fd) == 0
+    finally:
+        os.close(fd)
 
 
 def store_bytes(archive_dir: Path, data: bytes, ext: str) -> str:

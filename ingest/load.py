@@ -332,8 +332,8 @@ def _apply(con: duckdb.DuckDBPyConnection, table: pa.Table, plan: dict[str, Any]
         # a new version of a letter from the same URI supersedes the earlier one
         con.execute("""
             update raw.letters as l set _superseded_by = n.sha256
-            from (select source_uri, sha256 from _ins) as n
-            where l._source_uri = n.source_uri and l._sha256 <> n.sha256 and l._superseded_by is null
+            from (select source_uri, sha256, replaces_sha256 from _ins where replaces_sha256 is not null) as n
+            where l._sha256 = n.replaces_sha256 and l._source_uri = n.source_uri and l._superseded_by is null
         """)
         con.unregister("_ins")
     if plan["unreject"]:

@@ -18,11 +18,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import multiprocessing
 import os
+import queue
 import re
 import shutil
+import threading
 import uuid
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -31,7 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ingest import archive, fetch, parse
-from ingest.models import KnownDocument, Letter, RejectedDocument
+from ingest.models import FetchResult, KnownDocument, Letter, RejectedDocument
 from ingest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,6 +54,7 @@ BATCH_SCHEMA = pa.schema([
     ("fetched_at", pa.timestamp("us", tz="UTC")),
     ("etag", pa.string()),
     ("last_modified", pa.string()),
+    ("replaces_sha256", pa.string()),  # what this URI held before (a corrected letter supersedes it)
     ("outcome", pa.string()),  # parsed | rejected | failed
     ("reason", pa.string()),
     ("parser_version", pa.string()),
@@ -125,70 +131,115 @@ def fetch_and_archive(settings: Settings) -> list[dict[str, Any]]:
     that could not be fetched (recorded in the manifest; the load step reports it). A
     document whose bytes are already loaded or rejected under the current parser version is
     not returned; one archived but never loaded (an interrupted run) or loaded by an older
-    parser is returned even when the source says it has not changed.
+    parser is returned even when the source says it has not changed. Fetched documents are
+    recorded in the manifest with status `archived` until they are loaded.
     """
-    return _fetch_and_archive(settings)[0]
-
-
-def _fetch_and_archive(settings: Settings) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """`fetch_and_archive`, plus how many documents were seen and left alone (unchanged)."""
     from ingest import load  # DuckDB side
 
-    stats = {"seen": 0, "unchanged": 0, "archived": 0}
     con = load.open_warehouse(settings)
     try:
         state = load.read_state(con, parse.PARSER_VERSION)
-        known = {uri: KnownDocument(m.etag, m.last_modified, m.sha256) for uri, m in state.manifest.items()}
-        out: list[dict[str, Any]] = []
-        seen_rows: list[dict[str, Any]] = []
-        failed_rows: list[dict[str, Any]] = []
         now = _now()
-        for r in fetch.fetch_documents(settings, known):
-            stats["seen"] += 1
-            prev = state.manifest.get(r.source_uri)
-            if r.status == "failed":
-                reason = r.reason or "fetch failed"
-                failed_rows.append({"source_uri": r.source_uri, "detail": reason})
-                out.append({"source_uri": r.source_uri, "status": "failed", "reason": reason,
-                            "sha256": prev.sha256 if prev else None})
-                continue
-            sha = r.sha256 or (prev.sha256 if prev else None)
-            if r.status == "fetched" and r.path and sha:
-                ext = archive.extension(r.filename or _filename_from_uri(r.source_uri))
-                rel = archive.store_file(settings.archive_dir, Path(r.path), sha, ext, move=True)
-                stats["archived"] += 1
-                fetched_at = r.fetched_at or now
-            elif sha:
-                rel = _archived_rel(settings.archive_dir, sha)
-                fetched_at = prev.last_seen_at if prev else now
-                ext = rel.rsplit(".", 1)[-1] if rel else None
-            else:
-                continue
-            unchanged_uri = prev is not None and prev.sha256 == sha
-            settled = state.is_settled(sha, prev.status if unchanged_uri and prev else None)
-            status = prev.status if unchanged_uri and prev and settled else "archived"
-            seen_rows.append({
-                "source_uri": r.source_uri, "etag": r.etag, "last_modified": r.last_modified,
-                "sha256": sha, "status": status,
-            })
-            if unchanged_uri and settled:
-                stats["unchanged"] += 1
-                continue
-            if rel is None:  # the manifest knows the bytes but the archive lost them: fetch again next run
-                failed_rows.append({"source_uri": r.source_uri, "detail": "archived copy missing",
-                                    "clear": True})
-                out.append({"source_uri": r.source_uri, "status": "failed", "sha256": sha,
-                            "reason": "archived copy missing from the archive; it will be fetched again"})
-                continue
-            out.append({
-                "source_uri": r.source_uri, "status": "fetched", "sha256": sha, "archive_path": rel,
-                "ext": ext, "filename": r.filename or _filename_from_uri(r.source_uri),
-                "fetched_at": fetched_at.isoformat(), "etag": r.etag, "last_modified": r.last_modified,
-            })
-        load.record_fetches(con, seen_rows, failed_rows, now)
+        record = lambda seen, failed: load.record_fetches(con, seen, failed, now)  # noqa: E731
+        return [d for chunk in _fetch_chunks(settings, state, {}, record) for d in chunk]
     finally:
         con.close()
-    return out, stats
+
+
+def _fetch_chunks(settings: Settings, state: Any, stats: dict[str, int],
+                  record: Callable[[list[dict], list[dict]], None], chunk_size: int | None = None,
+                  stop: threading.Event | None = None) -> Iterator[list[dict[str, Any]]]:
+    """`fetch_and_archive` as a stream: lists of up to `chunk_size` documents to parse, each
+    durable in the archive, and its manifest rows handed to `record`, before it is yielded.
+    `stats` counts documents seen, archived and left alone (unchanged)."""
+    for k in ("seen", "unchanged", "archived"):
+        stats.setdefault(k, 0)
+    known = {uri: KnownDocument(m.etag, m.last_modified, m.sha256) for uri, m in state.manifest.items()}
+    out: list[dict[str, Any]] = []
+    seen_rows: list[dict[str, Any]] = []
+    failed_rows: list[dict[str, Any]] = []
+    now = _now()
+    archiver = archive.Archiver(settings.archive_dir)
+
+    def flush() -> list[dict[str, Any]]:
+        nonlocal out, seen_rows, failed_rows
+        # every file durable under its final name before the manifest says it is archived
+        errors = archiver.finish()
+        done, seen, failed = out, seen_rows, failed_rows
+        if errors:
+            done, seen, failed = _drop_unarchived(done, seen, failed, errors)
+        record(seen, failed)
+        out, seen_rows, failed_rows = [], [], []
+        return done
+
+    for r in fetch.fetch_documents(settings, known):
+        if stop is not None and stop.is_set():
+            return
+        stats["seen"] += 1
+        prev = state.manifest.get(r.source_uri)
+        doc = _fetched_doc(settings, archiver, r, prev, state, now, stats, seen_rows, failed_rows)
+        if doc is not None:
+            out.append(doc)
+        if (chunk_size and len(out) >= chunk_size) or len(seen_rows) >= 10_000:
+            yield flush()
+    last = flush()
+    if last:
+        yield last
+
+
+def _fetched_doc(settings: Settings, archiver: archive.Archiver, r: FetchResult, prev: Any, state: Any,
+                 now: dt.datetime, stats: dict[str, int], seen_rows: list[dict[str, Any]],
+                 failed_rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Archive one fetch result and note its manifest row; the document to parse, or None."""
+    if r.status == "failed":
+        reason = r.reason or "fetch failed"
+        failed_rows.append({"source_uri": r.source_uri, "detail": reason})
+        return {"source_uri": r.source_uri, "status": "failed", "reason": reason,
+                "sha256": prev.sha256 if prev else None}
+    sha = r.sha256 or (prev.sha256 if prev else None)
+    if r.status == "fetched" and r.path and sha:
+        ext = archive.extension(r.filename or _filename_from_uri(r.source_uri))
+        rel = archiver.add(Path(r.path), sha, ext, move=True)
+        stats["archived"] += 1
+        fetched_at = r.fetched_at or now
+    elif sha:
+        rel = _archived_rel(settings.archive_dir, sha)
+        fetched_at = prev.last_seen_at if prev else now
+        ext = rel.rsplit(".", 1)[-1] if rel else None
+    else:
+        return None
+    unchanged_uri = prev is not None and prev.sha256 == sha
+    settled = state.is_settled(sha, prev.status if unchanged_uri and prev else None)
+    status = prev.status if unchanged_uri and prev and settled else "archived"
+    seen_rows.append({"source_uri": r.source_uri, "etag": r.etag, "last_modified": r.last_modified,
+                      "sha256": sha, "status": status})
+    if unchanged_uri and settled:
+        stats["unchanged"] += 1
+        return None
+    if rel is None:  # the manifest knows the bytes but the archive lost them: fetch again next run
+        failed_rows.append({"source_uri": r.source_uri, "detail": "archived copy missing", "clear": True})
+        return {"source_uri": r.source_uri, "status": "failed", "sha256": sha,
+                "reason": "archived copy missing from the archive; it will be fetched again"}
+    return {
+        "source_uri": r.source_uri, "status": "fetched", "sha256": sha, "archive_path": rel,
+        "ext": ext, "filename": r.filename or _filename_from_uri(r.source_uri),
+        "fetched_at": fetched_at.isoformat(), "etag": r.etag, "last_modified": r.last_modified,
+        # the bytes this URI held before: that letter is superseded if this one is loaded
+        "replaces": prev.sha256 if prev is not None and prev.sha256 not in (None, sha) else None,
+    }
+
+
+def _drop_unarchived(out: list[dict], seen: list[dict], failed: list[dict],
+                     errors: dict[str, str]) -> tuple[list[dict], list[dict], list[dict]]:
+    """Documents whose archive write failed (disk full...) become fetch failures: retried next run."""
+    bad = {d["source_uri"]: errors[d["archive_path"]] for d in out if d.get("archive_path") in errors}
+    out = [d if d["source_uri"] not in bad else
+           {"source_uri": d["source_uri"], "status": "failed", "sha256": d["sha256"],
+            "reason": bad[d["source_uri"]]}
+           for d in out]
+    seen = [r for r in seen if r["source_uri"] not in bad]
+    failed = failed + [{"source_uri": u, "detail": reason, "clear": True} for u, reason in bad.items()]
+    return out, seen, failed
 
 
 # --- batches ------------------------------------------------------------------------------------------
@@ -215,7 +266,8 @@ def _parse_row(settings: Settings, doc: dict[str, Any], parsed_at: dt.datetime) 
     row: dict[str, Any] = {
         "source_uri": doc["source_uri"], "sha256": doc.get("sha256"), "archive_path": doc.get("archive_path"),
         "fetched_at": _ts(doc.get("fetched_at")) or parsed_at, "etag": doc.get("etag"),
-        "last_modified": doc.get("last_modified"), "parser_version": parse.PARSER_VERSION,
+        "last_modified": doc.get("last_modified"), "replaces_sha256": doc.get("replaces"),
+        "parser_version": parse.PARSER_VERSION,
         "parsed_at": parsed_at, "findings": [], "copy_recipients": [],
     }
     if doc.get("status") == "failed":
@@ -312,23 +364,127 @@ def new_run_id(prefix: str = "load") -> str:
     return f"{prefix}-{_now():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
 
-def _parse_and_load(settings: Settings, docs: list[dict[str, Any]], run_id: str, *,
-                    replace: bool = False) -> dict[str, Any]:
-    total = empty_counts()
-    run_dir = settings.runs_dir / run_id
-    for n, batch in enumerate(make_batches(docs, settings.batch_size), 1):
-        path = parse_batch(settings, batch, run_id, n)
-        merge_counts(total, load_batches(settings, [path], replace=replace))
-        Path(path).unlink(missing_ok=True)  # loaded: the scratch copy is no longer needed
-    shutil.rmtree(run_dir, ignore_errors=True)
-    return total
+def default_parse_workers() -> int:
+    """Parse processes for in-process runs: the cores left over by the fetching/loading process."""
+    return max(1, min(4, (os.cpu_count() or 1) - 1))
 
 
-def run_load(settings: Settings, run_id: str | None = None) -> dict[str, Any]:
-    """`ofsted load`: fetch, archive, parse and load in-process, one batch at a time."""
+class _BatchRunner:
+    """Parses batches (in worker processes when the run is big enough) and loads them in order
+    on one warehouse connection, so fetching, parsing and loading overlap. At most a few
+    batches are in flight: memory stays flat however large the corpus."""
+
+    def __init__(self, settings: Settings, con: Any, run_id: str, *, replace: bool, workers: int):
+        self.settings, self.con, self.run_id, self.replace = settings, con, run_id, replace
+        self.workers = workers
+        self.pool: ProcessPoolExecutor | None = None
+        self.pending: deque[Future | str] = deque()
+        self.batch_no = 0
+        self.full_batches = 0
+        self.total = empty_counts()
+
+    def submit(self, docs: list[dict[str, Any]]) -> None:
+        self.batch_no += 1
+        # worker processes take a second or two to start: worth it from a second full batch on
+        full = len(docs) >= self.settings.batch_size
+        self.full_batches += full
+        if self.workers > 0 and (self.pool is not None or (full and self.full_batches >= 2)):
+            if self.pool is None:
+                ctx = multiprocessing.get_context("spawn")
+                self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
+            fut = self.pool.submit(parse_batch, self.settings, docs, self.run_id, self.batch_no)
+            self.pending.append(fut)
+        else:
+            self.pending.append(parse_batch(self.settings, docs, self.run_id, self.batch_no))
+        while self.pending and (len(self.pending) > self.workers + 1 or _done(self.pending[0])):
+            self._load_next()
+
+    def _load_next(self) -> None:
+        from ingest import load
+
+        item = self.pending.popleft()
+        path = Path(item.result() if isinstance(item, Future) else item)
+        merge_counts(self.total, load.load_batch_file(self.con, path, replace=self.replace))
+        path.unlink(missing_ok=True)  # loaded: the scratch copy is no longer needed
+
+    def finish(self) -> dict[str, Any]:
+        while self.pending:
+            self._load_next()
+        self.close()
+        shutil.rmtree(self.settings.runs_dir / self.run_id, ignore_errors=True)
+        return self.total
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+
+def _done(item: Future | str) -> bool:
+    return not isinstance(item, Future) or item.done()
+
+
+def run_load(settings: Settings, run_id: str | None = None, *,
+             parse_workers: int | None = None) -> dict[str, Any]:
+    """`ofsted load`: fetch, archive, parse and load in-process, streaming batch by batch.
+
+    A thread fetches and archives; batches are parsed in `parse_workers` processes (default:
+    the spare cores; 0 parses in this process) while this thread loads them, in order, one
+    transaction each. Only this thread touches DuckDB. Fetched documents are recorded in the
+    manifest when their batch is loaded (a run killed before that fetches them again).
+    """
+    from ingest import load
+
     run_id = run_id or new_run_id("load")
-    docs, stats = _fetch_and_archive(settings)
-    total = _parse_and_load(settings, docs, run_id)
+    workers = default_parse_workers() if parse_workers is None else parse_workers
+    stats: dict[str, int] = {}
+    con = load.open_warehouse(settings)
+    runner = _BatchRunner(settings, con, run_id, replace=False, workers=workers)
+    items: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+    now = _now()
+
+    def put(item: tuple) -> None:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def produce(state: Any) -> None:
+        try:
+            def record(seen: list[dict], failed: list[dict]) -> None:
+                settled = [r for r in seen if r["status"] != "archived"]
+                if settled or failed:
+                    put(("manifest", settled, failed))
+
+            for docs in _fetch_chunks(settings, state, stats, record, settings.batch_size, stop):
+                put(("docs", docs))
+            put(("end", None))
+        except BaseException as exc:  # handed to the loading thread, which raises it
+            put(("error", exc))
+
+    producer = threading.Thread(target=produce, args=(load.read_state(con, parse.PARSER_VERSION),),
+                                name="fetch-archive", daemon=True)
+    try:
+        producer.start()
+        while True:
+            kind, *payload = items.get()
+            if kind == "docs":
+                runner.submit(payload[0])
+            elif kind == "manifest":
+                load.record_fetches(con, payload[0], payload[1], now)
+            elif kind == "error":
+                raise payload[0]
+            else:
+                break
+        total = runner.finish()
+    finally:
+        stop.set()
+        producer.join()
+        runner.close()
+        con.close()
     total["run_id"] = run_id
     total["unchanged"] += stats["unchanged"]  # the source said unchanged: they never reached a batch
     total["seen"] = stats["seen"]
@@ -336,7 +492,8 @@ def run_load(settings: Settings, run_id: str | None = None) -> dict[str, Any]:
     return total
 
 
-def run_reparse(settings: Settings, everything: bool = False, run_id: str | None = None) -> dict[str, Any]:
+def run_reparse(settings: Settings, everything: bool = False, run_id: str | None = None, *,
+                parse_workers: int | None = None) -> dict[str, Any]:
     """`ofsted reparse`: re-parse archived documents (older parser versions, or all) and
     replace their rows; rejected documents are retried too. Nothing is fetched."""
     from ingest import load
@@ -353,7 +510,16 @@ def run_reparse(settings: Settings, everything: bool = False, run_id: str | None
             d |= {"status": "failed", "reason": "archived copy missing from the archive"}
         else:
             d["filename"] = d["archive_path"].rsplit("/", 1)[-1]
-    total = _parse_and_load(settings, docs, run_id, replace=True)
+    con = load.open_warehouse(settings)
+    workers = default_parse_workers() if parse_workers is None else parse_workers
+    runner = _BatchRunner(settings, con, run_id, replace=True, workers=workers)
+    try:
+        for batch in make_batches(docs, settings.batch_size):
+            runner.submit(batch)
+        total = runner.finish()
+    finally:
+        runner.close()
+        con.close()
     total["run_id"] = run_id
     total["candidates"] = len(docs)
     return total

@@ -20,7 +20,7 @@ def make_settings(tmp: Path, inbox: Path | None = None, **env: str) -> Settings:
     base = {
         "OFSTED_DATA_DIR": str(tmp / "data"),
         "OFSTED_INBOX_DIR": str(inbox or tmp / "inbox"),
-        "OFSTED_BATCH_SIZE": "4",
+        "OFSTED_BATCH_SIZE": "50",
         "OFSTED_HTTP_MIN_INTERVAL_S": "0",
         "OFSTED_HTTP_BACKOFF_S": "0.01",
         "OFSTED_HTTP_TIMEOUT_S": "2",

@@ -16,7 +16,7 @@ from _load_support import SAMPLES, count, make_settings, manifest, query, snapsh
 
 from ingest import parse
 from ingest.load import cli_load, cli_reparse
-from ingest.pipeline import fetch_and_archive, load_batches, make_batches, parse_batch, run_load
+from ingest.pipeline import fetch_and_archive, load_batches, make_batches, parse_batch, run_load, run_reparse
 from ingest.synthetic import generate_letter, render_pdf
 
 
@@ -236,17 +236,19 @@ def test_killed_load_then_rerun(tmp_path):
     deadline = time.time() + 120
     killed = False
     while time.time() < deadline and proc.poll() is None:
-        if any(p.name == "batch_00004.parquet" for p in run_dirs.glob("load-*/*")):
-            proc.send_signal(signal.SIGKILL)  # batches 1-3 committed, 4 parsed or loading
+        if any(p.name == "batch_00006.parquet" for p in run_dirs.glob("load-*/*")):
+            proc.send_signal(signal.SIGKILL)  # mid-run: some batches committed, others parsed or loading
             killed = True
             break
         time.sleep(0.01)
     proc.wait(30)
     assert killed, "the load finished before it could be killed"
+    loaded_before = count(s, "letters")
+    assert loaded_before < 160
 
     counts = run_load(s)
     assert counts["new"] + counts["unchanged"] == 160 and counts["duplicate"] == 0
-    assert 30 <= counts["unchanged"] < 160
+    assert counts["unchanged"] == loaded_before  # what the killed run committed is kept, once
     assert count(s, "letters") == 160
     expected = sum(len(generate_letter(i).expected["findings"]) for i in range(200, 360))
     assert count(s, "findings") == expected
@@ -262,20 +264,24 @@ def test_reparse_after_parser_version_change(tmp_path, inbox, monkeypatch, capsy
     old_version = parse.PARSER_VERSION
     monkeypatch.setattr(parse, "PARSER_VERSION", old_version + "-next")
 
-    assert cli_reparse(s, everything=False) == 0
-    out = capsys.readouterr().out
-    assert "8 reparsed, 0 new" in out.splitlines()[-1]
+    # parse in this process: worker processes would import the parser without the new version
+    counts = run_reparse(s, parse_workers=0)
+    assert (counts["reparsed"], counts["new"], counts["candidates"]) == (8, 0, 8)
     assert query(s, "select distinct _parser_version from raw.letters") == [(old_version + "-next",)]
     after = snapshot(s, with_times=False)
     strip = lambda rows: [tuple(v for v in r if v not in (old_version, old_version + "-next")) for r in rows]  # noqa: E731
     assert strip(after["letters"]) == strip(before["letters"])
     assert after["findings"] == before["findings"]
     assert after["copy_recipients"] == before["copy_recipients"]
-    # nothing left at an older version: a second reparse has nothing to do; --all does it all again
-    assert cli_reparse(s, everything=False) == 0
-    assert "0 new" in capsys.readouterr().out and count(s, "letters") == 8
+    # nothing left at an older version: a second reparse has nothing to do
+    assert run_reparse(s, parse_workers=0)["candidates"] == 0
+    monkeypatch.undo()
+    # the command: --all re-parses everything again with the installed parser
     assert cli_reparse(s, everything=True) == 0
-    assert "8 reparsed" in capsys.readouterr().out
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1].startswith("re-parsed into ") and "8 reparsed, 0 new" in out[-1]
+    assert sum(line.startswith("reparsed ") for line in out) == 8
+    assert query(s, "select distinct _parser_version from raw.letters") == [(old_version,)]
     assert count(s, "letters") == 8 and snapshot(s, with_times=False)["findings"] == before["findings"]
 
 
@@ -290,7 +296,7 @@ def test_reparse_rescues_documents_an_older_parser_rejected(tmp_path, inbox, mon
 
     monkeypatch.setattr(parse, "parse_document", old_parser)
     monkeypatch.setattr(parse, "PARSER_VERSION", "0.1")
-    first = run_load(s)
+    first = run_load(s, parse_workers=0)  # in this process, where the old parser is installed
     assert (first["new"], first["rejected"]) == (7, 1)
     assert query(s, "select reason from raw.rejected_documents") == [("PDF letters not supported yet",)]
 
