@@ -86,7 +86,7 @@ def record_fetches(con: duckdb.DuckDBPyConnection, seen: list[dict[str, Any]],
     con.begin()
     try:
         if seen:
-            t = pa.Table.from_pylist([r | {"now": now} for r in _last_per_uri(seen)], schema=pa.schema([
+            t = _table([r | {"now": now} for r in _last_per_uri(seen)], pa.schema([
                 ("source_uri", pa.string()), ("etag", pa.string()), ("last_modified", pa.string()),
                 ("sha256", pa.string()), ("status", pa.string()), ("now", pa.timestamp("us", tz="UTC")),
             ]))
@@ -106,8 +106,8 @@ def record_fetches(con: duckdb.DuckDBPyConnection, seen: list[dict[str, Any]],
             """)
             con.unregister("_seen")
         if failed:
-            t = pa.Table.from_pylist(
-                [{"clear": False} | r | {"now": now} for r in _last_per_uri(failed)], schema=pa.schema([
+            t = _table(
+                [{"clear": False} | r | {"now": now} for r in _last_per_uri(failed)], pa.schema([
                     ("source_uri", pa.string()), ("detail", pa.string()), ("clear", pa.bool_()),
                     ("now", pa.timestamp("us", tz="UTC")),
                 ]))
@@ -130,6 +130,11 @@ def record_fetches(con: duckdb.DuckDBPyConnection, seen: list[dict[str, Any]],
 
 def _last_per_uri(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list({r["source_uri"]: r for r in rows}.values())
+
+
+def _table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """Rows -> Arrow, column by column (much faster than `Table.from_pylist`)."""
+    return pa.Table.from_pydict({n: [r.get(n) for r in rows] for n in schema.names}, schema=schema)
 
 
 def manifest_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
@@ -262,7 +267,8 @@ def load_batch_file(con: duckdb.DuckDBPyConnection, path: Path, *, replace: bool
         table = pq.read_table(path)
     except (OSError, pa.ArrowException) as exc:
         raise RuntimeError(f"cannot read batch file {path}: {exc}".splitlines()[0]) from exc
-    rows = table.select(_CLASSIFY_COLUMNS).to_pylist()
+    cols = table.select(_CLASSIFY_COLUMNS).to_pydict()
+    rows = [dict(zip(cols, values, strict=True)) for values in zip(*cols.values(), strict=True)]
     parsed = [r for r in rows if r["outcome"] == "parsed"]
     shas = sorted({r["sha256"] for r in rows if r["sha256"]})
     hashes = sorted({r["content_hash"] for r in parsed})
@@ -357,7 +363,7 @@ def _apply(con: duckdb.DuckDBPyConnection, table: pa.Table, plan: dict[str, Any]
         con.unregister("_rej")
     if plan["manifest"]:
         rows = list({m["source_uri"]: m | {"now": now} for m in plan["manifest"]}.values())
-        con.register("_man", pa.Table.from_pylist(rows, schema=_MANIFEST_SCHEMA))
+        con.register("_man", _table(rows, _MANIFEST_SCHEMA))
         con.execute("""
             insert into raw.manifest
             select source_uri, etag, last_modified, sha256, now, now, status, duplicate_of, detail from _man

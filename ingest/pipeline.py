@@ -308,7 +308,9 @@ def parse_batch(settings: Settings, docs: list[dict[str, Any]], run_id: str, bat
     path.parent.mkdir(parents=True, exist_ok=True)
     parsed_at = _now()
     rows = [_parse_row(settings, d, parsed_at) for d in docs]
-    table = pa.Table.from_pylist(rows, schema=BATCH_SCHEMA)
+    # column by column: much faster than Table.from_pylist for nested rows
+    table = pa.Table.from_pydict({name: [r.get(name) for r in rows] for name in BATCH_SCHEMA.names},
+                                 schema=BATCH_SCHEMA)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         pq.write_table(table, tmp, compression="zstd")

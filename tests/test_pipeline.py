@@ -108,3 +108,28 @@ def test_http_source_end_to_end(tmp_path):
         assert third["new"] == 1 and count(s, "letters") == 7
         superseded = query(s, "select count(*) from raw.letters where _superseded_by is not null")[0][0]
         assert superseded == 1
+
+
+def test_archiver_group_commit(tmp_path):
+    from ingest import archive
+
+    root = tmp_path / "archive"
+    srcs = []
+    for i in range(5):
+        p = tmp_path / f"in_{i}.part"
+        p.write_bytes(f"letter {i % 4}".encode())  # the last one repeats the first's bytes
+        srcs.append(p)
+    arch = archive.Archiver(root, group=3)
+    import hashlib
+
+    rels = [arch.add(p, hashlib.sha256(p.read_bytes()).hexdigest(), "txt") for p in srcs]
+    # the first three were flushed as a group; the fourth waits under a temp name only
+    assert (root / rels[0]).read_bytes() == b"letter 0"
+    assert not (root / rels[3]).exists()
+    assert list((root / rels[3]).parent.glob(".*.tmp"))
+    assert rels[4] == rels[0]
+    missing = arch.add(tmp_path / "gone.part", "f" * 64, "pdf")
+    assert arch.finish() == {missing: "cannot archive: No such file or directory"}
+    assert (root / rels[3]).read_bytes() == b"letter 3"
+    assert not list(root.rglob("*.tmp")) and not any(p.exists() for p in srcs)  # moved, none left behind
+    assert sorted(p.name for p in root.rglob("*.txt")) == sorted({r.rsplit("/", 1)[1] for r in rels})

@@ -1,0 +1,138 @@
+"""Load throughput and memory: inbox -> raw tables vs parse-only, on synthetic letters.
+
+    .venv/bin/python benchmarks/load_bench.py [--n 5000] [--small 1000] [--pdf-share 0.2]
+
+Writes a corpus of synthetic letters (text and PDF, `ingest.synthetic`), then, each in a
+fresh subprocess so the peak RSS figures are independent:
+
+- parse-only: read every file and `parse_document` it (one core);
+- load: `ingest.pipeline.run_load` into an empty warehouse (fetch from the local inbox,
+  archive durably, parse in batches to Parquet, bulk insert into DuckDB), once with parsing
+  in the loading process and once with the default parse worker processes;
+- load at the smaller size, to show peak memory does not grow with the corpus.
+
+Prints letters/s, the load/parse ratio (target >= 0.80) and peak RSS (target: flat).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024  # Linux: KiB
+
+
+def child_parse(inbox: Path) -> dict:
+    from ingest.models import RejectedDocument
+    from ingest.parse import parse_document
+
+    files = sorted(p for p in inbox.rglob("*") if p.is_file())
+    t0 = time.perf_counter()
+    parsed = rejected = 0
+    for p in files:
+        try:
+            parse_document(p.read_bytes(), p.name)
+            parsed += 1
+        except RejectedDocument:
+            rejected += 1
+    dt = time.perf_counter() - t0
+    return {"mode": "parse", "n": len(files), "parsed": parsed, "rejected": rejected, "seconds": dt,
+            "per_s": len(files) / dt, "peak_rss_mb": _peak_rss_mb()}
+
+
+def child_load(inbox: Path, work: Path, workers: int | None) -> dict:
+    from ingest.pipeline import default_parse_workers, run_load
+    from ingest.settings import Settings
+
+    s = Settings.from_env({"OFSTED_DATA_DIR": str(work), "OFSTED_INBOX_DIR": str(inbox)})
+    n = sum(1 for p in inbox.rglob("*") if p.is_file())
+    t0 = time.perf_counter()
+    counts = run_load(s, parse_workers=workers)
+    dt = time.perf_counter() - t0
+    return {"mode": "load", "n": n, "new": counts["new"], "duplicate": counts["duplicate"],
+            "rejected": counts["rejected"], "failed": counts["failed"], "seconds": dt, "per_s": n / dt,
+            "peak_rss_mb": _peak_rss_mb(), "children_peak_rss_mb": _peak_rss_mb(resource.RUSAGE_CHILDREN),
+            "batch_size": s.batch_size, "workers": default_parse_workers() if workers is None else workers}
+
+
+def _run_child(*args: str) -> dict:
+    env = os.environ | {"DO_NOT_TRACK": "1"}
+    out = subprocess.run([sys.executable, __file__, "--child", *args], env=env, check=True,
+                         capture_output=True, text=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _subset(corpus: list[Path], n: int, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for p in corpus[:n]:
+        os.link(p, folder / p.name)
+    return folder
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=5000)
+    ap.add_argument("--small", type=int, default=1000)
+    ap.add_argument("--pdf-share", type=float, default=0.2)
+    ap.add_argument("--seed", type=int, default=2010)
+    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    sys.path.insert(0, str(ROOT))
+
+    if args.child:
+        mode, *rest = args.child
+        if mode == "parse":
+            result = child_parse(Path(rest[0]))
+        else:
+            result = child_load(Path(rest[0]), Path(rest[1]), None if rest[2] == "auto" else int(rest[2]))
+        print(json.dumps(result))
+        return 0
+
+    from ingest.synthetic import write_corpus
+
+    with tempfile.TemporaryDirectory(prefix="load_bench_") as tmp:
+        tmp_path = Path(tmp)
+        t0 = time.perf_counter()
+        corpus = write_corpus(tmp_path / "corpus", args.n, seed=args.seed, pdf_share=args.pdf_share)
+        pdfs = sum(p.suffix == ".pdf" for p in corpus)
+        print(f"corpus: {len(corpus)} synthetic letters ({pdfs} PDF, {len(corpus) - pdfs} text), "
+              f"written in {time.perf_counter() - t0:.1f}s")
+        big = tmp_path / "corpus"
+        small = _subset(corpus, args.small, tmp_path / "small")
+
+        parse = _run_child("parse", str(big))
+        load1 = _run_child("load", str(big), str(tmp_path / "work_1"), "0")
+        load = _run_child("load", str(big), str(tmp_path / "work_big"), "auto")
+        load_small = _run_child("load", str(small), str(tmp_path / "work_small"), "auto")
+        parse_small = _run_child("parse", str(small))
+
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end")
+    print(f"parse-only              {parse['n']:>6} letters: {parse['per_s']:8.1f} letters/s "
+          f"({parse['seconds']:.1f}s, peak RSS {parse['peak_rss_mb']:.0f} MB)")
+    for name, r in (("load, one process", load1), (f"load, {load['workers']} parse worker(s)", load)):
+        print(f"{name:<23} {r['n']:>6} letters: {r['per_s']:8.1f} letters/s "
+              f"({r['seconds']:.1f}s, {r['per_s'] / parse['per_s']:.0%} of parse-only; peak RSS "
+              f"{r['peak_rss_mb']:.0f} MB, workers {r['children_peak_rss_mb']:.0f} MB; "
+              f"{r['new']} new, {r['duplicate']} duplicate, {r['rejected']} rejected)")
+    print("target: load >= 80% of parse-only speed")
+    print(f"peak RSS, load:       {load_small['n']} letters {load_small['peak_rss_mb']:.0f} MB "
+          f"(workers {load_small['children_peak_rss_mb']:.0f} MB), {load['n']} letters "
+          f"{load['peak_rss_mb']:.0f} MB (workers {load['children_peak_rss_mb']:.0f} MB)")
+    print(f"peak RSS, parse-only: {parse_small['n']} letters {parse_small['peak_rss_mb']:.0f} MB, "
+          f"{parse['n']} letters {parse['peak_rss_mb']:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
