@@ -229,7 +229,9 @@ def _batches(cur: duckdb.DuckDBPyConnection) -> Iterator[list[tuple]]:
 def read_query(query: str | None, file: str | Path | None) -> str:
     if query and file:
         raise QueryError("give the SQL as an argument or with -f FILE, not both")
-    if file:
+    if file == "-":
+        query = sys.stdin.read()
+    elif file:
         p = Path(file)
         try:
             query = p.read_text(encoding="utf-8")

@@ -112,6 +112,14 @@ def test_sql_from_file_runs_the_last_statement(capsys, warehouse, tmp_path):
     assert [(r[0], int(r[1])) for r in rows[1:]] == expected
 
 
+def test_sql_from_stdin(warehouse):
+    p = subprocess.run([sys.executable, "-m", "ingest.cli", "sql", "--warehouse", str(warehouse), "-f", "-",
+                        "--format", "csv"], input="select count(*) as n from dim_themes;\n",
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == ["n", "4"]
+
+
 def test_marts_are_on_the_search_path(capsys, warehouse):
     rc, out, _ = sql(capsys, warehouse, "--format", "csv", "select count(*) as n from fct_findings")
     total = sum(len(i[4]) for i in INSPECTIONS)
