@@ -4,7 +4,7 @@
 {% macro finding_themes_hash() -%}
     (
         select md5(string_agg(
-            concat_ws('|', theme_code, pattern, coalesce(exclude_pattern, '')), chr(10) order by theme_code
+            concat_ws('|', theme_code, pattern), chr(10) order by theme_code
         ))
         from {{ ref('dim_themes') }}
     )

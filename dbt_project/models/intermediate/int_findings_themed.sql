@@ -1,6 +1,7 @@
 -- One row per (finding, theme) where the theme's pattern matches the finding's text
--- (RE2, case-insensitive) and its exclude pattern, if any, does not.
--- A finding can have several themes, or none.
+-- (RE2, case-insensitive). A finding can have several themes, or none. The patterns come from
+-- the seed finding_themes and are written into the query as literals (macro assign_themes:
+-- constant regular expressions are compiled once, not once per row).
 with
 
 findings as (
@@ -15,20 +16,21 @@ themes as (
 
 ),
 
+matches as (
+
+    {{ assign_themes('findings') }}
+
+),
+
 final as (
 
     select
-        findings._sha256,
-        findings.category,
-        findings.ordinal,
-        themes.theme_code
-    from findings
-    inner join themes
-        on regexp_matches(findings.finding_text, themes.pattern, 'i')
-        and (
-            themes.exclude_pattern is null
-            or not regexp_matches(findings.finding_text, themes.exclude_pattern, 'i')
-        )
+        matches._sha256,
+        matches.category,
+        matches.ordinal,
+        matches.theme_code
+    from matches
+    inner join themes on matches.theme_code = themes.theme_code
 
 )
 

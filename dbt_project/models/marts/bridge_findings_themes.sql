@@ -23,9 +23,9 @@
 
 with
 
-themed as (
+findings as (
 
-    select * from {{ ref('int_findings_themed') }}
+    select * from {{ ref('stg_raw__findings') }}
 
 ),
 
@@ -63,6 +63,21 @@ changed_inspections as (
           and built._themes_hash = (select _themes_hash from taxonomy)
     )
     {% endif %}
+
+),
+
+changed_findings as (
+
+    -- the regular expressions only run over these (all findings on a full build)
+    select findings.*
+    from findings
+    where findings._sha256 in (select _sha256 from changed_inspections)
+
+),
+
+themed as (
+
+    {{ assign_themes('changed_findings') }}
 
 ),
 

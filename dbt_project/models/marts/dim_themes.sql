@@ -15,8 +15,7 @@ final as (
         theme_code,
         theme_name,
         description,
-        pattern,
-        exclude_pattern
+        pattern
     from themes
 
 )
