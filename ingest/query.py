@@ -21,7 +21,7 @@ import os
 import sys
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -264,22 +264,31 @@ def run_query(warehouse: Path, query: str, fmt: str, out: IO[str]) -> int:
         return writer(columns, _batches(cur), out)
 
 
+def with_one_line_errors(command: str, action: Callable[[], int]) -> int:
+    """Run a command's action; a user-facing failure becomes `ofsted <command>: error: <one line>`, exit 1."""
+    try:
+        return action()
+    except QueryError as exc:
+        message = str(exc)
+    except (duckdb.Error, OSError) as exc:
+        message = error_line(exc)
+    print(f"ofsted {command}: error: {message}", file=sys.stderr)
+    return 1
+
+
 def cli_sql(settings: Settings, query: str | None, file: str | Path | None, fmt: str = "table") -> int:
     """`ofsted sql`: print a query's result against the published warehouse. 0 ok, 1 on error."""
-    try:
+
+    def action() -> int:
         sql = read_query(query, file)
-        run_query(settings.published_warehouse, sql, fmt, sys.stdout)
-    except QueryError as exc:
-        print(f"ofsted sql: error: {exc}", file=sys.stderr)
-        return 1
-    except duckdb.Error as exc:
-        print(f"ofsted sql: error: {error_line(exc)}", file=sys.stderr)
-        return 1
-    except BrokenPipeError:  # `ofsted sql ... | head`
-        _silence_stdout()
+        try:
+            run_query(settings.published_warehouse, sql, fmt, sys.stdout)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `ofsted sql ... | head`
+            _silence_stdout()
         return 0
-    sys.stdout.flush()
-    return 0
+
+    return with_one_line_errors("sql", action)
 
 
 def _silence_stdout() -> None:
@@ -377,18 +386,15 @@ def export_marts(warehouse: Path, out_dir: Path, csv_too: bool = False) -> list[
 
 def cli_export(settings: Settings, out_dir: Path, csv: bool = False) -> int:
     """`ofsted export DIR [--csv]`: every mart as Parquet (and CSV); prints rows per table."""
-    try:
+
+    def action() -> int:
         results = export_marts(settings.published_warehouse, out_dir, csv_too=csv)
-    except QueryError as exc:
-        print(f"ofsted export: error: {exc}", file=sys.stderr)
-        return 1
-    except (duckdb.Error, OSError) as exc:
-        print(f"ofsted export: error: {error_line(exc)}", file=sys.stderr)
-        return 1
-    width = max(len(r["table"]) for r in results)
-    for r in results:
-        unit = "row" if r["rows"] == 1 else "rows"
-        print(f"{r['table'].ljust(width)}  {r['rows']:>9,} {unit}")
-    kinds = "Parquet and CSV" if csv else "Parquet"
-    print(f"wrote {len(results)} tables as {kinds} to {Path(out_dir).resolve()}")
-    return 0
+        width = max(len(r["table"]) for r in results)
+        for r in results:
+            unit = "row" if r["rows"] == 1 else "rows"
+            print(f"{r['table'].ljust(width)}  {r['rows']:>9,} {unit}")
+        kinds = "Parquet and CSV" if csv else "Parquet"
+        print(f"wrote {len(results)} tables as {kinds} to {Path(out_dir).resolve()}")
+        return 0
+
+    return with_one_line_errors("export", action)

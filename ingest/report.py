@@ -15,7 +15,6 @@ import datetime as dt
 import html
 import math
 import os
-import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from typing import Any
 import duckdb
 
 from ingest.models import CATEGORIES
-from ingest.query import QueryError, error_line, readonly
+from ingest.query import QueryError, readonly, with_one_line_errors
 from ingest.settings import Settings
 
 REPORT_FILE = "index.html"
@@ -792,13 +791,9 @@ def write_report(settings: Settings, dq: dict | None = None, out_dir: Path | Non
 
 def cli_report(settings: Settings, out_dir: Path | None = None) -> int:
     """`ofsted report [--out DIR]`: write the report and print where it is."""
-    try:
-        path = write_report(settings, None, out_dir)
-    except QueryError as exc:
-        print(f"ofsted report: error: {exc}", file=sys.stderr)
-        return 1
-    except (duckdb.Error, OSError) as exc:
-        print(f"ofsted report: error: {error_line(exc)}", file=sys.stderr)
-        return 1
-    print(f"wrote {path}")
-    return 0
+
+    def action() -> int:
+        print(f"wrote {write_report(settings, None, out_dir)}")
+        return 0
+
+    return with_one_line_errors("report", action)

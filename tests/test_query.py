@@ -427,3 +427,12 @@ def test_a_warehouse_held_open_by_a_writer_gives_one_clear_line(tmp_path):
     assert p.returncode == 1 and p.stdout == "" and p.stderr.count("\n") == 1
     assert p.stderr.startswith("ofsted sql: error: IO Error: Could not set lock on file")
     assert "read the published warehouse" in p.stderr
+
+
+def test_export_into_a_file_path_is_one_clear_line(capsys, warehouse, tmp_path):
+    not_a_dir = tmp_path / "taken"
+    not_a_dir.write_text("a file, not a folder")
+    rc = main(["export", "--warehouse", str(warehouse), str(not_a_dir)])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.startswith("ofsted export: error: ") and err.count("\n") == 1
+    assert str(not_a_dir) in err and "Traceback" not in err
