@@ -376,6 +376,8 @@ def export_table(con: duckdb.DuckDBPyConnection, table: str, out_dir: Path, csv_
 def export_marts(warehouse: Path, out_dir: Path, csv_too: bool = False) -> list[dict]:
     """Write every table of `marts` to `out_dir`; returns one {table, rows, files} per table."""
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise QueryError(f"{out_dir} is a file, not a folder to export into")
     with readonly(warehouse) as con:
         tables = mart_tables(con)
         if not tables:
