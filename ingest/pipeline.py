@@ -251,9 +251,9 @@ def make_batches(docs: list[dict[str, Any]], size: int) -> list[list[dict[str, A
 
 
 def batch_path(settings: Settings, run_id: str, batch_no: int) -> Path:
-    if not re.fullmatch(r"[A-Za-z0-9_.:+-]+", run_id) or run_id.startswith("."):
-        raise ValueError(f"run_id {run_id!r} is not a safe folder name")
-    return settings.runs_dir / run_id / f"batch_{int(batch_no):05d}.parquet"
+    """`runs_dir/<run_id>/batch_<n>.parquet`; the run id (an Airflow run id, say) made folder-safe."""
+    folder = re.sub(r"[^A-Za-z0-9_.:+-]", "_", str(run_id)).lstrip(".") or "run"
+    return settings.runs_dir / folder / f"batch_{int(batch_no):05d}.parquet"
 
 
 def _ts(value: Any) -> dt.datetime | None:

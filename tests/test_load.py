@@ -323,3 +323,20 @@ def test_locked_warehouse_is_one_clear_line(tmp_path, inbox, capsys):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_ofsted_load_command_with_inbox_and_warehouse_flags(tmp_path, inbox, monkeypatch, capsys):
+    from ingest.cli import main
+
+    monkeypatch.setenv("OFSTED_DATA_DIR", str(tmp_path / "data"))
+    (inbox / "broken.pdf").write_bytes(b"%PDF-1.4\n% torn off here")
+    warehouse = tmp_path / "elsewhere" / "mine.duckdb"
+    assert main(["load", "--inbox", str(inbox), "--warehouse", str(warehouse)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert sum(line.startswith("new ") for line in out) == 8
+    assert any(line.startswith("rejected ") and "broken.pdf" in line for line in out)
+    assert out[-1] == (f"loaded into {warehouse}: 8 new, 0 unchanged, 0 duplicate, 1 rejected, 0 failed")
+    assert warehouse.is_file() and not (tmp_path / "data" / "warehouse").exists()
+    assert main(["load", "--inbox", str(inbox), "--warehouse", str(warehouse)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"loaded into {warehouse}: 0 new, 9 unchanged, 0 duplicate, 0 rejected, 0 failed"]
