@@ -668,7 +668,7 @@ h2 { margin:0 0 4px; font-size:19px; }
 .note { color:var(--muted); font-size:13px; margin:10px 0 0; }
 figure { margin:0 0 14px; min-width:0; }
 figcaption { font-weight:600; font-size:14px; margin-bottom:6px; }
-.charts { display:grid; grid-template-columns:repeat(auto-fit,minmax(420px,1fr)); gap:24px; }
+.charts { display:grid; grid-template-columns:repeat(auto-fit,minmax(min(420px,100%),1fr)); gap:24px; }
 .split { display:grid; grid-template-columns:minmax(0,1.1fr) minmax(0,1fr); gap:24px; align-items:start; }
 @media (max-width: 900px) { .split { grid-template-columns:1fr; } }
 svg.chart { display:block; height:auto; max-width:100%; }

@@ -352,6 +352,11 @@ def test_report_renders_in_chromium(warehouse, tmp_path):
     facts = check_in_browser(path, warehouse, "report-synthetic.png")
     by_title = {f["title"]: f for f in facts}
     assert by_title["Findings by category"]["bars"] == 4
+    # on a phone-sized screen the page does not scroll sideways: charts shrink, wide tables scroll
+    with open_page(path.as_uri(), width=400, height=800) as (page, problems):
+        assert page.evaluate("document.documentElement.scrollWidth") == 400
+        assert all(f["width"] <= 400 and f["drawn"] == f["bars"] > 0 for f in chart_facts(page))
+    assert problems.as_dict() == {"console_errors": [], "page_errors": [], "failed_requests": []}
 
 
 @pytest.mark.slow
