@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import importlib.util
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,20 @@ MART_TABLES = (
     "dim_authorities", "dim_inspectors", "dim_dates", "dim_themes",
     "fct_inspections", "fct_findings", "bridge_findings_themes",
 )
+
+
+
+def _load_theme_quality():
+    """benchmarks/theme_quality.py as a module (benchmarks/ is not a package)."""
+    path = PROJECT_ROOT / "benchmarks" / "theme_quality.py"
+    spec = importlib.util.spec_from_file_location("theme_quality", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["theme_quality"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+theme_quality = _load_theme_quality()
 
 
 @dataclass(frozen=True)

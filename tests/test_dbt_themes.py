@@ -7,17 +7,8 @@ that breaks theme assignment fails the suite.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("theme_quality", ROOT / "benchmarks" / "theme_quality.py")
-theme_quality = importlib.util.module_from_spec(_spec)
-sys.modules["theme_quality"] = theme_quality  # dataclasses look their module up there
-_spec.loader.exec_module(theme_quality)
+from _dbt_support import theme_quality
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +37,7 @@ def test_patterns_reach_the_quality_target(labels):
 def test_a_broken_pattern_is_caught(tmp_path, labels):
     """The gate can fail: a taxonomy whose supervision pattern matches everything scores lower."""
     broken = tmp_path / "themes.csv"
-    text = theme_quality.THEMES_CSV.read_text().replace(",supervis,", ",.,")
+    text = theme_quality.THEMES_CSV.read_text().replace(",supervis\n", ",.\n")
     assert text != theme_quality.THEMES_CSV.read_text()
     broken.write_text(text)
     good, bad = theme_quality.evaluate()["supervision"], theme_quality.evaluate(broken)["supervision"]

@@ -35,8 +35,9 @@ final as (
     from inspections
     inner join authorities on inspections.authority_key = authorities.authority_key
     inner join findings
-        on inspections.inspection_key = findings.inspection_key
-        and findings.category = 'priority_action'
+        on
+            inspections.inspection_key = findings.inspection_key
+            and findings.category = 'priority_action'
     where inspections.has_priority_action
 
 )

@@ -35,7 +35,9 @@ todays as (
 
 current_names as (
 
-    select gss_code, authority_name
+    select
+        gss_code,
+        authority_name
     from authorities
     where is_current
 

@@ -53,11 +53,12 @@ final as (
         later.inspection_start_date as next_inspection_date
     from inspections as later
     inner join inspections as earlier on later.previous_inspection_key = earlier.inspection_key
-    inner join criticised as before on earlier.inspection_key = before.inspection_key
-    inner join criticised as again
-        on later.inspection_key = again.inspection_key
-        and before.theme_key = again.theme_key
-    inner join themes on again.theme_key = themes.theme_key
+    inner join criticised as raised_before on earlier.inspection_key = raised_before.inspection_key
+    inner join criticised as raised_again
+        on
+            later.inspection_key = raised_again.inspection_key
+            and raised_before.theme_key = raised_again.theme_key
+    inner join themes on raised_again.theme_key = themes.theme_key
     inner join authorities on later.authority_key = authorities.authority_key
 
 )

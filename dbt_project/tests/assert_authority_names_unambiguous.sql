@@ -24,10 +24,11 @@ final as (
         b.authority_name as authority_name_b
     from local_authorities as a
     inner join local_authorities as b
-        on a.normalised_name = b.normalised_name
-        and a.gss_code < b.gss_code
-        and a.valid_from <= b.valid_to
-        and b.valid_from <= a.valid_to
+        on
+            a.normalised_name = b.normalised_name
+            and a.gss_code < b.gss_code
+            and a.valid_from <= b.valid_to
+            and a.valid_to >= b.valid_from
 
 )
 

@@ -2,21 +2,11 @@
 -- register (seed authority_aliases, else the normalised name). The unmatched inspections are
 -- kept in fct_inspections (is_authority_matched = false); this test fails on them and names them
 -- in dbt's output. Fix: add the name to seeds/authority_aliases.csv, then `ofsted build`.
-{{ config(severity='error', store_failures=true) }}
-
-{%- if execute and load_relation(ref('fct_inspections')) is not none %}
-    {%- set unmatched = run_query(
-        "select authority_name_as_written, inspection_start_date, _sha256 from "
-        ~ ref('fct_inspections') ~ " where not is_authority_matched order by 1, 2"
-    ) %}
-    {%- for row in unmatched.rows %}
-        {%- do log("Unmatched authority: '" ~ row[0] ~ "' (inspection starting " ~ row[1]
-            ~ ", letter " ~ row[2] ~ ")", info=true) %}
-    {%- endfor %}
-{%- endif %}
-
 -- It reads the findings and their themes too, so that dbt runs it once every mart is built
 -- and its failure does not stop them from being built.
+{{ config(severity='error', store_failures=true) }}
+{{ log_unmatched_authorities(ref('fct_inspections')) }}
+
 with
 
 inspections as (
@@ -37,6 +27,26 @@ themed as (
 
 ),
 
+finding_counts as (
+
+    select
+        findings.inspection_key,
+        count(*) as finding_count
+    from findings
+    group by findings.inspection_key
+
+),
+
+theme_counts as (
+
+    select
+        themed.inspection_key,
+        count(*) as theme_count
+    from themed
+    group by themed.inspection_key
+
+),
+
 final as (
 
     select
@@ -45,11 +55,11 @@ final as (
         inspections.letter_date,
         inspections._sha256,
         inspections._source_uri,
-        (select count(*) from findings where findings.inspection_key = inspections.inspection_key)
-            as finding_count,
-        (select count(*) from themed where themed.inspection_key = inspections.inspection_key)
-            as theme_count
+        coalesce(finding_counts.finding_count, 0) as finding_count,
+        coalesce(theme_counts.theme_count, 0) as theme_count
     from inspections
+    left join finding_counts on inspections.inspection_key = finding_counts.inspection_key
+    left join theme_counts on inspections.inspection_key = theme_counts.inspection_key
     where not inspections.is_authority_matched
 
 )

@@ -42,11 +42,12 @@ final as (
         coalesce(counted.priority_action_rows, 0) as priority_action_rows
     from inspections
     left join counted on inspections.inspection_key = counted.inspection_key
-    where inspections.strength_count != coalesce(counted.strength_rows, 0)
-       or inspections.satisfactory_count != coalesce(counted.satisfactory_rows, 0)
-       or inspections.area_for_development_count != coalesce(counted.area_for_development_rows, 0)
-       or inspections.priority_action_count != coalesce(counted.priority_action_rows, 0)
-       or inspections.has_priority_action != (coalesce(counted.priority_action_rows, 0) > 0)
+    where
+        inspections.strength_count != coalesce(counted.strength_rows, 0)
+        or inspections.satisfactory_count != coalesce(counted.satisfactory_rows, 0)
+        or inspections.area_for_development_count != coalesce(counted.area_for_development_rows, 0)
+        or inspections.priority_action_count != coalesce(counted.priority_action_rows, 0)
+        or inspections.has_priority_action != (coalesce(counted.priority_action_rows, 0) > 0)
 
 )
 

@@ -15,7 +15,9 @@ findings as (
 
 loaded as (
 
-    select _sha256, count(*) as finding_rows
+    select
+        _sha256,
+        count(*) as finding_rows
     from findings
     group by _sha256
 

@@ -8,8 +8,9 @@ select
     days_from_inspection_to_letter,
     _sha256
 from {{ ref('fct_inspections') }}
-where letter_date is not null
-  and (
-      days_from_inspection_to_letter < 0
-      or days_from_inspection_to_letter > {{ var('max_days_inspection_to_letter') }}
-  )
+where
+    letter_date is not null
+    and (
+        days_from_inspection_to_letter < 0
+        or days_from_inspection_to_letter > {{ var('max_days_inspection_to_letter') }}
+    )

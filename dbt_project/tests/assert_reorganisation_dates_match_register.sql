@@ -27,8 +27,9 @@ final as (
         on reorganisations.predecessor_gss_code = predecessor.gss_code
     inner join local_authorities as successor
         on reorganisations.successor_gss_code = successor.gss_code
-    where predecessor.valid_to is distinct from reorganisations.effective_date - 1
-       or successor.valid_from is distinct from reorganisations.effective_date
+    where
+        predecessor.valid_to is distinct from reorganisations.effective_date - 1
+        or successor.valid_from is distinct from reorganisations.effective_date
 
 )
 

@@ -16,12 +16,12 @@ reorganisations as (
 
 ),
 
-chain (gss_code, successor_gss_code, depth) as (
+chain (gss_code, successor_gss_code, hops) as (
 
     select
         gss_code,
         gss_code as successor_gss_code,
-        0 as depth
+        0 as hops
     from local_authorities
 
     union all
@@ -29,11 +29,11 @@ chain (gss_code, successor_gss_code, depth) as (
     select
         chain.gss_code,
         reorganisations.successor_gss_code,
-        chain.depth + 1 as depth
+        chain.hops + 1 as hops
     from chain
     inner join reorganisations
         on chain.successor_gss_code = reorganisations.predecessor_gss_code
-    where chain.depth < 10
+    where chain.hops < 10
 
 ),
 

@@ -41,10 +41,11 @@ name_candidates as (
         local_authorities.gss_code
     from letters
     inner join local_authorities
-        on {{ normalise_authority_name('letters.authority_name') }}
-        = {{ normalise_authority_name('local_authorities.authority_name') }}
-        and (local_authorities.valid_from is null or local_authorities.valid_from <= letters.inspection_start_date)
-        and (local_authorities.valid_to is null or local_authorities.valid_to >= letters.inspection_start_date)
+        on
+            {{ normalise_authority_name('letters.authority_name') }}
+            = {{ normalise_authority_name('local_authorities.authority_name') }}
+            and (local_authorities.valid_from is null or letters.inspection_start_date >= local_authorities.valid_from)
+            and (local_authorities.valid_to is null or letters.inspection_start_date <= local_authorities.valid_to)
 
 ),
 
@@ -76,4 +77,4 @@ final as (
 
 )
 
-select * from final
+select * from final  -- noqa: AM04

@@ -55,13 +55,14 @@ changed_inspections as (
         inspections._parsed_at
     from inspections
     {% if is_incremental() %}
-    where not exists (
-        select 1
-        from {{ this }} as built
-        where built._sha256 = inspections._sha256
-          and built._parsed_at = inspections._parsed_at
-          and built._themes_hash = (select _themes_hash from taxonomy)
-    )
+        where not exists (
+            select 1
+            from {{ this }} as built
+            where
+                built._sha256 = inspections._sha256
+                and built._parsed_at = inspections._parsed_at
+                and built._themes_hash = (select taxonomy._themes_hash from taxonomy)
+        )
     {% endif %}
 
 ),
@@ -71,7 +72,7 @@ changed_findings as (
     -- the regular expressions only run over these (all findings on a full build)
     select findings.*
     from findings
-    where findings._sha256 in (select _sha256 from changed_inspections)
+    where findings._sha256 in (select changed_inspections._sha256 from changed_inspections)
 
 ),
 

@@ -48,7 +48,7 @@ final as (
         quarter(date_day) as calendar_quarter,
         month(date_day) as month_number,
         monthname(date_day) as month_name,
-        strftime(date_day, '%Y-%m') as year_month,
+        strftime(date_day, '%Y-%m') as year_month,  -- noqa: RF04
         day(date_day) as day_of_month,
         isodow(date_day) as iso_day_of_week,
         dayname(date_day) as day_name,

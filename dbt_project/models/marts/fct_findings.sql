@@ -38,13 +38,14 @@ changed_inspections as (
 
     select * from inspections
     {% if is_incremental() %}
-    where not exists (
-        select 1
-        from {{ this }} as built
-        where built._sha256 = inspections._sha256
-          and built._parsed_at = inspections._parsed_at
-          and built.authority_key is not distinct from inspections.authority_key
-    )
+        where not exists (
+            select 1
+            from {{ this }} as built
+            where
+                built._sha256 = inspections._sha256
+                and built._parsed_at = inspections._parsed_at
+                and built.authority_key is not distinct from inspections.authority_key
+        )
     {% endif %}
 
 ),

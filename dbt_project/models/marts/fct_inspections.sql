@@ -33,11 +33,13 @@ keyed as (
 
     select
         {{ surrogate_key(['inspections._sha256']) }} as inspection_key,
-        case when inspections.gss_code is not null
-            then {{ surrogate_key(['inspections.gss_code']) }}
+        case
+            when inspections.gss_code is not null
+                then {{ surrogate_key(['inspections.gss_code']) }}
         end as authority_key,
-        case when inspections.inspector_name is not null
-            then {{ surrogate_key(['lower(inspections.inspector_name)']) }}
+        case
+            when inspections.inspector_name is not null
+                then {{ surrogate_key(['lower(inspections.inspector_name)']) }}
         end as inspector_key,
         inspections.*
     from inspections
@@ -64,11 +66,13 @@ final as (
         coalesce(finding_counts.priority_action_count, 0) as priority_action_count,
         coalesce(finding_counts.finding_count, 0) as finding_count,
         coalesce(finding_counts.priority_action_count, 0) > 0 as has_priority_action,
-        case when keyed.authority_key is not null then
-            lag(keyed.inspection_key) over (
-                partition by keyed.authority_key
-                order by keyed.inspection_start_date, keyed.inspection_key
-            )
+        case
+            when keyed.authority_key is not null
+                then
+                    lag(keyed.inspection_key) over (
+                        partition by keyed.authority_key
+                        order by keyed.inspection_start_date, keyed.inspection_key
+                    )
         end as previous_inspection_key,
         keyed.previous_inspection as previous_inspection_as_written,
         keyed.recipient_name,

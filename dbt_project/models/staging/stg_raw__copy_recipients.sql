@@ -22,7 +22,7 @@ final as (
         trim(regexp_replace(name, '\s+', ' ', 'g')) as recipient_name,
         nullif(trim(regexp_replace(role, '\s+', ' ', 'g')), '') as recipient_role
     from copy_recipients
-    where _sha256 in (select _sha256 from current_letters)
+    where _sha256 in (select current_letters._sha256 from current_letters)
 
 )
 

@@ -23,7 +23,7 @@ final as (
         ordinal,
         trim(regexp_replace(finding_text, '\s+', ' ', 'g')) as finding_text
     from findings
-    where _sha256 in (select _sha256 from current_letters)
+    where _sha256 in (select current_letters._sha256 from current_letters)
 
 )
 
