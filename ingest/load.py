@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -382,19 +383,30 @@ def _apply(con: duckdb.DuckDBPyConnection, table: pa.Table, plan: dict[str, Any]
 _LABEL_WIDTH = 10
 
 
-def format_report(counts: dict[str, Any], warehouse: Path, verb: str = "loaded") -> list[str]:
-    """The lines `ofsted load` / `ofsted reparse` print: one per document that changed, then a summary."""
-    lines = [f"{d['outcome']:<{_LABEL_WIDTH}} {d['source_uri']}"
-             + (f"  ({d['detail']})" if d.get("detail") else "")
-             for d in counts.get("documents", [])]
+def format_document(d: dict[str, Any]) -> str:
+    """One line of `ofsted load` output: outcome, source URI and the detail (reason, original...)."""
+    detail = f"  ({d['detail']})" if d.get("detail") else ""
+    return f"{d['outcome']:<{_LABEL_WIDTH}} {d['source_uri']}{detail}"
+
+
+def format_summary(counts: dict[str, Any], warehouse: Path, verb: str = "loaded") -> str:
     parts = [f"{counts.get(k, 0)} {k}" for k in ("new", "unchanged", "duplicate", "rejected", "failed")]
     if counts.get("reparsed"):
         parts.insert(0, f"{counts['reparsed']} reparsed")
-    lines.append(f"{verb} into {warehouse}: " + ", ".join(parts))
-    return lines
+    return f"{verb} into {warehouse}: " + ", ".join(parts)
 
 
-def _run_command(name: str, fn, settings: Settings) -> int:
+def format_report(counts: dict[str, Any], warehouse: Path, verb: str = "loaded") -> list[str]:
+    """The lines `ofsted load` / `ofsted reparse` print: one per document that changed, then a summary."""
+    lines = [format_document(d) for d in counts.get("documents", [])]
+    return lines + [format_summary(counts, warehouse, verb)]
+
+
+def _print_document(d: dict[str, Any]) -> None:
+    print(format_document(d), flush=True)
+
+
+def _run_command(name: str, fn: Callable[[], dict[str, Any]], settings: Settings) -> int:
     from ingest.fetch import FetchConfigError
 
     try:
@@ -415,11 +427,12 @@ def cli_load(settings: Settings) -> int:
     """`ofsted load`: exit 0 when the run worked, even if some documents were rejected or failed."""
     from ingest.pipeline import run_load
 
-    return _run_command("load", lambda: run_load(settings), settings)
+    return _run_command("load", lambda: run_load(settings, on_document=_print_document), settings)
 
 
 def cli_reparse(settings: Settings, everything: bool = False) -> int:
     """`ofsted reparse [--all]`: re-parse the archive into the raw tables, without fetching."""
     from ingest.pipeline import run_reparse
 
-    return _run_command("reparse", lambda: run_reparse(settings, everything), settings)
+    return _run_command("reparse", lambda: run_reparse(settings, everything, on_document=_print_document),
+                        settings)

@@ -376,8 +376,10 @@ class _BatchRunner:
     on one warehouse connection, so fetching, parsing and loading overlap. At most a few
     batches are in flight: memory stays flat however large the corpus."""
 
-    def __init__(self, settings: Settings, con: Any, run_id: str, *, replace: bool, workers: int):
+    def __init__(self, settings: Settings, con: Any, run_id: str, *, replace: bool, workers: int,
+                 on_document: Callable[[dict[str, Any]], None] | None = None):
         self.settings, self.con, self.run_id, self.replace = settings, con, run_id, replace
+        self.on_document = on_document
         self.workers = workers
         self.pool: ProcessPoolExecutor | None = None
         self.pending: deque[Future | str] = deque()
@@ -406,7 +408,11 @@ class _BatchRunner:
 
         item = self.pending.popleft()
         path = Path(item.result() if isinstance(item, Future) else item)
-        merge_counts(self.total, load.load_batch_file(self.con, path, replace=self.replace))
+        part = load.load_batch_file(self.con, path, replace=self.replace)
+        if self.on_document is not None:  # handed on as they happen, not kept: memory stays flat
+            for d in part.pop("documents"):
+                self.on_document(d)
+        merge_counts(self.total, part)
         path.unlink(missing_ok=True)  # loaded: the scratch copy is no longer needed
 
     def finish(self) -> dict[str, Any]:
@@ -426,14 +432,16 @@ def _done(item: Future | str) -> bool:
     return not isinstance(item, Future) or item.done()
 
 
-def run_load(settings: Settings, run_id: str | None = None, *,
-             parse_workers: int | None = None) -> dict[str, Any]:
+def run_load(settings: Settings, run_id: str | None = None, *, parse_workers: int | None = None,
+             on_document: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """`ofsted load`: fetch, archive, parse and load in-process, streaming batch by batch.
 
     A thread fetches and archives; batches are parsed in `parse_workers` processes (default:
     the spare cores; 0 parses in this process) while this thread loads them, in order, one
     transaction each. Only this thread touches DuckDB. Fetched documents are recorded in the
     manifest when their batch is loaded (a run killed before that fetches them again).
+    With `on_document`, each document's outcome (`{source_uri, outcome, detail}`) is passed to
+    it as its batch commits instead of being collected in `documents`.
     """
     from ingest import load
 
@@ -441,7 +449,7 @@ def run_load(settings: Settings, run_id: str | None = None, *,
     workers = default_parse_workers() if parse_workers is None else parse_workers
     stats: dict[str, int] = {}
     con = load.open_warehouse(settings)
-    runner = _BatchRunner(settings, con, run_id, replace=False, workers=workers)
+    runner = _BatchRunner(settings, con, run_id, replace=False, workers=workers, on_document=on_document)
     items: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
     now = _now()
@@ -495,7 +503,8 @@ def run_load(settings: Settings, run_id: str | None = None, *,
 
 
 def run_reparse(settings: Settings, everything: bool = False, run_id: str | None = None, *,
-                parse_workers: int | None = None) -> dict[str, Any]:
+                parse_workers: int | None = None,
+                on_document: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """`ofsted reparse`: re-parse archived documents (older parser versions, or all) and
     replace their rows; rejected documents are retried too. Nothing is fetched."""
     from ingest import load
@@ -514,7 +523,7 @@ def run_reparse(settings: Settings, everything: bool = False, run_id: str | None
             d["filename"] = d["archive_path"].rsplit("/", 1)[-1]
     con = load.open_warehouse(settings)
     workers = default_parse_workers() if parse_workers is None else parse_workers
-    runner = _BatchRunner(settings, con, run_id, replace=True, workers=workers)
+    runner = _BatchRunner(settings, con, run_id, replace=True, workers=workers, on_document=on_document)
     try:
         for batch in make_batches(docs, settings.batch_size):
             runner.submit(batch)
