@@ -178,16 +178,22 @@ def test_incremental_build_equals_full_refresh(tmp_path):
     assert run_dbt(settings, ["build"]) == 0
     (before,) = query(warehouse, "select count(*) from marts.fct_findings")[0]
 
-    # the next night: 10 new letters, and one letter re-parsed with a finding fewer
+    # the next night: 10 new letters, one letter re-parsed with a finding fewer, and one
+    # superseded by a later version fetched from the same URI (left out of the marts)
     day2 = day1 + dt.timedelta(days=1)
     new = synthetic_letters(range(40, 50), parsed_at=day2)
-    reparsed = first[0]
+    reparsed, superseded = first[0], first[1]
     shorter = replace(reparsed.letter, findings=reparsed.letter.findings[:-1])
     write_raw(warehouse, [*new, replace(reparsed, letter=shorter, parsed_at=day2)])
+    query(warehouse, "update raw.letters set _superseded_by = ? where _sha256 = ?",
+          [new[0].sha256, superseded.sha256])
     assert run_dbt(settings, ["build"]) == 0
     _snapshot(warehouse, "incremental")
     (after,) = query(warehouse, "select count(*) from marts.fct_findings")[0]
-    assert after == before + sum(len(r.letter.findings) for r in new) - 1
+    assert after == before + sum(len(r.letter.findings) for r in new) - 1 - len(superseded.letter.findings)
+    assert query(warehouse, "select count(*) from marts.fct_inspections") == [(49,)]
+    assert query(warehouse, "select count(*) from marts.bridge_findings_themes where _sha256 = ?",
+                 [superseded.sha256]) == [(0,)]
 
     assert run_dbt(settings, ["build", "--full-refresh"]) == 0
     _snapshot(warehouse, "full")
