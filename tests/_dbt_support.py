@@ -100,6 +100,20 @@ def synthetic_letters(seeds: Iterable[int], parsed_at: dt.datetime | None = None
     return out
 
 
+def letters_per_authority(parsed_at: dt.datetime | None = None) -> list[tuple[RawLetter, str]]:
+    """One synthetic letter per authority of 2010, named as letters write it, with the GSS code
+    it must be matched to."""
+    from ingest.synthetic import AUTHORITIES, generate_letter
+
+    at = parsed_at or dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    out = []
+    for i, authority in enumerate(AUTHORITIES):
+        s = generate_letter(10_000 + i, authority=authority)
+        sha = hashlib.sha256(s.to_bytes()).hexdigest()
+        out.append((RawLetter(sha, s.to_letter(), f"file:///synthetic/a{i}.txt", at), authority.gss_code))
+    return out
+
+
 def _content_hash(letter: Letter) -> str:
     key = [letter.authority_name, str(letter.inspection_start_date), str(letter.inspection_end_date)]
     key += [f"{f.category}|{f.ordinal}|{f.text}" for f in letter.findings]

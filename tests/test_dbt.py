@@ -1,8 +1,9 @@
 """The dbt warehouse: marts built from known raw letters hold what a user would check.
 
 Full dbt builds take seconds each on a busy machine, so they are few and marked `slow`:
-the three real letters (counts, authorities, reorganisations, docs, analyses); an unmatched
-authority (kept, flagged, named in dbt's output, build fails); incremental == full refresh.
+the three real letters loaded by the real loader (counts, authorities, reorganisations, themes,
+docs, analyses); an unmatched authority (kept, flagged, named in dbt's output, build fails);
+all 152 authorities matched, then incremental == full refresh (new, re-parsed, superseded letters).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from _dbt_support import (
     PROJECT_ROOT,
     SAMPLE_LETTERS,
     dbt_settings,
+    letters_per_authority,
     query,
     real_letters,
     synthetic_letters,
@@ -169,14 +171,19 @@ def _differences(warehouse: Path, table: str, a: str, b: str) -> int:
 
 
 @pytest.mark.slow
-def test_incremental_build_equals_full_refresh(tmp_path):
+def test_authorities_matched_and_incremental_build_equals_full_refresh(tmp_path):
     warehouse = tmp_path / "work.duckdb"
     settings = dbt_settings(tmp_path, warehouse)
     day1 = dt.datetime(2026, 1, 1, 2, tzinfo=dt.UTC)
-    first = synthetic_letters(range(40), parsed_at=day1)
+    per_authority = letters_per_authority(parsed_at=day1)
+    first = [letter for letter, _ in per_authority]
     write_raw(warehouse, first)
     assert run_dbt(settings, ["build"]) == 0
     (before,) = query(warehouse, "select count(*) from marts.fct_findings")[0]
+    # every authority of 2010, named as the letters name it, is matched to its GSS code
+    matched = dict(query(warehouse, "select _sha256, gss_code from marts.fct_inspections"))
+    assert {letter.sha256: matched[letter.sha256] for letter in first} == {
+        letter.sha256: gss for letter, gss in per_authority}
 
     # the next night: 10 new letters, one letter re-parsed with a finding fewer, and one
     # superseded by a later version fetched from the same URI (left out of the marts)
@@ -191,7 +198,7 @@ def test_incremental_build_equals_full_refresh(tmp_path):
     _snapshot(warehouse, "incremental")
     (after,) = query(warehouse, "select count(*) from marts.fct_findings")[0]
     assert after == before + sum(len(r.letter.findings) for r in new) - 1 - len(superseded.letter.findings)
-    assert query(warehouse, "select count(*) from marts.fct_inspections") == [(49,)]
+    assert query(warehouse, "select count(*) from marts.fct_inspections") == [(len(first) + len(new) - 1,)]
     assert query(warehouse, "select count(*) from marts.bridge_findings_themes where _sha256 = ?",
                  [superseded.sha256]) == [(0,)]
 
