@@ -58,12 +58,42 @@ def child_load(inbox: Path, work: Path, workers: int | None) -> dict:
     s = Settings.from_env({"OFSTED_DATA_DIR": str(work), "OFSTED_INBOX_DIR": str(inbox)})
     n = sum(1 for p in inbox.rglob("*") if p.is_file())
     t0 = time.perf_counter()
-    counts = run_load(s, parse_workers=workers)
+    counts = run_load(s, parse_workers=workers, on_document=lambda d: None)
     dt = time.perf_counter() - t0
     return {"mode": "load", "n": n, "new": counts["new"], "duplicate": counts["duplicate"],
             "rejected": counts["rejected"], "failed": counts["failed"], "seconds": dt, "per_s": n / dt,
             "peak_rss_mb": _peak_rss_mb(), "children_peak_rss_mb": _peak_rss_mb(resource.RUSAGE_CHILDREN),
             "batch_size": s.batch_size, "workers": default_parse_workers() if workers is None else workers}
+
+
+def child_fetch(inbox: Path, work: Path) -> dict:
+    """The local fetcher alone (stat, copy to a verified temp file, hash), for comparison."""
+    from ingest.fetch import fetch_documents
+    from ingest.settings import Settings
+
+    s = Settings.from_env({"OFSTED_DATA_DIR": str(work), "OFSTED_INBOX_DIR": str(inbox)})
+    t0 = time.perf_counter()
+    n = 0
+    for r in fetch_documents(s, {}):
+        n += 1
+        if r.path:
+            Path(r.path).unlink()
+    dt = time.perf_counter() - t0
+    return {"mode": "fetch", "n": n, "seconds": dt, "per_s": n / dt, "peak_rss_mb": _peak_rss_mb()}
+
+
+def child_reparse(work: Path, workers: int | None) -> dict:
+    """Archive -> parse -> replace rows: the ingest engine without the fetcher."""
+    from ingest.pipeline import run_reparse
+    from ingest.settings import Settings
+
+    s = Settings.from_env({"OFSTED_DATA_DIR": str(work)})
+    t0 = time.perf_counter()
+    counts = run_reparse(s, everything=True, parse_workers=workers, on_document=lambda d: None)
+    dt = time.perf_counter() - t0
+    n = counts["candidates"]
+    return {"mode": "reparse", "n": n, "reparsed": counts["reparsed"], "seconds": dt, "per_s": n / dt,
+            "peak_rss_mb": _peak_rss_mb()}
 
 
 def _run_child(*args: str) -> dict:
@@ -94,6 +124,10 @@ def main() -> int:
         mode, *rest = args.child
         if mode == "parse":
             result = child_parse(Path(rest[0]))
+        elif mode == "fetch":
+            result = child_fetch(Path(rest[0]), Path(rest[1]))
+        elif mode == "reparse":
+            result = child_reparse(Path(rest[0]), None if rest[1] == "auto" else int(rest[1]))
         else:
             result = child_load(Path(rest[0]), Path(rest[1]), None if rest[2] == "auto" else int(rest[2]))
         print(json.dumps(result))
@@ -116,6 +150,8 @@ def main() -> int:
         load = _run_child("load", str(big), str(tmp_path / "work_big"), "auto")
         load_small = _run_child("load", str(small), str(tmp_path / "work_small"), "auto")
         parse_small = _run_child("parse", str(small))
+        fetch_only = _run_child("fetch", str(big), str(tmp_path / "work_fetch"))
+        reparse = _run_child("reparse", str(tmp_path / "work_1"), "0")
 
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end")
     print(f"parse-only              {parse['n']:>6} letters: {parse['per_s']:8.1f} letters/s "
@@ -126,6 +162,10 @@ def main() -> int:
               f"{r['peak_rss_mb']:.0f} MB, workers {r['children_peak_rss_mb']:.0f} MB; "
               f"{r['new']} new, {r['duplicate']} duplicate, {r['rejected']} rejected)")
     print("target: load >= 80% of parse-only speed")
+    print(f"where the time goes: the local fetcher alone (copy + hash to a verified temp file) "
+          f"{fetch_only['per_s']:.1f} letters/s ({fetch_only['per_s'] / parse['per_s']:.0%} of parse-only); "
+          f"archive -> parse -> load without fetching (`reparse --all`, one process) "
+          f"{reparse['per_s']:.1f} letters/s ({reparse['per_s'] / parse['per_s']:.0%} of parse-only)")
     print(f"peak RSS, load:       {load_small['n']} letters {load_small['peak_rss_mb']:.0f} MB "
           f"(workers {load_small['children_peak_rss_mb']:.0f} MB), {load['n']} letters "
           f"{load['peak_rss_mb']:.0f} MB (workers {load['children_peak_rss_mb']:.0f} MB)")

@@ -25,7 +25,6 @@ import re
 import shutil
 import threading
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
@@ -367,14 +366,17 @@ def new_run_id(prefix: str = "load") -> str:
 
 
 def default_parse_workers() -> int:
-    """Parse processes for in-process runs: the cores left over by the fetching/loading process."""
-    return max(1, min(4, (os.cpu_count() or 1) - 1))
+    """Parse processes for in-process runs: the cores left once this process has one for
+    parsing and one for fetching/loading (0 on a two-core machine: parse in this process)."""
+    return max(0, min(4, (os.cpu_count() or 1) - 2))
 
 
 class _BatchRunner:
-    """Parses batches (in worker processes when the run is big enough) and loads them in order
-    on one warehouse connection, so fetching, parsing and loading overlap. At most a few
-    batches are in flight: memory stays flat however large the corpus."""
+    """Parses batches (here, or in worker processes) and hands them to a loader thread that
+    loads them in order, one transaction each, on the run's one warehouse connection; DuckDB
+    releases the GIL while it writes, so loading batch n overlaps parsing batch n+1. Only the
+    loader thread touches DuckDB once the runner has started. Queues are bounded: a few
+    batches in flight at most, so memory stays flat however large the corpus."""
 
     def __init__(self, settings: Settings, con: Any, run_id: str, *, replace: bool, workers: int,
                  on_document: Callable[[dict[str, Any]], None] | None = None):
@@ -382,12 +384,17 @@ class _BatchRunner:
         self.on_document = on_document
         self.workers = workers
         self.pool: ProcessPoolExecutor | None = None
-        self.pending: deque[Future | str] = deque()
         self.batch_no = 0
         self.full_batches = 0
         self.total = empty_counts()
+        self.error: BaseException | None = None
+        self._tasks: queue.Queue = queue.Queue(maxsize=max(2, workers + 1))
+        self._loader = threading.Thread(target=self._load_loop, name="load", daemon=True)
+        self._loader.start()
 
+    # --- called by the run's thread ---------------------------------------------------------
     def submit(self, docs: list[dict[str, Any]]) -> None:
+        self._raise_if_failed()
         self.batch_no += 1
         # worker processes take a second or two to start: worth it from a second full batch on
         full = len(docs) >= self.settings.batch_size
@@ -396,50 +403,87 @@ class _BatchRunner:
             if self.pool is None:
                 ctx = multiprocessing.get_context("spawn")
                 self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
-            fut = self.pool.submit(parse_batch, self.settings, docs, self.run_id, self.batch_no)
-            self.pending.append(fut)
+            item: Future | str = self.pool.submit(
+                parse_batch, self.settings, docs, self.run_id, self.batch_no)
         else:
-            self.pending.append(parse_batch(self.settings, docs, self.run_id, self.batch_no))
-        while self.pending and (len(self.pending) > self.workers + 1 or _done(self.pending[0])):
-            self._load_next()
+            item = parse_batch(self.settings, docs, self.run_id, self.batch_no)
+        self._put(("batch", item))
 
-    def _load_next(self) -> None:
-        from ingest import load
-
-        item = self.pending.popleft()
-        path = Path(item.result() if isinstance(item, Future) else item)
-        part = load.load_batch_file(self.con, path, replace=self.replace)
-        if self.on_document is not None:  # handed on as they happen, not kept: memory stays flat
-            for d in part.pop("documents"):
-                self.on_document(d)
-        merge_counts(self.total, part)
-        path.unlink(missing_ok=True)  # loaded: the scratch copy is no longer needed
+    def record(self, seen: list[dict[str, Any]], failed: list[dict[str, Any]], now: dt.datetime) -> None:
+        """Manifest rows of documents that need no parsing (unchanged, failed), in order with the batches."""
+        self._put(("manifest", seen, failed, now))
 
     def finish(self) -> dict[str, Any]:
-        while self.pending:
-            self._load_next()
+        self._put(("end",))
+        self._loader.join()
+        self._raise_if_failed()
         self.close()
         shutil.rmtree(self.settings.runs_dir / self.run_id, ignore_errors=True)
         return self.total
 
     def close(self) -> None:
+        if self._loader.is_alive():
+            self.error = self.error or RuntimeError("run stopped")
+            self._drain()
+            self._loader.join()
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
 
+    def _put(self, task: tuple) -> None:
+        while True:
+            self._raise_if_failed()
+            try:
+                self._tasks.put(task, timeout=0.2)
+                return
+            except queue.Full:
+                continue
 
-def _done(item: Future | str) -> bool:
-    return not isinstance(item, Future) or item.done()
+    def _raise_if_failed(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def _drain(self) -> None:
+        try:
+            while True:
+                self._tasks.get_nowait()
+        except queue.Empty:
+            pass
+        self._tasks.put(("end",))
+
+    # --- the loader thread ------------------------------------------------------------------
+    def _load_loop(self) -> None:
+        from ingest import load
+
+        while True:
+            task = self._tasks.get()
+            if task[0] == "end" or self.error is not None:
+                return
+            try:
+                if task[0] == "manifest":
+                    load.record_fetches(self.con, task[1], task[2], task[3])
+                    continue
+                item = task[1]
+                path = Path(item.result() if isinstance(item, Future) else item)
+                part = load.load_batch_file(self.con, path, replace=self.replace)
+                if self.on_document is not None:  # handed on as they happen, not kept
+                    for d in part.pop("documents"):
+                        self.on_document(d)
+                merge_counts(self.total, part)
+                path.unlink(missing_ok=True)  # loaded: the scratch copy is no longer needed
+            except BaseException as exc:  # raised in the run's thread at its next call
+                self.error = exc
+                return
 
 
 def run_load(settings: Settings, run_id: str | None = None, *, parse_workers: int | None = None,
              on_document: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """`ofsted load`: fetch, archive, parse and load in-process, streaming batch by batch.
 
-    A thread fetches and archives; batches are parsed in `parse_workers` processes (default:
-    the spare cores; 0 parses in this process) while this thread loads them, in order, one
-    transaction each. Only this thread touches DuckDB. Fetched documents are recorded in the
-    manifest when their batch is loaded (a run killed before that fetches them again).
+    A thread fetches and archives; this thread parses each batch (or hands it to
+    `parse_workers` processes; default: the cores beyond two) and a loader thread loads the
+    batches in order, one transaction each. Fetched documents are recorded in the manifest
+    when their batch is loaded (a run killed before that fetches them again).
     With `on_document`, each document's outcome (`{source_uri, outcome, detail}`) is passed to
     it as its batch commits instead of being collected in `documents`.
     """
@@ -449,6 +493,7 @@ def run_load(settings: Settings, run_id: str | None = None, *, parse_workers: in
     workers = default_parse_workers() if parse_workers is None else parse_workers
     stats: dict[str, int] = {}
     con = load.open_warehouse(settings)
+    state = load.read_state(con, parse.PARSER_VERSION)  # before the loader thread owns the connection
     runner = _BatchRunner(settings, con, run_id, replace=False, workers=workers, on_document=on_document)
     items: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
@@ -475,8 +520,7 @@ def run_load(settings: Settings, run_id: str | None = None, *, parse_workers: in
         except BaseException as exc:  # handed to the loading thread, which raises it
             put(("error", exc))
 
-    producer = threading.Thread(target=produce, args=(load.read_state(con, parse.PARSER_VERSION),),
-                                name="fetch-archive", daemon=True)
+    producer = threading.Thread(target=produce, args=(state,), name="fetch-archive", daemon=True)
     try:
         producer.start()
         while True:
@@ -484,7 +528,7 @@ def run_load(settings: Settings, run_id: str | None = None, *, parse_workers: in
             if kind == "docs":
                 runner.submit(payload[0])
             elif kind == "manifest":
-                load.record_fetches(con, payload[0], payload[1], now)
+                runner.record(payload[0], payload[1], now)
             elif kind == "error":
                 raise payload[0]
             else:

@@ -133,3 +133,19 @@ def test_archiver_group_commit(tmp_path):
     assert (root / rels[3]).read_bytes() == b"letter 3"
     assert not list(root.rglob("*.tmp")) and not any(p.exists() for p in srcs)  # moved, none left behind
     assert sorted(p.name for p in root.rglob("*.txt")) == sorted({r.rsplit("/", 1)[1] for r in rels})
+
+
+def test_parse_worker_processes_load_the_same_rows(tmp_path):
+    from _load_support import snapshot
+
+    box = tmp_path / "inbox"
+    write_synthetic(box, list(range(500, 530)), pdf={503, 517})
+    (box / "copy.txt").write_bytes((box / "letter_505.txt").read_bytes())
+    pooled = make_settings(tmp_path / "a", box, OFSTED_BATCH_SIZE="5")
+    inline = make_settings(tmp_path / "b", box, OFSTED_BATCH_SIZE="5")
+    a = run_load(pooled, parse_workers=1)
+    b = run_load(inline, parse_workers=0)
+    assert (a["new"], a["duplicate"], a["batches"]) == (30, 1, 7)
+    assert {k: a[k] for k in ("new", "duplicate", "rejected", "batches")} == \
+        {k: b[k] for k in ("new", "duplicate", "rejected", "batches")}
+    assert snapshot(pooled, with_times=False) == snapshot(inline, with_times=False)
