@@ -118,7 +118,13 @@ def test_build_on_the_real_letters(tmp_path, monkeypatch, capfd):
     settings = dbt_settings(tmp_path, warehouse)
     assert run_dbt(settings, ["docs", "generate"]) == 0
     catalog = json.loads((settings.dbt_target_dir / "catalog.json").read_text())
-    assert {f"model.ofsted_letters.{t}" for t in MART_TABLES} <= set(catalog["nodes"])
+    manifest = json.loads((settings.dbt_target_dir / "manifest.json").read_text())
+    for table in MART_TABLES:  # every mart and every one of its columns is described
+        node = f"model.ofsted_letters.{table}"
+        built = set(catalog["nodes"][node]["columns"])
+        described = {c for c, v in manifest["nodes"][node]["columns"].items() if v["description"].strip()}
+        assert manifest["nodes"][node]["description"].strip(), table
+        assert built == described, (table, built ^ described)
     compiled = settings.dbt_target_dir / "compiled" / "ofsted_letters" / "analyses"
     results = {name: query(warehouse, (compiled / f"{name}.sql").read_text()) for name in ANALYSES}
     assert len(ANALYSES) >= 4
