@@ -14,6 +14,7 @@ fetching anything, with dbt's own output, and exits non-zero when a model or a t
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import sys
 from collections.abc import Iterator
@@ -53,16 +54,29 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
+def _release_warehouse() -> None:
+    """dbt-duckdb keeps its DuckDB connection open for the life of the process (its default
+    `keep_open`); drop it, so that once `run_dbt` returns the warehouse can be opened by other
+    processes and read-only in this one (DuckDB allows one writer per file)."""
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    DuckDBConnectionManager.close_all_connections()
+    gc.collect()  # the environment closes its connection when it is collected
+
+
 def run_dbt(settings: Settings, args: list[str]) -> int:
     """Run one dbt command (e.g. `["build"]`, `["docs", "generate"]`) in-process on the
-    warehouse `settings.work_warehouse`. Returns dbt's exit code: 0 success, 1 a model or
-    test failed, 2 dbt could not run (bad project, unreadable warehouse...)."""
+    warehouse `settings.work_warehouse`, and release the file. Returns dbt's exit code: 0
+    success, 1 a model or test failed, 2 dbt could not run (bad project, locked warehouse...)."""
     from dbt.cli.main import dbtRunner
 
     settings.work_warehouse.parent.mkdir(parents=True, exist_ok=True)
     env = {WAREHOUSE_ENV: str(settings.work_warehouse), "DO_NOT_TRACK": "1"}
-    with _environment(env):
-        result = dbtRunner().invoke(dbt_args(settings, args))
+    try:
+        with _environment(env):
+            result = dbtRunner().invoke(dbt_args(settings, args))
+    finally:
+        _release_warehouse()
     if result.success:
         return EXIT_OK
     return EXIT_ERROR if result.exception is not None else EXIT_FAILED

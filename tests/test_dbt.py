@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -56,6 +58,11 @@ def test_build_on_the_real_letters(tmp_path, monkeypatch, capfd):
     assert ofsted(["build", "--warehouse", str(warehouse)]) == 0
     out = capfd.readouterr().out
     assert "Completed successfully" in out
+    # the build has released the warehouse: another process can open it (read-only)
+    probe = "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); " \
+            "print(c.execute('select count(*) from marts.fct_inspections').fetchone()[0])"
+    done = subprocess.run([sys.executable, "-c", probe, str(warehouse)], capture_output=True, text=True)
+    assert done.stdout.strip() == "3", done.stderr
 
     rows = query(warehouse, """
         select i._sha256, a.gss_code, i.is_authority_matched, i.strength_count, i.satisfactory_count,
