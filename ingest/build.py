@@ -82,11 +82,30 @@ def run_dbt(settings: Settings, args: list[str]) -> int:
     return EXIT_ERROR if result.exception is not None else EXIT_FAILED
 
 
+def _unbuildable(warehouse: Path) -> str | None:
+    """Why dbt cannot build this warehouse (one line), or None."""
+    from ingest.warehouse import WarehouseLocked, connect
+
+    if not warehouse.is_file():
+        return f"no warehouse at {warehouse} (run `ofsted load` first)"
+    try:
+        con = connect(warehouse, apply_schema=False)
+    except WarehouseLocked as exc:
+        return str(exc)
+    try:
+        (has_raw,) = con.execute("select count(*) from information_schema.tables "
+                                 "where table_schema = 'raw' and table_name = 'letters'").fetchone()
+    finally:
+        con.close()
+    return None if has_raw else f"{warehouse} has no raw tables (run `ofsted load` first)"
+
+
 def cli_build(settings: Settings, full_refresh: bool = False, select: str | None = None) -> int:
     """`ofsted build`: `dbt build` on the warehouse's raw tables, showing dbt's output."""
     warehouse: Path = settings.work_warehouse
-    if not warehouse.is_file():
-        print(f"ofsted build: error: no warehouse at {warehouse} (run `ofsted load` first)", file=sys.stderr)
+    problem = _unbuildable(warehouse)
+    if problem:
+        print(f"ofsted build: error: {problem}", file=sys.stderr)
         return EXIT_ERROR
     args = ["build"]
     if full_refresh:

@@ -127,6 +127,8 @@ def write_raw(warehouse: Path, letters: Sequence[RawLetter]) -> None:
         shas = [r.sha256 for r in letters]
         for table in ("findings", "copy_recipients", "letters"):
             con.execute(f"delete from raw.{table} where _sha256 in (select unnest(?))", [shas])
+        if not letters:
+            return
         marks = ", ".join("?" * len(LETTER_COLUMNS))
         con.executemany(
             f"insert into raw.letters ({', '.join(LETTER_COLUMNS)}) values ({marks})",

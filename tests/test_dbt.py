@@ -16,6 +16,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import duckdb
 import pytest
 from _dbt_support import (
     MART_TABLES,
@@ -46,6 +47,31 @@ def test_build_without_a_warehouse_is_a_one_line_error(tmp_path, capsys):
     assert len(err.splitlines()) == 1
     assert "no warehouse at" in err and "missing.duckdb" in err
     assert not (tmp_path / "missing.duckdb").exists()
+
+    empty = tmp_path / "empty.duckdb"
+    duckdb.connect(str(empty)).close()
+    assert cli_build(dbt_settings(tmp_path, empty)) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"ofsted build: error: {empty} has no raw tables (run `ofsted load` first)")
+
+
+
+def test_build_of_a_warehouse_in_use_is_a_one_line_error(tmp_path, capsys):
+    warehouse = tmp_path / "work.duckdb"
+    write_raw(warehouse, [])
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('open', flush=True); time.sleep(60)", str(warehouse)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        assert cli_build(dbt_settings(tmp_path, warehouse)) == 2
+    finally:
+        holder.kill()
+        holder.wait()
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "in use by another process" in err, err
+    assert not (tmp_path / "dbt_target").exists()  # dbt was not started
 
 
 @pytest.mark.slow
