@@ -63,7 +63,8 @@ def child_load(inbox: Path, work: Path, workers: int | None) -> dict:
     return {"mode": "load", "n": n, "new": counts["new"], "duplicate": counts["duplicate"],
             "rejected": counts["rejected"], "failed": counts["failed"], "seconds": dt, "per_s": n / dt,
             "peak_rss_mb": _peak_rss_mb(), "children_peak_rss_mb": _peak_rss_mb(resource.RUSAGE_CHILDREN),
-            "batch_size": s.batch_size, "workers": default_parse_workers() if workers is None else workers}
+            "batch_size": s.batch_size, "workers": default_parse_workers() if workers is None else workers,
+            "default_workers": default_parse_workers()}
 
 
 def child_fetch(inbox: Path, work: Path) -> dict:
@@ -146,17 +147,20 @@ def main() -> int:
         small = _subset(corpus, args.small, tmp_path / "small")
 
         parse = _run_child("parse", str(big))
-        load1 = _run_child("load", str(big), str(tmp_path / "work_1"), "0")
-        load = _run_child("load", str(big), str(tmp_path / "work_big"), "auto")
-        load_small = _run_child("load", str(small), str(tmp_path / "work_small"), "auto")
+        load1 = _run_child("load", str(big), str(tmp_path / "work_1"), "0")  # what `ofsted load` does here
+        load = _run_child("load", str(big), str(tmp_path / "work_big"), "1")
+        load_small = _run_child("load", str(small), str(tmp_path / "work_small"), "0")
         parse_small = _run_child("parse", str(small))
         fetch_only = _run_child("fetch", str(big), str(tmp_path / "work_fetch"))
         reparse = _run_child("reparse", str(tmp_path / "work_1"), "0")
 
-    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end")
+    default_workers = load1["default_workers"]
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end; "
+          f"default parse worker processes here: {default_workers}")
     print(f"parse-only              {parse['n']:>6} letters: {parse['per_s']:8.1f} letters/s "
           f"({parse['seconds']:.1f}s, peak RSS {parse['peak_rss_mb']:.0f} MB)")
-    for name, r in (("load, one process", load1), (f"load, {load['workers']} parse worker(s)", load)):
+    for name, r in (("load (default here)" if default_workers == 0 else "load, parse in-process", load1),
+                    ("load, 1 parse worker", load)):
         print(f"{name:<23} {r['n']:>6} letters: {r['per_s']:8.1f} letters/s "
               f"({r['seconds']:.1f}s, {r['per_s'] / parse['per_s']:.0%} of parse-only; peak RSS "
               f"{r['peak_rss_mb']:.0f} MB, workers {r['children_peak_rss_mb']:.0f} MB; "
@@ -166,9 +170,8 @@ def main() -> int:
           f"{fetch_only['per_s']:.1f} letters/s ({fetch_only['per_s'] / parse['per_s']:.0%} of parse-only); "
           f"archive -> parse -> load without fetching (`reparse --all`, one process) "
           f"{reparse['per_s']:.1f} letters/s ({reparse['per_s'] / parse['per_s']:.0%} of parse-only)")
-    print(f"peak RSS, load:       {load_small['n']} letters {load_small['peak_rss_mb']:.0f} MB "
-          f"(workers {load_small['children_peak_rss_mb']:.0f} MB), {load['n']} letters "
-          f"{load['peak_rss_mb']:.0f} MB (workers {load['children_peak_rss_mb']:.0f} MB)")
+    print(f"peak RSS, load (parse in-process): {load_small['n']} letters {load_small['peak_rss_mb']:.0f} MB, "
+          f"{load1['n']} letters {load1['peak_rss_mb']:.0f} MB")
     print(f"peak RSS, parse-only: {parse_small['n']} letters {parse_small['peak_rss_mb']:.0f} MB, "
           f"{parse['n']} letters {parse['peak_rss_mb']:.0f} MB")
     return 0
