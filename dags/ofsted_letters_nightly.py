@@ -24,7 +24,7 @@ import pendulum
 from _notifiers import AlertNotifier, DataQualityFailed
 from airflow.sdk import Asset, CronTriggerTimetable, dag, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
 
 from ingest.settings import get_settings
 
@@ -78,7 +78,8 @@ def ofsted_letters_nightly():
     def load_raw(batch_paths: list[str] | None = None) -> dict:
         from ingest.pipeline import load_batches
 
-        return load_batches(SETTINGS, [p for p in (batch_paths or []) if p])
+        paths = [batch_paths[i] for i in range(len(batch_paths or []))]  # indexed: no probe past the end
+        return load_batches(SETTINGS, [p for p in paths if p])
 
     @task(pool=POOL, retries=0)
     def validate_raw(counts: dict, run_id: str | None = None) -> dict:
@@ -137,11 +138,15 @@ def ofsted_letters_nightly():
         execution_config=ExecutionConfig(
             execution_mode=DBT_MODE,
             invocation_mode=InvocationMode.SUBPROCESS,  # dbt exits => the DuckDB file is released
+            test_indirect_selection=TestIndirectSelection.CAUTIOUS,  # a model's own tests only
             dbt_executable_path=SETTINGS.dbt_executable,
         ),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_LS,
-            test_behavior=TestBehavior.AFTER_EACH,
+            # LOCAL: `dbt build --select <model>`, the model then its tests, in one task.
+            # WATCHER: one `dbt build` for the lot; a sensor per model and per model's tests.
+            test_behavior=TestBehavior.BUILD if DBT_MODE == ExecutionMode.LOCAL else TestBehavior.AFTER_EACH,
+            should_detach_multiple_parents_tests=True,  # relationships run once both sides are built
             invocation_mode=InvocationMode.SUBPROCESS,
             dbt_executable_path=SETTINGS.dbt_executable,
         ),

@@ -107,7 +107,7 @@ def apply_env(settings: Settings) -> None:
     """Put the settings and Airflow's config in os.environ (before Airflow is imported)."""
     os.environ.update(settings_env(settings))
     os.environ.update(airflow_env(settings))
-    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "ERROR")  # progress lines are ours
 
 
 # --- Airflow bootstrap ---------------------------------------------------------------------
@@ -296,6 +296,8 @@ def run_dag(settings: Settings, echo: Callable[[str], None] = print) -> tuple[st
     if bag.import_errors:
         raise RuntimeError("DAG import error: " + "; ".join(bag.import_errors.values()).splitlines()[-1])
     dag = bag.get_dag(DAG_ID)
+    for t in dag.tasks:  # one interactive run: a failure fails it now (the scheduled DAG retries)
+        t.retries = 0
     echo(f"airflow: {DAG_ID} loaded, {len(dag.task_dict)} tasks ({time.monotonic() - t0:.1f}s)")
     listener = _progress_listener(echo)
     manager = get_listener_manager()
