@@ -1,8 +1,8 @@
 -- One row per (finding, theme) a finding is about. Incremental like fct_findings: a build
 -- (re)writes the theme rows of letters that are new or re-parsed, and of every letter when the
--- theme patterns have changed (each row carries a hash of the taxonomy it was assigned with); the post-hook drops rows
--- left from an older parse or taxonomy, or of letters no longer loaded.
--- `dbt build --full-refresh` gives the same table.
+-- theme patterns have changed (each row carries a hash of the taxonomy it was assigned with);
+-- the post-hook drops rows left from an older parse or taxonomy, or of letters no longer
+-- loaded. `dbt build --full-refresh` gives the same table.
 {{
     config(
         materialized='incremental',

@@ -1,7 +1,8 @@
 -- One row per finding. Incremental: a build (re)writes the findings of the letters that are new,
 -- re-parsed, or matched to a different authority since the last build (delete+insert on
 -- inspection_key, so a letter's findings are replaced as a whole); the post-hook drops rows left
--- from an older parse or match, or of letters no longer loaded. `dbt build --full-refresh` gives the same table.
+-- from an older parse or match, or of letters no longer loaded. `dbt build --full-refresh`
+-- gives the same table.
 {{
     config(
         materialized='incremental',
