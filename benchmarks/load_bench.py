@@ -33,11 +33,19 @@ def _peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
     return resource.getrusage(who).ru_maxrss / 1024  # Linux: KiB
 
 
+def _cpu_s() -> float:
+    """CPU seconds used so far by this process (all threads) and its finished children: on a
+    shared machine this measures the work, where wall time also measures the neighbours."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def child_parse(inbox: Path) -> dict:
     from ingest.models import RejectedDocument
     from ingest.parse import parse_document
 
     files = sorted(p for p in inbox.rglob("*") if p.is_file())
+    c0 = _cpu_s()
     t0 = time.perf_counter()
     parsed = rejected = 0
     for p in files:
@@ -47,8 +55,9 @@ def child_parse(inbox: Path) -> dict:
         except RejectedDocument:
             rejected += 1
     dt = time.perf_counter() - t0
+    cpu = _cpu_s() - c0
     return {"mode": "parse", "n": len(files), "parsed": parsed, "rejected": rejected, "seconds": dt,
-            "per_s": len(files) / dt, "peak_rss_mb": _peak_rss_mb()}
+            "per_s": len(files) / dt, "per_cpu_s": len(files) / cpu, "peak_rss_mb": _peak_rss_mb()}
 
 
 def child_load(inbox: Path, work: Path, workers: int | None) -> dict:
@@ -57,11 +66,14 @@ def child_load(inbox: Path, work: Path, workers: int | None) -> dict:
 
     s = Settings.from_env({"OFSTED_DATA_DIR": str(work), "OFSTED_INBOX_DIR": str(inbox)})
     n = sum(1 for p in inbox.rglob("*") if p.is_file())
+    c0 = _cpu_s()
     t0 = time.perf_counter()
     counts = run_load(s, parse_workers=workers, on_document=lambda d: None)
     dt = time.perf_counter() - t0
+    cpu = _cpu_s() - c0
     return {"mode": "load", "n": n, "new": counts["new"], "duplicate": counts["duplicate"],
             "rejected": counts["rejected"], "failed": counts["failed"], "seconds": dt, "per_s": n / dt,
+            "per_cpu_s": n / cpu,
             "peak_rss_mb": _peak_rss_mb(), "children_peak_rss_mb": _peak_rss_mb(resource.RUSAGE_CHILDREN),
             "batch_size": s.batch_size, "workers": default_parse_workers() if workers is None else workers,
             "default_workers": default_parse_workers()}
@@ -89,12 +101,14 @@ def child_reparse(work: Path, workers: int | None) -> dict:
     from ingest.settings import Settings
 
     s = Settings.from_env({"OFSTED_DATA_DIR": str(work)})
+    c0 = _cpu_s()
     t0 = time.perf_counter()
     counts = run_reparse(s, everything=True, parse_workers=workers, on_document=lambda d: None)
     dt = time.perf_counter() - t0
+    cpu = _cpu_s() - c0
     n = counts["candidates"]
     return {"mode": "reparse", "n": n, "reparsed": counts["reparsed"], "seconds": dt, "per_s": n / dt,
-            "peak_rss_mb": _peak_rss_mb()}
+            "per_cpu_s": n / cpu, "peak_rss_mb": _peak_rss_mb()}
 
 
 def _run_child(*args: str) -> dict:
@@ -166,6 +180,10 @@ def main() -> int:
               f"{r['peak_rss_mb']:.0f} MB, workers {r['children_peak_rss_mb']:.0f} MB; "
               f"{r['new']} new, {r['duplicate']} duplicate, {r['rejected']} rejected)")
     print("target: load >= 80% of parse-only speed")
+    print(f"CPU cost (letters per CPU-second, all threads and workers): parse-only {parse['per_cpu_s']:.0f}, "
+          f"load {load1['per_cpu_s']:.0f} ({load1['per_cpu_s'] / parse['per_cpu_s']:.0%}), "
+          f"load with a parse worker {load['per_cpu_s']:.0f}, reparse {reparse['per_cpu_s']:.0f} "
+          f"({reparse['per_cpu_s'] / parse['per_cpu_s']:.0%})")
     print(f"where the time goes: the local fetcher alone (copy + hash to a verified temp file) "
           f"{fetch_only['per_s']:.1f} letters/s ({fetch_only['per_s'] / parse['per_s']:.0%} of parse-only); "
           f"archive -> parse -> load without fetching (`reparse --all`, one process) "
