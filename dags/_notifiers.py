@@ -28,7 +28,6 @@ class AlertNotifier(BaseNotifier):
         if getattr(exc, "alert_sent", False):
             return
         from ingest.alerts import Alert, send_alert
-
         from ingest.publish import staging_report_dir
         from ingest.settings import get_settings
 
@@ -46,5 +45,6 @@ class AlertNotifier(BaseNotifier):
             counts={"failed_tasks": 1},
             data_docs=str(staging_report_dir(settings, run_id)),
             severity="error",
+            task_id=name,
         )
         send_alert(settings, alert)

@@ -88,7 +88,7 @@ def ofsted_letters_nightly():
         from ingest.run import alert_on_dq_failure
 
         dq = check(staging_settings(SETTINGS, run_id), run_id)
-        if alert_on_dq_failure(SETTINGS, run_id, "raw tables", dq, counts):
+        if alert_on_dq_failure(SETTINGS, run_id, "raw tables", dq, counts, "validate_raw"):
             raise DataQualityFailed(f"{dq['failed']} of {dq['evaluated']} raw expectations failed")
         return dq
 
@@ -99,7 +99,7 @@ def ofsted_letters_nightly():
         from ingest.run import alert_on_dq_failure
 
         dq = check(staging_settings(SETTINGS, run_id), run_id)
-        if alert_on_dq_failure(SETTINGS, run_id, "marts", dq, counts):
+        if alert_on_dq_failure(SETTINGS, run_id, "marts", dq, counts, "validate_marts"):
             raise DataQualityFailed(f"{dq['failed']} of {dq['evaluated']} mart expectations failed")
         return dq
 

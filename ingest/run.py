@@ -142,7 +142,8 @@ def ensure_pool(slots: int = 1) -> None:
 
 # --- the validate tasks' alert ---------------------------------------------------------------
 
-def alert_on_dq_failure(settings: Settings, run_id: str, what: str, dq: dict, counts: dict | None) -> bool:
+def alert_on_dq_failure(settings: Settings, run_id: str, what: str, dq: dict, counts: dict | None,
+                        task_id: str | None = None) -> bool:
     """Send an alert when `dq` (from expectations.validate) failed; returns whether it did."""
     if dq.get("success", False):
         return False
@@ -158,6 +159,7 @@ def alert_on_dq_failure(settings: Settings, run_id: str, what: str, dq: dict, co
         counts=summary,
         data_docs=str(dq.get("data_docs", "")),
         severity="error",
+        task_id=task_id,
     )
     send_alert(settings, alert)
     return True

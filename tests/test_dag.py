@@ -1,0 +1,136 @@
+"""DAG integrity, asserted on the real DagBag: it loads, and it is scheduled, retried, pooled
+and wired as the README says."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from ingest.run import POOL
+from ingest.settings import PROJECT_ROOT, Settings
+
+DAGS = PROJECT_ROOT / "dags"
+DAG_ID = "ofsted_letters_nightly"
+DUCKDB_TASKS = {"fetch", "load_raw", "validate_raw", "validate_marts", "dbt_docs", "publish"}
+
+
+@pytest.fixture(scope="module")
+def bag():
+    from ingest.run import ensure_airflow_db
+
+    ensure_airflow_db(Settings.from_env())  # conftest points AIRFLOW_HOME at a temp dir
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    return BundleDagBag(dag_folder=str(DAGS), bundle_path=DAGS, bundle_name="dags-folder")
+
+
+@pytest.fixture(scope="module")
+def dag(bag):
+    assert bag.import_errors == {}
+    d = bag.get_dag(DAG_ID)
+    assert d is not None
+    return d
+
+
+def test_dagbag_has_exactly_the_nightly_dag_and_no_import_errors(bag):
+    assert bag.import_errors == {}
+    assert sorted(bag.dag_ids) == [DAG_ID]  # the notifier module beside it is not a DAG file
+
+
+def test_scheduled_at_two_in_the_morning_london_time(dag):
+    from airflow.serialization.encoders import coerce_to_core_timetable
+    from airflow.timetables.base import DataInterval, TimeRestriction
+
+    tt = coerce_to_core_timetable(dag.timetable)
+    assert dag.catchup is False
+    assert dag.max_active_runs == 1
+    assert dag.dagrun_timeout == dt.timedelta(hours=4)
+
+    def next_run(after: dt.datetime) -> dt.datetime:
+        last = DataInterval(after, after)
+        info = tt.next_dagrun_info(last_automated_data_interval=last,
+                                   restriction=TimeRestriction(earliest=None, latest=None, catchup=True))
+        return info.run_after
+
+    utc = dt.UTC
+    assert next_run(dt.datetime(2026, 1, 10, 12, tzinfo=utc)) == dt.datetime(2026, 1, 11, 2, tzinfo=utc)
+    # summer time: 02:00 BST is 01:00 UTC
+    assert next_run(dt.datetime(2026, 7, 10, 12, tzinfo=utc)) == dt.datetime(2026, 7, 11, 1, tzinfo=utc)
+
+
+def test_every_task_retries_with_backoff_times_out_and_alerts(dag):
+    from _notifiers import AlertNotifier
+
+    for task in dag.tasks:
+        assert task.execution_timeout is not None and task.execution_timeout <= dt.timedelta(hours=1), task
+        callbacks = task.on_failure_callback or []
+        callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+        assert any(isinstance(c, AlertNotifier) for c in callbacks), task.task_id
+        if task.task_id in ("validate_raw", "validate_marts"):
+            assert task.retries == 0  # a failed expectation is not retried: it alerts and fails the run
+        else:
+            assert task.retries == 2, task.task_id
+            assert task.retry_exponential_backoff > 1, task.task_id
+            assert task.max_retry_delay == dt.timedelta(minutes=30), task.task_id
+
+
+def test_every_task_that_opens_duckdb_is_in_the_one_slot_pool(dag):
+    dbt_tasks = {t.task_id for t in dag.tasks if t.task_id.startswith("dbt.")}
+    assert len(dbt_tasks) > 10
+    for task in dag.tasks:
+        if task.task_id in DUCKDB_TASKS | dbt_tasks:
+            assert task.pool == POOL, task.task_id
+        else:
+            assert task.pool != POOL, task.task_id  # parse batches and the report may run side by side
+    assert {t.task_id for t in dag.tasks if t.pool == POOL} == DUCKDB_TASKS | dbt_tasks
+
+
+def test_parse_is_mapped_over_batches(dag):
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+
+    assert isinstance(dag.task_dict["parse"], MappedOperator)
+    assert dag.task_dict["parse"].upstream_task_ids == {"batches"}
+
+
+def test_tags_and_docs(dag):
+    assert set(dag.tags) >= {"ofsted", "dbt", "great-expectations", "nightly"}
+    assert "fetch -> batches -> parse[n] -> load_raw -> validate_raw -> dbt" in dag.doc_md
+    assert dag.owner == "data-team"
+
+
+def test_a_task_per_model_and_the_order_of_the_night(dag):
+    models = {p.stem for p in (PROJECT_ROOT / "dbt_project" / "models").rglob("*.sql")}
+    tasks = set(dag.task_dict)
+    for model in models:
+        assert f"dbt.{model}_model_build" in tasks, model
+    dbt_tasks = [t for t in dag.tasks if t.task_id.startswith("dbt.")]
+
+    def upstream(task_id: str) -> set[str]:
+        return dag.task_dict[task_id].get_flat_relative_ids(upstream=True)
+
+    assert {"fetch", "batches", "parse"} <= upstream("load_raw")
+    assert "load_raw" in upstream("validate_raw")
+    for t in dbt_tasks:
+        assert "validate_raw" in upstream(t.task_id), t.task_id  # dbt only on checked raw tables
+        assert t.task_id in upstream("validate_marts"), t.task_id  # GX after every dbt process exits
+    assert {"validate_marts", "dbt_docs"} <= upstream("publish")
+    assert "publish" in upstream("report")
+
+
+def test_dbt_runs_in_a_subprocess_with_absolute_paths(dag):
+    from cosmos.constants import InvocationMode
+
+    task = dag.task_dict["dbt.fct_inspections_model_build"]
+    assert task.invocation_mode == InvocationMode.SUBPROCESS  # dbt exits, DuckDB file released
+    profiles = Path(task.profile_config.profiles_yml_filepath)
+    assert profiles.is_absolute() and profiles.is_file()
+    assert Path(task.project_dir).is_absolute()
+    assert Path(task.env["OFSTED_WORK_WAREHOUSE"]).is_absolute()
+
+
+def test_assets_for_the_raw_tables_and_the_published_warehouse(dag):
+    raw = {a.name for a in dag.task_dict["load_raw"].outlets}
+    assert raw >= {"ofsted.raw.letters", "ofsted.raw.findings", "ofsted.raw.rejected_documents"}
+    assert [a.name for a in dag.task_dict["publish"].outlets] == ["ofsted.published_warehouse"]

@@ -1,0 +1,176 @@
+"""The whole night through Airflow (`ofsted run`, in-process `dag.test()`), three nights in a row
+on temporary dirs, shared by the tests below (one module fixture: each night takes minutes):
+
+1. the sample letters: marts built, checked and published, report beside them;
+2. the same inbox again, while another process holds the published warehouse open and keeps
+   querying it: nothing changes, and the reader is never blocked nor sees a half-built state;
+3. a letter dated 200 days after its inspection (crafted from a real one): the raw-table
+   expectations fail, the alert reaches a real webhook and a real SMTP server on 127.0.0.1,
+   the run exits non-zero and the published warehouse is byte-for-byte yesterday's.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import duckdb
+import pytest
+from _airflow_support import (
+    SAMPLE_LETTERS,
+    Webhook,
+    ofsted_run,
+    run_env,
+    run_id_of,
+    settings_for,
+    start_reader,
+    start_smtp,
+)
+
+from ingest.publish import sha256_file, staging_report_dir
+
+pytestmark = pytest.mark.slow
+
+TABLES = ("raw.letters", "raw.findings", "raw.copy_recipients", "raw.rejected_documents",
+          "marts.dim_authorities", "marts.dim_inspectors", "marts.dim_dates", "marts.dim_themes",
+          "marts.fct_inspections", "marts.fct_findings", "marts.bridge_findings_themes")
+
+
+def snapshot(path: Path) -> dict[str, list[tuple]]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return {t: con.execute(f"select * from {t} order by all").fetchall() for t in TABLES}
+    finally:
+        con.close()
+
+
+def late_letter(src: Path) -> str:
+    """A real letter moved a year on, its letter written 200 days after the inspection."""
+    text = src.read_text()
+    assert "17 June 2010" in text and "18 and 19 May 2010" in text
+    return text.replace("17 June 2010", "5 December 2011").replace("18 and 19 May 2010", "18 and 19 May 2011")
+
+
+@pytest.fixture(scope="module")
+def nights(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nights")
+    inbox = root / "inbox"
+    shutil.copytree(SAMPLE_LETTERS, inbox)
+    hook = Webhook()
+    smtp, mailbox = start_smtp()
+    env = run_env(root, inbox,
+                  OFSTED_ALERT_CHANNELS="log,webhook,email",
+                  OFSTED_ALERT_WEBHOOK_URL=hook.url,
+                  OFSTED_SMTP_HOST="127.0.0.1",
+                  OFSTED_SMTP_PORT=str(smtp.port),
+                  OFSTED_ALERT_EMAIL_TO="data-team@example.org")
+    settings = settings_for(env)
+    try:
+        first = ofsted_run(env)
+        assert first.returncode == 0, first.stdout + first.stderr[-3000:]
+        snap1 = snapshot(settings.published_warehouse)
+
+        stop = root / "stop-reading"
+        reader = start_reader(settings.published_warehouse, stop)
+        second = ofsted_run(env)
+        stop.touch()
+        out, err = reader.communicate(timeout=60)
+        assert reader.returncode == 0, err
+        reading = json.loads(out.strip().splitlines()[-1])
+        snap2 = snapshot(settings.published_warehouse)
+        published_sha = sha256_file(settings.published_warehouse)
+        report_before = (settings.report_dir / "index.html").read_text()
+
+        (inbox / "late_letter.txt").write_text(late_letter(inbox / "000_0d07fcbfe49cee7c.txt"))
+        third = ofsted_run(env)
+        yield SimpleNamespace(settings=settings, first=first, second=second, third=third, snap1=snap1,
+                              snap2=snap2, reading=reading, published_sha=published_sha,
+                              report_before=report_before, hook=hook, mailbox=mailbox)
+    finally:
+        hook.close()
+        smtp.stop()
+
+
+def test_first_night_builds_checks_and_publishes_the_sample_letters(nights):
+    out = nights.first.stdout
+    counts = {t: len(rows) for t, rows in nights.snap1.items()}
+    assert counts["marts.fct_inspections"] == 3
+    assert counts["marts.fct_findings"] == 50
+    assert counts["raw.letters"] == 3 and counts["raw.rejected_documents"] == 0
+    assert counts["marts.dim_inspectors"] == 3
+    assert counts["marts.bridge_findings_themes"] > 0 and counts["marts.dim_themes"] > 0
+    # a line per task as it finishes, then the summary
+    for task in ("fetch", "parse[0]", "load_raw", "validate_raw", "dbt.fct_inspections_model_build",
+                 "validate_marts", "dbt_docs", "publish", "report"):
+        assert f"  {task}\n" in out, task
+    assert "FAIL" not in out
+    assert "letters: new 3, unchanged 0, duplicate 0, rejected 0" in out
+    assert "fct_inspections 3" in out and "fct_findings 50" in out
+    assert "data quality (raw): passed" in out and "data quality (marts): passed" in out
+    assert f"published warehouse: {nights.settings.published_warehouse}" in out
+    assert "metadata DB created" in out  # first use of this AIRFLOW_HOME
+
+
+def test_first_night_publishes_report_data_docs_and_dbt_docs_beside_the_warehouse(nights):
+    site = nights.settings.report_dir
+    assert site.is_symlink()
+    for page in ("index.html", "data_docs/index.html", "dbt_docs/index.html"):
+        assert (site / page).is_file(), page
+    assert "Dorset" in nights.report_before
+    # the run's staging dir was moved into place, not left behind
+    assert not staging_report_dir(nights.settings, run_id_of(nights.first.stdout)).exists()
+
+
+def test_second_night_changes_nothing(nights):
+    out = nights.second.stdout
+    assert nights.second.returncode == 0, out + nights.second.stderr[-3000:]
+    assert "letters: new 0" in out
+    assert nights.snap2 == nights.snap1
+    assert "metadata DB created" not in out  # the SQLite metadata DB is reused, not rebuilt
+
+
+def test_a_reader_during_the_night_is_never_blocked_and_never_sees_half_a_build(nights):
+    seen, errors = nights.reading["seen"], nights.reading["errors"]
+    assert errors == []
+    assert len(seen) > 20  # it kept reading for the whole run
+    assert {"held", "fresh"} == {who for who, *_ in seen}
+    for _, inspections, counted_findings, findings in seen:
+        assert (inspections, findings) == (3, 50)
+        assert counted_findings == findings  # the two marts always agree: one consistent build
+
+
+def test_a_night_that_breaks_a_data_quality_rule_alerts_and_publishes_nothing(nights):
+    third = nights.third
+    assert third.returncode == 1
+    run_id = run_id_of(third.stdout)
+    assert f"run {run_id}: FAILED" in third.stdout
+    failed = [ln for ln in third.stdout.splitlines() if ln.strip().startswith("FAIL")]
+    assert len(failed) == 1 and "validate_raw  -- DataQualityFailed" in failed[0], failed
+    assert "published warehouse unchanged" in third.stdout
+    # yesterday's warehouse and report, byte for byte
+    assert sha256_file(nights.settings.published_warehouse) == nights.published_sha
+    assert (nights.settings.report_dir / "index.html").read_text() == nights.report_before
+
+
+def test_the_alert_reaches_the_webhook_and_the_mailbox_naming_run_rule_counts_and_docs(nights):
+    run_id = run_id_of(nights.third.stdout)
+    docs = staging_report_dir(nights.settings, run_id) / "data_docs"
+    assert (docs / "index.html").is_file()  # the failed night's data docs are kept where the alert says
+
+    assert len(nights.hook.bodies) == 1, nights.hook.bodies  # one alert: the notifier does not repeat it
+    body = json.dumps(nights.hook.bodies[0])
+    assert run_id in body
+    assert "120" in body and "raw.letters" in body  # the rule that failed, on which table
+    assert str(docs) in body
+    assert '"new": 1' in body or "new: 1" in body or "new 1" in body
+
+    assert len(nights.mailbox.messages) == 1
+    mail = nights.mailbox.messages[0]
+    assert mail["To"] == "data-team@example.org"
+    text = mail.get_body(preferencelist=("plain",)).get_content()
+    assert run_id in text and "120" in text and str(docs) in text
+
+    log = [json.loads(line) for line in nights.settings.alert_log.read_text().splitlines()]
+    assert [entry["run_id"] for entry in log] == [run_id]
