@@ -8,6 +8,7 @@ final name. Storing bytes that are already archived is a no-op.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import re
@@ -46,18 +47,23 @@ class Archiver:
         self.archive_dir = archive_dir
         self.group = max(1, group)
         self.errors: dict[str, str] = {}
-        self._staged: dict[Path, tuple[str, Path]] = {}  # final -> (rel, temp)
+        self._root = os.fspath(archive_dir)
+        self._folders: set[str] = set()  # folders known to exist (one mkdir each)
+        self._staged: dict[str, tuple[str, str]] = {}  # final path -> (rel, temp path); plain str: fast
 
     def add(self, src: Path, sha256: str, ext: str, *, move: bool = True) -> str:
         rel = relative_path(sha256, ext)
-        final = self.archive_dir / rel
-        if final.exists() or final in self._staged:
+        final = os.path.join(self._root, rel)
+        if final in self._staged or os.path.exists(final):
             if move:
                 src.unlink(missing_ok=True)
             return rel
-        tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+        folder = os.path.dirname(final)
+        tmp = os.path.join(folder, f".{sha256}.{ext}.{uuid.uuid4().hex}.tmp")
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
+            if folder not in self._folders:
+                os.makedirs(folder, exist_ok=True)
+                self._folders.add(folder)
             if move:
                 try:
                     os.replace(src, tmp)
@@ -67,7 +73,8 @@ class Archiver:
             else:
                 shutil.copyfile(src, tmp)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
             self.errors[rel] = f"cannot archive: {exc.strerror or exc}"
             return rel
         self._staged[final] = (rel, tmp)
@@ -81,16 +88,17 @@ class Archiver:
         staged, self._staged = self._staged, {}
         if not _syncfs(self.archive_dir):
             for _, tmp in staged.values():
-                _fsync_file(tmp)
+                _fsync_file(Path(tmp))
         for final, (rel, tmp) in staged.items():
             try:
                 os.replace(tmp, final)
             except OSError as exc:
-                tmp.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
                 self.errors[rel] = f"cannot archive: {exc.strerror or exc}"
         if not _syncfs(self.archive_dir):
-            for d in {f.parent for f in staged}:
-                _fsync_dir(d)
+            for d in {os.path.dirname(f) for f in staged}:
+                _fsync_dir(Path(d))
 
     def finish(self) -> dict[str, str]:
         """Flush, and hand over (and forget) the errors so far; the archiver stays usable."""

@@ -83,9 +83,12 @@ _LETTER_FIELDS = (
 
 # --- the duplicate rule ---------------------------------------------------------------------------
 
+_WORD = re.compile(r"[0-9a-z]+")
+
+
 def _fold(text: str | None) -> str:
     """Case-folded words only: whitespace, line endings and punctuation do not count."""
-    return " ".join(re.findall(r"[0-9a-z]+", (text or "").casefold()))
+    return " ".join(_WORD.findall((text or "").casefold()))
 
 
 def content_hash(letter: Letter) -> str:
