@@ -102,7 +102,7 @@ def evaluate(themes_csv: Path = THEMES_CSV, labels_csv: Path = LABELS_CSV) -> di
     assigned = assign_themes(labels, themes_csv)
     out = {t: score(labels, assigned, t) for t in theme_codes(themes_csv)}
     out["_all"] = score(labels, assigned)
-    for part in ("real", "written", "written2", "heldout"):
+    for part in ("real", "written", "written2", "written3", "heldout"):
         subset = [r for r in labels if r["source"].split(":")[0] == part]
         out[f"_{part}"] = score(subset, assigned)
     return out
@@ -117,13 +117,14 @@ def main(argv: list[str] | None = None) -> int:
 
     labels = read_labels(args.labels)
     results = evaluate(args.themes, args.labels)
-    print(f"{len(labels)} labelled findings, {len(results) - 5} themes\n")
+    print(f"{len(labels)} labelled findings, {len(results) - 6} themes\n")
     print(f"{'theme':34} {'support':>7} {'tp':>4} {'fp':>4} {'fn':>4} {'precision':>9} {'recall':>7}")
     for name, s in results.items():
         if name == "_all":
             print()
         label = {"_all": "micro (all findings)", "_real": "micro (50 real)", "_written": "micro (written)",
-                 "_written2": "micro (written, round 2)", "_heldout": "micro (held out)"}.get(name, name)
+                 "_written2": "micro (written, round 2)", "_written3": "micro (written, round 3)",
+                 "_heldout": "micro (held out)"}.get(name, name)
         print(f"{label:34} {s.support:7d} {s.tp:4d} {s.fp:4d} {s.fn:4d} {s.precision:9.2f} {s.recall:7.2f}")
     if args.show_errors:
         assigned = assign_themes(labels, args.themes)

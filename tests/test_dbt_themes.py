@@ -7,6 +7,8 @@ that breaks theme assignment fails the suite.
 
 from __future__ import annotations
 
+import csv
+
 import pytest
 from _dbt_support import theme_quality
 
@@ -36,9 +38,15 @@ def test_patterns_reach_the_quality_target(labels):
 
 def test_a_broken_pattern_is_caught(tmp_path, labels):
     """The gate can fail: a taxonomy whose supervision pattern matches everything scores lower."""
+    with theme_quality.THEMES_CSV.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        if row["theme_code"] == "supervision":
+            row["pattern"] = "."
     broken = tmp_path / "themes.csv"
-    text = theme_quality.THEMES_CSV.read_text().replace(",supervis\n", ",.\n")
-    assert text != theme_quality.THEMES_CSV.read_text()
-    broken.write_text(text)
+    with broken.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
     good, bad = theme_quality.evaluate()["supervision"], theme_quality.evaluate(broken)["supervision"]
     assert bad.fp == len(labels) - good.support and bad.precision < 0.1 < good.precision
