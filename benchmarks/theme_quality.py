@@ -8,9 +8,9 @@ The labels are `tests/fixtures/themes/labelled_findings.csv`, each finding label
 it (a theme when the finding makes a point about that topic, not when a word merely appears):
 - `real:<letter>`: the 50 findings of the three real letters;
 - `written`: 50 findings written by hand in the letters' style;
-- `written2`: 25 more, written and labelled after a first tuning on the 100 above (held out
-  then: recall 0.55), and used for a second round of tuning;
-- `heldout`: 25 more, written and labelled after the second round and never used to tune the
+- `written2`, `written3`: 25 findings each, written and labelled before the second and
+  third rounds of tuning, measured once as held out (recall 0.55, then 0.56), then used to tune;
+- `heldout`: 30 written and labelled after the third round and never used to tune the
   patterns, so their figures show how the patterns do on unseen wording.
 Prints, per theme, the labelled count (support), true and false positives, false negatives,
 precision and recall, then the micro-averaged totals for all findings and for each part.
