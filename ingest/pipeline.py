@@ -125,6 +125,18 @@ def _archived_rel(archive_dir: Path, sha256: str) -> str | None:
     return None
 
 
+def _archived_shas(archive_dir: Path) -> set[str]:
+    """The sha256 of every file in the archive (one directory listing per folder)."""
+    found: set[str] = set()
+    if not archive_dir.is_dir():
+        return found
+    for folder in os.scandir(archive_dir):
+        if folder.is_dir() and len(folder.name) == 2:
+            found.update(e.name.split(".", 1)[0] for e in os.scandir(folder.path)
+                         if not e.name.startswith("."))
+    return found
+
+
 def fetch_and_archive(settings: Settings) -> list[dict[str, Any]]:
     """Fetch new/changed documents, archive them, and return what needs parsing.
 
@@ -156,7 +168,10 @@ def _fetch_chunks(settings: Settings, state: Any, stats: dict[str, int],
     `stats` counts documents seen, archived and left alone (unchanged)."""
     for k in ("seen", "unchanged", "archived"):
         stats.setdefault(k, 0)
-    known = {uri: KnownDocument(m.etag, m.last_modified, m.sha256) for uri, m in state.manifest.items()}
+    # a document whose archived copy has been lost is fetched in full again (nothing fetched is lost)
+    archived = _archived_shas(settings.archive_dir) if state.manifest else set()
+    known = {uri: KnownDocument(m.etag, m.last_modified, m.sha256) for uri, m in state.manifest.items()
+             if m.sha256 is None or m.sha256 in archived}
     out: list[dict[str, Any]] = []
     seen_rows: list[dict[str, Any]] = []
     failed_rows: list[dict[str, Any]] = []

@@ -340,3 +340,23 @@ def test_ofsted_load_command_with_inbox_and_warehouse_flags(tmp_path, inbox, mon
     assert main(["load", "--inbox", str(inbox), "--warehouse", str(warehouse)]) == 0
     assert capsys.readouterr().out.splitlines() == [
         f"loaded into {warehouse}: 0 new, 9 unchanged, 0 duplicate, 0 rejected, 0 failed"]
+
+
+def test_lost_archive_copy_is_reported_and_restored_by_the_next_load(tmp_path, inbox, monkeypatch):
+    s = make_settings(tmp_path, inbox)
+    run_load(s)
+    original = inbox / "003_9c1c04a8ac30f548.txt"
+    sha = _sha(original)
+    archived = s.archive_dir / sha[:2] / f"{sha}.txt"
+    archived.unlink()
+    monkeypatch.setattr(parse, "PARSER_VERSION", parse.PARSER_VERSION + "-next")  # forces a re-parse
+
+    counts = run_reparse(s, parse_workers=0)
+    assert counts["reparsed"] == 7 and counts["failed"] == 1
+    assert counts["failures"][0]["reason"] == "cannot read archived copy: No such file or directory"
+    assert count(s, "letters") == 8  # the loaded letter is kept
+
+    counts = run_load(s, parse_workers=0)  # the source still has it: fetched again, archive restored
+    assert counts["reparsed"] == 1 and counts["failed"] == 0
+    assert archived.read_bytes() == original.read_bytes()
+    assert manifest(s)[original.name][0] == "loaded"
