@@ -273,6 +273,11 @@ def batch_path(settings: Settings, run_id: str, batch_no: int) -> Path:
     return settings.runs_dir / folder / f"batch_{int(batch_no):05d}.parquet"
 
 
+def remove_run_files(settings: Settings, run_id: str) -> None:
+    """Delete a run's batch files (scratch) once its load has committed: for the DAG's last step."""
+    shutil.rmtree(batch_path(settings, run_id, 0).parent, ignore_errors=True)
+
+
 def _ts(value: Any) -> dt.datetime | None:
     if value is None or isinstance(value, dt.datetime):
         return value
@@ -436,7 +441,7 @@ class _BatchRunner:
         self._loader.join()
         self._raise_if_failed()
         self.close()
-        shutil.rmtree(self.settings.runs_dir / self.run_id, ignore_errors=True)
+        remove_run_files(self.settings, self.run_id)
         return self.total
 
     def close(self) -> None:

@@ -149,3 +149,17 @@ def test_parse_worker_processes_load_the_same_rows(tmp_path):
     assert {k: a[k] for k in ("new", "duplicate", "rejected", "batches")} == \
         {k: b[k] for k in ("new", "duplicate", "rejected", "batches")}
     assert snapshot(pooled, with_times=False) == snapshot(inline, with_times=False)
+
+
+def test_dag_style_run_ids_and_cleanup(tmp_path):
+    from ingest.pipeline import remove_run_files
+
+    s = make_settings(tmp_path, SAMPLES)
+    docs = fetch_and_archive(s)
+    run_id = "scheduled__2026-01-01T02:00:00+00:00"
+    paths = [parse_batch(s, b, run_id, n) for n, b in enumerate(make_batches(docs, 2))]
+    assert [Path(p).name for p in paths] == ["batch_00000.parquet", "batch_00001.parquet"]
+    assert load_batches(s, paths)["new"] == 3
+    assert load_batches(s, paths)["unchanged"] == 3  # a retried load task changes nothing
+    remove_run_files(s, run_id)
+    assert not Path(paths[0]).parent.exists()
