@@ -220,6 +220,11 @@ def dq_from_audit(con: duckdb.DuckDBPyConnection) -> dict | None:
     if not rows:
         return None
     failed = [r for r in rows if not r["success"]]
+    per_table: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        t = per_table.setdefault(r["table_name"], {"table": r["table_name"], "evaluated": 0, "failed": 0})
+        t["evaluated"] += 1
+        t["failed"] += not r["success"]
     return {
         "success": not failed,
         "evaluated": len(rows),
@@ -228,7 +233,30 @@ def dq_from_audit(con: duckdb.DuckDBPyConnection) -> dict | None:
                       "column": r["column_name"], "detail": r["details"]} for r in failed],
         "run_id": rows[0]["run_id"],
         "validated_at": rows[0]["validated_at"],
+        "tables": sorted(per_table.values(), key=lambda t: t["table"]),
     }
+
+
+def _failure_ids(dq: dict) -> set[tuple]:
+    return {(f.get("table"), f.get("expectation"), f.get("column")) for f in dq.get("failures") or []}
+
+
+def choose_dq(given: dict | None, recorded: dict | None) -> dict | None:
+    """The result to show: what the run passed in, or the recorded run when it says the same and more.
+
+    The nightly run hands over its marts result; `audit.dq_results` in the published warehouse
+    holds every check of that run (raw tables too). The recorded run is shown instead only when
+    it is consistent with what was given (same verdict, every given failure in it), so a result
+    from another run can never hide a failure.
+    """
+    if given is None or recorded is None:
+        return given or recorded
+    consistent = (bool(given.get("success")) == bool(recorded["success"])
+                  and recorded["evaluated"] >= int(given.get("evaluated") or 0)
+                  and _failure_ids(given) <= _failure_ids(recorded))
+    if not consistent:
+        return given
+    return {**recorded, "data_docs": given.get("data_docs")}
 
 
 def load_report_data(con: duckdb.DuckDBPyConnection, warehouse: Path) -> ReportData:
@@ -603,8 +631,14 @@ def section_quality(dq: dict | None, out_dir: Path) -> str:
         run = f'<p class="note">Recorded in <code>audit.dq_results</code> by run {esc(dq["run_id"])}{at}.</p>'
     figures = (f'<dl class="figures"><div><dt>Checks run</dt><dd>{fmt_int(dq.get("evaluated"))}</dd></div>'
                f'<div><dt>Failed</dt><dd>{fmt_int(dq.get("failed"))}</dd></div></dl>{run}')
+    per_table = ""
+    if dq.get("tables"):
+        per_table = html_table(
+            [("Table checked", "text"), ("Checks", "num"), ("Failed", "num")],
+            [[t["table"], fmt_int(t["evaluated"]), fmt_int(t["failed"])] for t in dq["tables"]],
+            caption="Checks per table")
     return (f'<section id="quality"><h2>Data quality</h2><p class="badge {cls}">{esc(text)}</p>'
-            f"{figures}{table}{docs}</section>")
+            f'{figures}{table}<div class="split">{per_table}</div>{docs}</section>')
 
 
 def section_summary(d: ReportData) -> str:
@@ -711,7 +745,7 @@ ol.quotes li { margin:0 0 10px; }
 code { font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace; font-size:.92em;
   background:#eef2f6; padding:1px 4px; border-radius:4px; }
 footer { color:var(--muted); font-size:13px; padding:0 0 36px; }
-footer a { color:var(--accent); }
+footer a, main a { color:var(--accent); }
 @media print { nav { display:none; } section { break-inside:avoid; } body { background:#fff; } }
 """
 
@@ -780,8 +814,7 @@ def write_report(settings: Settings, dq: dict | None = None, out_dir: Path | Non
     """Write `index.html` for the published warehouse into `out_dir` (default `report_dir`)."""
     out_dir = Path(out_dir or settings.report_dir)
     data = read_report_data(settings.published_warehouse)
-    if dq is None:
-        dq = data.recorded_dq
+    dq = choose_dq(dq, data.recorded_dq)
     built_at = (now or (lambda: dt.datetime.now(dt.UTC)))()
     page = render_html(data, dq, built_at, out_dir)
     target = out_dir / REPORT_FILE

@@ -14,7 +14,7 @@ from _analysts_support import INSPECTIONS, UNMATCHED_NAME, make_marts_warehouse,
 from _browser_support import chart_facts, open_page, screenshot
 
 from ingest.cli import main
-from ingest.report import REPORT_FILE, nice_scale, write_report
+from ingest.report import REPORT_FILE, dq_status, nice_scale, write_report
 from ingest.settings import Settings
 
 NOW = dt.datetime(2026, 11, 23, 6, 30, tzinfo=dt.UTC)
@@ -232,8 +232,21 @@ def test_without_a_result_the_latest_recorded_run_is_shown(warehouse, tmp_path):
     page = write_report(settings_for(audited, tmp_path / "b")).read_text()
     assert "Data quality: 1 of 3 checks failed" in page
     assert "run new at 23 Nov 2026 02:01 UTC" in page
-    [failures] = tables(page)["quality"]
+    failures, per_table = tables(page)["quality"]
     assert failures[1:] == [["fct_findings", "expect_y", "category", "2 unexpected values: ['other']"]]
+    assert per_table[1:] == [["fct_findings", "2", "1"], ["fct_inspections", "1", "0"]]
+
+    # the run hands over its marts result: the recorded run, saying the same and more, is shown
+    given = {"success": False, "evaluated": 2, "failed": 1, "data_docs": "data_docs/index.html",
+             "failures": [{"table": "fct_findings", "expectation": "expect_y", "column": "category",
+                           "detail": "2 unexpected values"}]}
+    page = write_report(settings_for(audited, tmp_path / "c"), given).read_text()
+    assert "Data quality: 1 of 3 checks failed" in page and 'href="data_docs/index.html"' in page
+    # a result that the recorded run does not bear out is shown as given: never hidden
+    for other in ({**given, "failures": [{"table": "fct_inspections", "expectation": "expect_q"}]},
+                  {"success": True, "evaluated": 2, "failed": 0, "failures": []}):
+        page = write_report(settings_for(audited, tmp_path / "d"), other).read_text()
+        assert dq_status(other)[1] in page and "run new" not in page
 
 
 # --- the file ---------------------------------------------------------------------------------
