@@ -436,3 +436,22 @@ def test_export_into_a_file_path_is_one_clear_line(capsys, warehouse, tmp_path):
     err = capsys.readouterr().err
     assert rc == 1 and err.startswith("ofsted export: error: ") and err.count("\n") == 1
     assert err == f"ofsted export: error: {not_a_dir} is a file, not a folder to export into\n"
+
+
+def test_every_kind_of_value_in_each_format(capsys, warehouse):
+    q = ("select 3.25::decimal(5,2) as d, 'nan'::double as nan, [1, 2] as l, {'a': 'x'} as s, "
+         "timestamptz '2010-06-17 09:30:00+00' as ts, '\\xAB'::blob as b, true as t, null::int as n, "
+         "'two\nlines' as txt")
+    rc, out, _ = sql(capsys, warehouse, "--format", "json", q)
+    assert rc == 0
+    assert json.loads(out) == [{"d": 3.25, "nan": None, "l": [1, 2], "s": {"a": "x"},
+                                "ts": "2010-06-17T09:30:00+00:00", "b": "\\xab", "t": True, "n": None,
+                                "txt": "two\nlines"}]
+    rc, out, _ = sql(capsys, warehouse, "--format", "csv", q)
+    assert list(csv.reader(io.StringIO(out)))[1] == [
+        "3.25", "NaN", "[1, 2]", '{"a": "x"}', "2010-06-17 09:30:00+00:00", "\\xab", "true", "", "two\nlines"]
+    rc, out, _ = sql(capsys, warehouse, q)
+    row = out.splitlines()[2]
+    assert [c.strip() for c in row.split(" | ")] == [
+        "3.25", "NaN", "[1, 2]", '{"a": "x"}', "2010-06-17 09:30:00+00:00", "\\xab", "true", "NULL",
+        "two\\nlines"]
