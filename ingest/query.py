@@ -313,11 +313,13 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _write_atomically(final: Path, write) -> None:
+def _write_atomically(final: Path, write: Callable[[Path], int]) -> int:
+    """Run `write(tmp)` on a temporary name beside `final`, then rename it into place."""
     tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
     try:
-        write(tmp)
+        result = write(tmp)
         os.replace(tmp, final)
+        return result
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -343,34 +345,30 @@ def export_table(con: duckdb.DuckDBPyConnection, table: str, out_dir: Path, csv_
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    sql = f"select * from {_quote(MARTS_SCHEMA)}.{_quote(table)}"
-    files: list[Path] = []
-    counts: dict[str, int] = {}
-
     def parquet(tmp: Path) -> int:
-        reader = con.sql(sql).to_arrow_reader(100_000)
+        reader = con.sql(f"select * from {_quote(MARTS_SCHEMA)}.{_quote(table)}").to_arrow_reader(100_000)
         n = 0
         with pq.ParquetWriter(tmp, reader.schema, compression="zstd") as w:
             for batch in reader:
                 w.write_batch(batch)
                 n += batch.num_rows
-        counts["rows"] = n
         return n
 
-    def csv_file(tmp: Path) -> None:
+    def csv_file(tmp: Path) -> int:
         reader = con.sql(csv_select(con, table)).to_arrow_reader(100_000)
+        n = 0
         with pacsv.CSVWriter(tmp, reader.schema) as w:
             for batch in reader:
                 w.write_batch(batch)
+                n += batch.num_rows
+        return n
 
-    target = out_dir / f"{table}.parquet"
-    _write_atomically(target, parquet)
-    files.append(target)
+    files = [out_dir / f"{table}.parquet"]
+    rows = _write_atomically(files[0], parquet)
     if csv_too:
-        target = out_dir / f"{table}.csv"
-        _write_atomically(target, csv_file)
-        files.append(target)
-    return {"table": table, "rows": counts["rows"], "files": [str(f) for f in files]}
+        files.append(out_dir / f"{table}.csv")
+        _write_atomically(files[1], csv_file)
+    return {"table": table, "rows": rows, "files": [str(f) for f in files]}
 
 
 def export_marts(warehouse: Path, out_dir: Path, csv_too: bool = False) -> list[dict]:
