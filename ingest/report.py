@@ -45,10 +45,11 @@ INSPECTION_COLOUR = "#2c4f7c"
 TOP_AUTHORITIES_CHARTED = 20
 PRIORITY_ACTIONS_LISTED = 200
 
-# Other published pages that may sit beside the report (linked only when present).
+# Pages the night publishes beside the report (dbt docs by the DAG, data docs by the GX suites);
+# linked only when present.
 SIBLING_PAGES = (
-    ("dbt docs", ("dbt_docs/index.html", "dbt-docs/index.html", "dbt/index.html")),
-    ("Great Expectations data docs", ("data_docs/index.html", "data-docs/index.html", "gx/index.html")),
+    ("dbt docs", "dbt_docs/index.html"),
+    ("Great Expectations data docs", "data_docs/index.html"),
 )
 
 
@@ -663,14 +664,8 @@ def section_summary(d: ReportData) -> str:
     return f'<section id="summary" class="cards">{html_cards}</section>'
 
 
-def sibling_links(out_dir: Path, dq: dict | None) -> list[tuple[str, str]]:
-    links = []
-    for name, candidates in SIBLING_PAGES:
-        for rel in candidates:
-            if (out_dir / rel).is_file():
-                links.append((name, rel))
-                break
-    return links
+def sibling_links(out_dir: Path) -> list[tuple[str, str]]:
+    return [(name, rel) for name, rel in SIBLING_PAGES if (out_dir / rel).is_file()]
 
 
 STYLE = """
@@ -755,7 +750,7 @@ def render_html(d: ReportData, dq: dict | None, built_at: dt.datetime, out_dir: 
     cls, text = dq_status(dq)
     built = f"{built_at:%d %b %Y %H:%M} UTC"
     published = f"{d.published_at:%d %b %Y %H:%M} UTC" if d.published_at else "–"
-    links = sibling_links(out_dir, dq)
+    links = sibling_links(out_dir)
     footer_links = "".join(f' · <a href="{esc(href)}">{esc(name)}</a>' for name, href in links)
     nav = "".join(f'<a href="#{a}">{esc(t)}</a>' for a, t in (
         ("years", "Per year"), ("categories", "Categories"), ("themes", "Themes"),
