@@ -602,6 +602,9 @@ def _rng(seed_or_rng: int | random.Random) -> tuple[random.Random, int]:
     return random.Random(seed_or_rng), int(seed_or_rng)
 
 
+MIN_FINDINGS = 3  # the data-quality gate expects 3-40 findings per letter
+
+
 def _weekday_on_or_after(d: dt.date, weekdays: tuple[int, ...]) -> dt.date:
     while d.weekday() not in weekdays:
         d += dt.timedelta(days=1)
@@ -725,6 +728,8 @@ def generate_letter(
     }
     if counts["area_for_development"] == 0 and counts["priority_action"]:
         counts["area_for_development"] = rng.randint(2, 6)
+    if sum(counts.values()) < MIN_FINDINGS:  # real letters list at least a handful of findings
+        counts["satisfactory"] += MIN_FINDINGS - sum(counts.values())
     sat_heading = rng.choice(HEADINGS["satisfactory"])
     used: set[str] = set()
     sections: list[tuple[str, str, list[tuple[str, str]]]] = []
@@ -990,8 +995,16 @@ def file_name(index: int, letter: SyntheticLetter, ext: str) -> str:
 def iter_corpus(n: int, seed: int = 0, pdf_share: float = 0.2):
     """(index, letter, is_pdf) for a corpus, deterministic from the seed; nothing held in memory."""
     master = random.Random(seed)
+    # One authority is inspected at most once on a given day: redraw a letter that would give an
+    # authority a second inspection starting the same day (only the pairs are remembered).
+    seen: set[tuple[str, str]] = set()
     for i in range(n):
-        letter = generate_letter(master.randrange(2**63))
+        while True:
+            letter = generate_letter(master.randrange(2**63))
+            key = (letter.expected["gss_code"], letter.expected["inspection_start_date"])
+            if key not in seen:
+                break
+        seen.add(key)
         yield i, letter, master.random() < pdf_share
 
 

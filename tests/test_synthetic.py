@@ -122,3 +122,17 @@ def test_write_corpus(tmp_path):
     again = write_corpus(tmp_path / "d", 30, seed=5, pdf_share=0.3)
     assert [p.name for p in again] == [p.name for p in paths]
     assert [p.read_bytes() for p in again] == [p.read_bytes() for p in paths]
+
+
+def test_corpus_meets_the_data_quality_rules_it_is_used_to_exercise():
+    """Benchmarks run whole nights on synthetic corpora: the corpus itself must pass the DQ gate
+    (3-40 findings per letter, no authority inspected twice starting the same day)."""
+    from collections import Counter
+
+    from ingest.synthetic import iter_corpus
+
+    starts: Counter[tuple[str, str]] = Counter()
+    for _, letter, _ in iter_corpus(1500, seed=7):
+        assert 3 <= len(letter.expected["findings"]) <= 40
+        starts[(letter.expected["gss_code"], letter.expected["inspection_start_date"])] += 1
+    assert max(starts.values()) == 1
