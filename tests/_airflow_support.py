@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -88,9 +89,15 @@ class Mailbox:
         return "250 OK"
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def start_smtp() -> tuple[Controller, Mailbox]:
     box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=0)
+    controller = Controller(box, hostname="127.0.0.1", port=free_port())
     controller.start()
     return controller, box
 
