@@ -179,6 +179,7 @@ def publish_report(settings: Settings, run_id: str) -> dict:
     """Publish the run's staging report directory (report, GX data docs, dbt docs)."""
     staging = staging_report_dir(settings, run_id)
     version = publish_directory(staging, settings.report_dir)
+    discard_staging(settings)
     return {"report_dir": str(settings.report_dir), "version": str(version)}
 
 

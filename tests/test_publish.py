@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -117,6 +118,21 @@ def test_report_directory_is_swapped_by_one_rename(tmp_path):
     assert s.report_dir.is_symlink()
     versions = list((s.report_dir.parent / f".{s.report_dir.name}.versions").iterdir())
     assert len(versions) == 2  # the live one and the one before
+
+
+def test_failed_nights_staging_dirs_are_kept_three_deep(tmp_path):
+    s = _settings(tmp_path)
+    for night in range(5):  # five failed nights: their data docs stay where the alerts said
+        stage = staging_report_dir(s, f"failed-{night}")
+        stage.mkdir(parents=True)
+        os.utime(stage, (1_000_000 + night, 1_000_000 + night))
+    good = staging_report_dir(s, "good")
+    good.mkdir(parents=True)
+    (good / "index.html").write_text("tonight")
+    publish_report(s, "good")
+    left = sorted(p.name for p in good.parent.iterdir())
+    assert left == ["failed-2", "failed-3", "failed-4"]
+    assert (s.report_dir / "index.html").read_text() == "tonight"
 
 
 def test_publishing_a_missing_directory_changes_nothing(tmp_path):
