@@ -12,7 +12,8 @@ are swapped in beside it.
 -> publish -> report`
 
 Every task that opens the work DuckDB file runs in the one-slot pool `duckdb_writer`
-(DuckDB allows one writing process per file). A failed task or a failed expectation sends
+(DuckDB allows one writing process per file); dbt runs in the task's process and lets go of
+the file after every command, so the GX and publish tasks find it free. A failed task or a failed expectation sends
 an alert (log / webhook / email, from settings) and leaves the published warehouse as it was.
 """
 
@@ -137,7 +138,7 @@ def ofsted_letters_nightly():
         ),
         execution_config=ExecutionConfig(
             execution_mode=DBT_MODE,
-            invocation_mode=InvocationMode.SUBPROCESS,  # dbt exits => the DuckDB file is released
+            invocation_mode=InvocationMode.DBT_RUNNER,  # in-process; the callback releases the file
             test_indirect_selection=TestIndirectSelection.CAUTIOUS,  # a model's own tests only
             dbt_executable_path=SETTINGS.dbt_executable,
         ),
@@ -150,7 +151,8 @@ def ofsted_letters_nightly():
             invocation_mode=InvocationMode.SUBPROCESS,
             dbt_executable_path=SETTINGS.dbt_executable,
         ),
-        operator_args={"pool": POOL, "execution_timeout": dt.timedelta(minutes=60)},
+        operator_args={"pool": POOL, "execution_timeout": dt.timedelta(minutes=60),
+                       "callback": "ingest.run.release_dbt_duckdb"},
     )
 
     docs = fetch()

@@ -108,6 +108,7 @@ def apply_env(settings: Settings) -> None:
     os.environ.update(settings_env(settings))
     os.environ.update(airflow_env(settings))
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "ERROR")  # progress lines are ours
+    os.environ.setdefault("DBT_QUIET", "true")  # dbt runs in this process: errors only on the console
 
 
 # --- Airflow bootstrap ---------------------------------------------------------------------
@@ -138,6 +139,20 @@ def ensure_pool(slots: int = 1) -> None:
     existing = Pool.get_pool(POOL)
     if existing is None or existing.slots != slots:
         Pool.create_or_update_pool(POOL, slots=slots, description=POOL_DESCRIPTION, include_deferred=False)
+
+
+# --- dbt in-process ------------------------------------------------------------------------
+
+def release_dbt_duckdb(*_args: Any, **_kwargs: Any) -> None:
+    """Close dbt-duckdb's connection (it keeps one open for the life of the process), so the
+    warehouse is free for the next task in this process. A Cosmos `callback` (it runs after
+    every dbt command, failed or not)."""
+    import gc
+
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    DuckDBConnectionManager.close_all_connections()
+    gc.collect()  # the environment closes its DuckDB connection when collected
 
 
 # --- the validate tasks' alert ---------------------------------------------------------------
@@ -314,6 +329,11 @@ def run_dag(settings: Settings, echo: Callable[[str], None] = print) -> tuple[st
 def cli_run(settings: Settings) -> int:
     """`ofsted run`: print a line per task, then a summary; non-zero when the run failed."""
     t0 = time.monotonic()
+    if settings.dbt_execution_mode != "local":
+        print("ofsted run: error: OFSTED_DBT_EXECUTION_MODE=watcher needs a scheduler and a triggerer "
+              "(its sensors wait for a producer task that dag.test() would only start after them); "
+              "use local", file=sys.stderr)
+        return 2
     print(f"ofsted run: inbox {settings.inbox_dir}, work warehouse {settings.work_warehouse}", flush=True)
     run_id, state = run_dag(settings, echo=lambda line: print(line, flush=True))
     for line in summary_lines(settings, run_id, state):

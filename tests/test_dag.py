@@ -4,6 +4,7 @@ and wired as the README says."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import pytest
@@ -119,15 +120,50 @@ def test_a_task_per_model_and_the_order_of_the_night(dag):
     assert "publish" in upstream("report")
 
 
-def test_dbt_runs_in_a_subprocess_with_absolute_paths(dag):
+def test_dbt_runs_in_process_and_releases_the_warehouse_with_absolute_paths(dag):
     from cosmos.constants import InvocationMode
 
+    for task in (t for t in dag.tasks if t.task_id.startswith("dbt.")):
+        assert task.invocation_mode == InvocationMode.DBT_RUNNER, task.task_id
+        # after every dbt command, failed or not: dbt-duckdb's connection closed, the file free
+        assert task.callback == "ingest.run.release_dbt_duckdb", task.task_id
     task = dag.task_dict["dbt.fct_inspections_model_build"]
-    assert task.invocation_mode == InvocationMode.SUBPROCESS  # dbt exits, DuckDB file released
     profiles = Path(task.profile_config.profiles_yml_filepath)
     assert profiles.is_absolute() and profiles.is_file()
     assert Path(task.project_dir).is_absolute()
     assert Path(task.env["OFSTED_WORK_WAREHOUSE"]).is_absolute()
+
+
+def test_release_lets_another_connection_open_the_file_after_dbt_in_this_process(tmp_path):
+    """What the callback is for: under dag.test() every task shares one process."""
+    import duckdb
+    from dbt.cli.main import dbtRunner
+
+    from ingest.run import release_dbt_duckdb
+
+    settings = Settings.from_env({"OFSTED_DATA_DIR": str(tmp_path)})
+    env = {"OFSTED_WORK_WAREHOUSE": str(settings.work_warehouse)}
+    settings.work_warehouse.parent.mkdir(parents=True)
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        res = dbtRunner().invoke(["seed", "--select", "finding_themes", "--project-dir",
+                                  str(settings.dbt_project_dir), "--profiles-dir", str(settings.dbt_profiles_dir),
+                                  "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs"),
+                                  "--quiet"])
+        assert res.success
+        with pytest.raises(duckdb.Error):  # dbt-duckdb still holds it: a read-only open is refused
+            duckdb.connect(str(settings.work_warehouse), read_only=True)
+        release_dbt_duckdb()
+        con = duckdb.connect(str(settings.work_warehouse), read_only=True)
+        assert con.execute("select count(*) from reference.finding_themes").fetchone()[0] > 0
+        con.close()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def test_assets_for_the_raw_tables_and_the_published_warehouse(dag):
