@@ -81,7 +81,7 @@ def report(label: str, wall: float, rc: int, rows: list[tuple[str, int, str, flo
     dbt = by_group["dbt (Cosmos)"]
     if n_tasks["dbt (Cosmos)"]:
         per_task = dbt / n_tasks["dbt (Cosmos)"]
-        print(f"   dbt per task           {per_task:7.1f}s  (each task starts a dbt process)")
+        print(f"   dbt per task           {per_task:7.1f}s  (one dbt command each: start-up, parse, run)")
     for line in stdout.splitlines():
         if line.startswith(("letters:", "marts:", "data quality")):
             print(f"   {line}")

@@ -13,8 +13,9 @@ are swapped in beside it.
 
 Every task that opens the work DuckDB file runs in the one-slot pool `duckdb_writer`
 (DuckDB allows one writing process per file); dbt runs in the task's process and lets go of
-the file after every command, so the GX and publish tasks find it free. A failed task or a failed expectation sends
-an alert (log / webhook / email, from settings) and leaves the published warehouse as it was.
+the file after every command, so the GX and publish tasks find it free. A failed task or a
+failed expectation sends an alert (log / webhook / email, from settings) and leaves the
+published warehouse as it was.
 """
 
 from __future__ import annotations

@@ -271,9 +271,11 @@ def summary_lines(settings: Settings, run_id: str, state: str) -> list[str]:
     published = _xcom(run_id, "publish") or {}
     marts = (published.get("warehouse") or {}).get("marts") or {}
     lines = [f"run {run_id}: {state.upper()}"]
+    fetched = _xcom(run_id, "fetch")
     c = {k: counts.get(k, "?") for k in ("new", "unchanged", "duplicate", "rejected")}
     lines.append(f"letters: new {c['new']}, unchanged {c['unchanged']}, duplicate {c['duplicate']}, "
-                 f"rejected {c['rejected']}")
+                 f"rejected {c['rejected']} (of {len(fetched) if isinstance(fetched, list) else '?'} "
+                 "new or changed documents fetched)")
     for r in counts.get("rejections", [])[:20]:
         if isinstance(r, dict):
             uri = r.get("source_uri", r.get("_source_uri", "?"))

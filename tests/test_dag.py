@@ -147,10 +147,10 @@ def test_release_lets_another_connection_open_the_file_after_dbt_in_this_process
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        res = dbtRunner().invoke(["seed", "--select", "finding_themes", "--project-dir",
-                                  str(settings.dbt_project_dir), "--profiles-dir", str(settings.dbt_profiles_dir),
-                                  "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs"),
-                                  "--quiet"])
+        res = dbtRunner().invoke([
+            "seed", "--select", "finding_themes", "--quiet",
+            "--project-dir", str(settings.dbt_project_dir), "--profiles-dir", str(settings.dbt_profiles_dir),
+            "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")])
         assert res.success
         with pytest.raises(duckdb.Error):  # dbt-duckdb still holds it: a read-only open is refused
             duckdb.connect(str(settings.work_warehouse), read_only=True)

@@ -107,7 +107,8 @@ def test_first_night_builds_checks_and_publishes_the_sample_letters(nights):
                  "validate_marts", "dbt_docs", "publish", "report"):
         assert f"  {task}\n" in out, task
     assert "FAIL" not in out
-    assert "letters: new 3, unchanged 0, duplicate 0, rejected 0" in out
+    assert ("letters: new 3, unchanged 0, duplicate 0, rejected 0 "
+            "(of 3 new or changed documents fetched)") in out
     assert "fct_inspections 3" in out and "fct_findings 50" in out
     assert "data quality (raw): passed" in out and "data quality (marts): passed" in out
     assert f"published warehouse: {nights.settings.published_warehouse}" in out
@@ -128,7 +129,8 @@ def test_first_night_publishes_report_data_docs_and_dbt_docs_beside_the_warehous
 def test_second_night_changes_nothing(nights):
     out = nights.second.stdout
     assert nights.second.returncode == 0, out + nights.second.stderr[-3000:]
-    assert "letters: new 0" in out
+    assert ("letters: new 0, unchanged 0, duplicate 0, rejected 0 "
+            "(of 0 new or changed documents fetched)") in out
     assert nights.snap2 == nights.snap1
     assert "metadata DB created" not in out  # the SQLite metadata DB is reused, not rebuilt
 
