@@ -12,7 +12,6 @@ call (`alert_on_dq_failure`).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 import time
@@ -182,14 +181,6 @@ def alert_on_dq_failure(settings: Settings, run_id: str, what: str, dq: dict, co
 
 # --- progress and summary ------------------------------------------------------------------
 
-@dataclasses.dataclass
-class TaskLine:
-    task_id: str
-    map_index: int
-    state: str
-    seconds: float | None
-
-
 def _progress_listener(echo: Callable[[str], None]) -> Any:
     from airflow.sdk._shared.listeners import hookimpl
 
@@ -223,21 +214,6 @@ def _progress_listener(echo: Callable[[str], None]) -> Any:
             self._line(task_instance, "skip")
 
     return Progress()
-
-
-def task_durations(run_id: str) -> list[TaskLine]:
-    """Per-task state and duration of one run, from the Airflow metadata DB."""
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        rows = session.execute(
-            select(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state, TaskInstance.duration)
-            .where(TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == run_id)
-            .order_by(TaskInstance.start_date)
-        ).all()
-    return [TaskLine(r[0], r[1], str(r[2]), r[3]) for r in rows]
 
 
 def _xcom(run_id: str, task_id: str) -> Any:
