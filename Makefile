@@ -32,11 +32,15 @@ test-fast: setup
 
 lint: setup
 	$(BIN)/ruff check ingest dags expectations tests benchmarks
-	$(BIN)/sqlfluff lint dbt_project/models --processes 2
+	$(BIN)/sqlfluff lint dbt_project/models dbt_project/tests dbt_project/analyses --processes 2
 
+## benchmark scripts: each prints its figures (no timed assertions anywhere)
 bench: setup
 	$(BIN)/python benchmarks/parse_bench.py
 	$(BIN)/python benchmarks/load_bench.py
+	$(BIN)/python benchmarks/dbt_bench.py
+	$(BIN)/python benchmarks/theme_quality.py
+	$(BIN)/python benchmarks/run_bench.py
 
 clean:
 	rm -rf data/archive data/warehouse data/runs data/alerts data/report .airflow dbt_project/target

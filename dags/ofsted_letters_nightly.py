@@ -119,11 +119,14 @@ def ofsted_letters_nightly():
 
     @task
     def report(dq: dict, run_id: str | None = None) -> dict:
+        from ingest.pipeline import remove_run_files
         from ingest.publish import publish_report, staging_settings
         from ingest.report import write_report
 
         write_report(staging_settings(SETTINGS, run_id), dq)
-        return publish_report(SETTINGS, run_id)
+        published = publish_report(SETTINGS, run_id)
+        remove_run_files(SETTINGS, run_id)  # the night is published: its parse batches are scratch
+        return published
 
     dbt = DbtTaskGroup(
         group_id="dbt",

@@ -30,6 +30,7 @@ from _airflow_support import (
     start_smtp,
 )
 
+from ingest.pipeline import batch_path
 from ingest.publish import sha256_file, staging_report_dir
 
 pytestmark = pytest.mark.slow
@@ -124,6 +125,8 @@ def test_first_night_publishes_report_data_docs_and_dbt_docs_beside_the_warehous
     assert "Findings 50" in " ".join(re.sub(r"<[^>]+>", " ", nights.report_before).split())
     # the run's staging dir was moved into place, not left behind
     assert not staging_report_dir(nights.settings, run_id_of(nights.first.stdout)).exists()
+    # and its parse batches (scratch, re-derivable from the archive) were cleared
+    assert not batch_path(nights.settings, run_id_of(nights.first.stdout), 0).parent.exists()
 
 
 def test_second_night_changes_nothing(nights):
