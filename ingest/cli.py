@@ -53,7 +53,8 @@ def _run_load(args) -> int:
 def _add_reparse(sub) -> None:
     p = sub.add_parser("reparse", help="re-parse the archive into the raw tables (no fetching)")
     p.add_argument("--warehouse", help="DuckDB file to load into; default: the working warehouse")
-    p.add_argument("--all", action="store_true", help="re-parse every document, not only older parser versions")
+    p.add_argument("--all", action="store_true",
+                   help="re-parse every document, not only those of older parser versions")
 
 
 def _run_reparse(args) -> int:
