@@ -16,6 +16,8 @@ import shutil
 import uuid
 from pathlib import Path, PurePosixPath
 
+from ingest.files import fsync_dir, fsync_file
+
 _EXT = re.compile(r"[a-z0-9]{1,8}")
 
 
@@ -88,7 +90,7 @@ class Archiver:
         staged, self._staged = self._staged, {}
         if not _syncfs(self.archive_dir):
             for _, tmp in staged.values():
-                _fsync_file(Path(tmp))
+                fsync_file(Path(tmp))
         for final, (rel, tmp) in staged.items():
             try:
                 os.replace(tmp, final)
@@ -98,7 +100,7 @@ class Archiver:
                 self.errors[rel] = f"cannot archive: {exc.strerror or exc}"
         if not _syncfs(self.archive_dir):
             for d in {os.path.dirname(f) for f in staged}:
-                _fsync_dir(Path(d))
+                fsync_dir(Path(d))
 
     def finish(self) -> dict[str, str]:
         """Flush, and hand over (and forget) the errors so far; the archiver stays usable."""
@@ -136,24 +138,3 @@ def _syncfs(path: Path) -> bool:
 
 def read(archive_dir: Path, rel: str) -> bytes:
     return (archive_dir / rel).read_bytes()
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

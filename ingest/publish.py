@@ -30,6 +30,7 @@ from pathlib import Path
 
 import duckdb
 
+from ingest.files import fsync_dir
 from ingest.settings import Settings
 
 KEEP_REPORT_VERSIONS = 2  # the live one and the one before (for a reader mid-page)
@@ -65,15 +66,6 @@ def checkpoint(path: Path) -> None:
         con.execute("checkpoint")
     finally:
         con.close()
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not every file system lets a directory be fsynced
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def sha256_file(path: Path) -> str:
@@ -114,7 +106,7 @@ def publish_warehouse(work: Path, published: Path) -> dict:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-    _fsync_dir(published.parent)
+    fsync_dir(published.parent)
     return {"path": str(published), "sha256": digest, "bytes": published.stat().st_size,
             "marts": counts}
 
@@ -141,7 +133,7 @@ def publish_directory(build_dir: Path, live: Path, keep: int = KEEP_REPORT_VERSI
         link_tmp.unlink()
     os.symlink(os.path.relpath(version, live.parent), link_tmp)
     os.replace(link_tmp, live)
-    _fsync_dir(live.parent)
+    fsync_dir(live.parent)
     current = live.resolve()
     old = sorted((p for p in versions.iterdir() if p.resolve() != current), key=lambda p: p.name)
     for stale in old[: max(0, len(old) - (keep - 1))]:
