@@ -33,7 +33,7 @@ from ingest.settings import Settings
 from ingest.warehouse import WarehouseLocked, connect, ensure_schema
 
 __all__ = [
-    "WarehouseLocked", "cli_load", "cli_reparse", "ensure_schema", "load_batch_file",
+    "WarehouseLocked", "cli_load", "cli_reparse", "ensure_schema", "load_batch_file", "load_batch_table",
     "open_warehouse", "read_state", "record_fetches",
 ]
 
@@ -268,6 +268,12 @@ def load_batch_file(con: duckdb.DuckDBPyConnection, path: Path, *, replace: bool
         table = pq.read_table(path)
     except (OSError, pa.ArrowException) as exc:
         raise RuntimeError(f"cannot read batch file {path}: {exc}".splitlines()[0]) from exc
+    return load_batch_table(con, table, replace=replace)
+
+
+def load_batch_table(con: duckdb.DuckDBPyConnection, table: pa.Table, *,
+                     replace: bool = False) -> dict[str, Any]:
+    """Load one parsed batch (an Arrow table of `pipeline.BATCH_SCHEMA`) in one transaction."""
     cols = table.select(_CLASSIFY_COLUMNS).to_pydict()
     rows = [dict(zip(cols, values, strict=True)) for values in zip(*cols.values(), strict=True)]
     parsed = [r for r in rows if r["outcome"] == "parsed"]

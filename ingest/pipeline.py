@@ -319,6 +319,16 @@ def _parse_row(settings: Settings, doc: dict[str, Any], parsed_at: dt.datetime) 
     return row
 
 
+def parse_table(settings: Settings, docs: list[dict[str, Any]]) -> pa.Table:
+    """Parse one batch of archived documents into an Arrow table of `BATCH_SCHEMA` (one row
+    per document; rejections and fetch failures are rows too, with outcome and reason)."""
+    parsed_at = _now()
+    rows = [_parse_row(settings, d, parsed_at) for d in docs]
+    # column by column: much faster than Table.from_pylist for nested rows
+    return pa.Table.from_pydict({name: [r.get(name) for r in rows] for name in BATCH_SCHEMA.names},
+                                schema=BATCH_SCHEMA)
+
+
 def parse_batch(settings: Settings, docs: list[dict[str, Any]], run_id: str, batch_no: int) -> str:
     """Parse one batch of archived documents into `runs_dir/<run_id>/batch_<n>.parquet`.
 
@@ -328,11 +338,7 @@ def parse_batch(settings: Settings, docs: list[dict[str, Any]], run_id: str, bat
     """
     path = batch_path(settings, run_id, batch_no)
     path.parent.mkdir(parents=True, exist_ok=True)
-    parsed_at = _now()
-    rows = [_parse_row(settings, d, parsed_at) for d in docs]
-    # column by column: much faster than Table.from_pylist for nested rows
-    table = pa.Table.from_pydict({name: [r.get(name) for r in rows] for name in BATCH_SCHEMA.names},
-                                 schema=BATCH_SCHEMA)
+    table = parse_table(settings, docs)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         pq.write_table(table, tmp, compression="zstd")
@@ -395,7 +401,8 @@ def default_parse_workers() -> int:
 
 
 class _BatchRunner:
-    """Parses batches (here, or in worker processes) and hands them to a loader thread that
+    """Parses batches (here, or in worker processes) into Arrow tables (no Parquet round
+    trip in-process; the DAG's mapped tasks use `parse_batch` files) and hands them to a loader thread that
     loads them in order, one transaction each, on the run's one warehouse connection; DuckDB
     releases the GIL while it writes, so loading batch n overlaps parsing batch n+1. Only the
     loader thread touches DuckDB once the runner has started. Queues are bounded: a few
@@ -426,10 +433,9 @@ class _BatchRunner:
             if self.pool is None:
                 ctx = multiprocessing.get_context("spawn")
                 self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
-            item: Future | str = self.pool.submit(
-                parse_batch, self.settings, docs, self.run_id, self.batch_no)
+            item: Future | pa.Table = self.pool.submit(parse_table, self.settings, docs)
         else:
-            item = parse_batch(self.settings, docs, self.run_id, self.batch_no)
+            item = parse_table(self.settings, docs)
         self._put(("batch", item))
 
     def record(self, seen: list[dict[str, Any]], failed: list[dict[str, Any]], now: dt.datetime) -> None:
@@ -487,13 +493,12 @@ class _BatchRunner:
                     load.record_fetches(self.con, task[1], task[2], task[3])
                     continue
                 item = task[1]
-                path = Path(item.result() if isinstance(item, Future) else item)
-                part = load.load_batch_file(self.con, path, replace=self.replace)
+                table = item.result() if isinstance(item, Future) else item
+                part = load.load_batch_table(self.con, table, replace=self.replace)
                 if self.on_document is not None:  # handed on as they happen, not kept
                     for d in part.pop("documents"):
                         self.on_document(d)
                 merge_counts(self.total, part)
-                path.unlink(missing_ok=True)  # loaded: the scratch copy is no longer needed
             except BaseException as exc:  # raised in the run's thread at its next call
                 self.error = exc
                 return
