@@ -84,6 +84,37 @@ class Archiver:
             self.flush()
         return rel
 
+    def add_bytes(self, data: bytes, sha256: str, ext: str) -> str:
+        """Like `add`, for bytes already in memory: written straight to the staging name in
+        their final folder (no temp file elsewhere, no copy). The caller vouches that
+        `sha256` is the hash of `data` (the fetcher computed it from these very bytes)."""
+        rel = relative_path(sha256, ext)
+        final = os.path.join(self._root, rel)
+        if final in self._staged or os.path.exists(final):
+            return rel
+        folder = os.path.dirname(final)
+        tmp = os.path.join(folder, f".{sha256}.{ext}.{uuid.uuid4().hex}.tmp")
+        try:
+            if folder not in self._folders:
+                os.makedirs(folder, exist_ok=True)
+                self._folders.add(folder)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            self.errors[rel] = f"cannot archive: {exc.strerror or exc}"
+            return rel
+        self._staged[final] = (rel, tmp)
+        if len(self._staged) >= self.group:
+            self.flush()
+        return rel
+
     def flush(self) -> None:
         if not self._staged:
             return

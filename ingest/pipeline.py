@@ -74,6 +74,8 @@ BATCH_SCHEMA = pa.schema([
     ("findings", pa.list_(FINDING_TYPE)),
     ("copy_recipients", pa.list_(COPY_TYPE)),
 ])
+# in-process runs hand a fetched document's bytes to the parser when it is at most this big
+KEEP_BYTES_MAX = 256 * 1024
 _LETTER_FIELDS = (
     "source_format", "letter_date", "recipient_name", "recipient_title", "authority_name",
     "inspection_start_date", "inspection_end_date", "statutory_basis", "previous_inspection",
@@ -162,10 +164,15 @@ def fetch_and_archive(settings: Settings) -> list[dict[str, Any]]:
 
 def _fetch_chunks(settings: Settings, state: Any, stats: dict[str, int],
                   record: Callable[[list[dict], list[dict]], None], chunk_size: int | None = None,
-                  stop: threading.Event | None = None) -> Iterator[list[dict[str, Any]]]:
+                  stop: threading.Event | None = None,
+                  keep_bytes: bool = False) -> Iterator[list[dict[str, Any]]]:
     """`fetch_and_archive` as a stream: lists of up to `chunk_size` documents to parse, each
     durable in the archive, and its manifest rows handed to `record`, before it is yielded.
-    `stats` counts documents seen, archived and left alone (unchanged)."""
+    `stats` counts documents seen, archived and left alone (unchanged).
+
+    The local source is read into memory and written straight into the archive (no temp
+    file); with `keep_bytes` (in-process runs) a small document also keeps its bytes under
+    `data`, so the parser need not read the archived copy back (not JSON: never for XCom)."""
     for k in ("seen", "unchanged", "archived"):
         stats.setdefault(k, 0)
     # a document whose archived copy has been lost is fetched in full again (nothing fetched is lost)
@@ -189,12 +196,18 @@ def _fetch_chunks(settings: Settings, state: Any, stats: dict[str, int],
         out, seen_rows, failed_rows = [], [], []
         return done
 
-    for r in fetch.fetch_documents(settings, known):
+    if settings.source == "local":
+        results: Iterable[tuple[FetchResult, bytes | None]] = fetch.read_local_documents(settings, known)
+    else:
+        results = ((r, None) for r in fetch.fetch_documents(settings, known))
+    for r, data in results:
         if stop is not None and stop.is_set():
             return
         stats["seen"] += 1
         prev = state.manifest.get(r.source_uri)
-        doc = _fetched_doc(settings, archiver, r, prev, state, now, stats, seen_rows, failed_rows)
+        doc = _fetched_doc(settings, archiver, r, prev, state, now, stats, seen_rows, failed_rows, data)
+        if doc is not None and data is not None and keep_bytes and len(data) <= KEEP_BYTES_MAX:
+            doc["data"] = data
         if doc is not None:
             out.append(doc)
         if (chunk_size and len(out) >= chunk_size) or len(seen_rows) >= 10_000:
@@ -206,7 +219,7 @@ def _fetch_chunks(settings: Settings, state: Any, stats: dict[str, int],
 
 def _fetched_doc(settings: Settings, archiver: archive.Archiver, r: FetchResult, prev: Any, state: Any,
                  now: dt.datetime, stats: dict[str, int], seen_rows: list[dict[str, Any]],
-                 failed_rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+                 failed_rows: list[dict[str, Any]], data: bytes | None = None) -> dict[str, Any] | None:
     """Archive one fetch result and note its manifest row; the document to parse, or None."""
     if r.status == "failed":
         reason = r.reason or "fetch failed"
@@ -214,9 +227,12 @@ def _fetched_doc(settings: Settings, archiver: archive.Archiver, r: FetchResult,
         return {"source_uri": r.source_uri, "status": "failed", "reason": reason,
                 "sha256": prev.sha256 if prev else None}
     sha = r.sha256 or (prev.sha256 if prev else None)
-    if r.status == "fetched" and r.path and sha:
+    if r.status == "fetched" and (r.path or data is not None) and sha:
         ext = archive.extension(r.filename or _filename_from_uri(r.source_uri))
-        rel = archiver.add(Path(r.path), sha, ext, move=True)
+        if data is not None:
+            rel = archiver.add_bytes(data, sha, ext)
+        else:
+            rel = archiver.add(Path(r.path), sha, ext, move=True)
         stats["archived"] += 1
         fetched_at = r.fetched_at or now
     elif sha:
@@ -295,7 +311,9 @@ def _parse_row(settings: Settings, doc: dict[str, Any], parsed_at: dt.datetime) 
     if doc.get("status") == "failed":
         return row | {"outcome": "failed", "reason": doc.get("reason") or "fetch failed"}
     try:
-        data = archive.read(settings.archive_dir, doc["archive_path"])
+        data = doc.get("data")
+        if data is None:
+            data = archive.read(settings.archive_dir, doc["archive_path"])
     except OSError as exc:
         return row | {"outcome": "failed", "reason": f"cannot read archived copy: {exc.strerror or exc}"}
     try:
@@ -542,7 +560,8 @@ def run_load(settings: Settings, run_id: str | None = None, *, parse_workers: in
                 if settled or failed:
                     put(("manifest", settled, failed))
 
-            for docs in _fetch_chunks(settings, state, stats, record, settings.batch_size, stop):
+            for docs in _fetch_chunks(settings, state, stats, record, settings.batch_size, stop,
+                                      keep_bytes=True):
                 put(("docs", docs))
             put(("end", None))
         except BaseException as exc:  # handed to the loading thread, which raises it
