@@ -432,6 +432,7 @@ class _BatchRunner:
         self.on_document = on_document
         self.workers = workers
         self.pool: ProcessPoolExecutor | None = None
+        self._busy: list[Future] = []
         self.batch_no = 0
         self.full_batches = 0
         self.total = empty_counts()
@@ -451,8 +452,11 @@ class _BatchRunner:
             if self.pool is None:
                 ctx = multiprocessing.get_context("spawn")
                 self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
+        self._busy = [f for f in self._busy if not f.done()]
+        if self.pool is not None and len(self._busy) < self.workers:
             item: Future | pa.Table = self.pool.submit(parse_table, self.settings, docs)
-        else:
+            self._busy.append(item)
+        else:  # every worker busy (or none): this thread parses the batch, so no core idles
             item = parse_table(self.settings, docs)
         self._put(("batch", item))
 
