@@ -6,9 +6,10 @@ Writes a corpus of synthetic letters (text and PDF, `ingest.synthetic`), then, e
 fresh subprocess so the peak RSS figures are independent:
 
 - parse-only: read every file and `parse_document` it (one core);
-- load: `ingest.pipeline.run_load` into an empty warehouse (fetch from the local inbox,
-  archive durably, parse in batches to Parquet, bulk insert into DuckDB), once with parsing
-  in the loading process and once with the default parse worker processes;
+- load: `ingest.pipeline.run_load` into an empty warehouse (read each inbox file once, write
+  it durably to the archive, parse in batches to Arrow tables handed to the loader thread,
+  bulk insert into DuckDB), once with parsing in the loading process and once with one parse
+  worker process sharing the batches;
 - load at the smaller size, to show peak memory does not grow with the corpus.
 
 Prints letters/s, the load/parse ratio (target >= 0.80) and peak RSS (target: flat).

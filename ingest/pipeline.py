@@ -448,10 +448,9 @@ class _BatchRunner:
         # worker processes take a second or two to start: worth it from a second full batch on
         full = len(docs) >= self.settings.batch_size
         self.full_batches += full
-        if self.workers > 0 and (self.pool is not None or (full and self.full_batches >= 2)):
-            if self.pool is None:
-                ctx = multiprocessing.get_context("spawn")
-                self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
+        if self.workers > 0 and self.pool is None and full and self.full_batches >= 2:
+            ctx = multiprocessing.get_context("spawn")
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
         self._busy = [f for f in self._busy if not f.done()]
         if self.pool is not None and len(self._busy) < self.workers:
             item: Future | pa.Table = self.pool.submit(parse_table, self.settings, docs)
