@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from ingest.files import fsync_dir, fsync_file
@@ -54,18 +55,7 @@ class Archiver:
         self._staged: dict[str, tuple[str, str]] = {}  # final path -> (rel, temp path); plain str: fast
 
     def add(self, src: Path, sha256: str, ext: str, *, move: bool = True) -> str:
-        rel = relative_path(sha256, ext)
-        final = os.path.join(self._root, rel)
-        if final in self._staged or os.path.exists(final):
-            if move:
-                src.unlink(missing_ok=True)
-            return rel
-        folder = os.path.dirname(final)
-        tmp = os.path.join(folder, f".{sha256}.{ext}.{uuid.uuid4().hex}.tmp")
-        try:
-            if folder not in self._folders:
-                os.makedirs(folder, exist_ok=True)
-                self._folders.add(folder)
+        def write(tmp: str) -> None:
             if move:
                 try:
                     os.replace(src, tmp)
@@ -74,30 +64,18 @@ class Archiver:
                     src.unlink(missing_ok=True)
             else:
                 shutil.copyfile(src, tmp)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            self.errors[rel] = f"cannot archive: {exc.strerror or exc}"
-            return rel
-        self._staged[final] = (rel, tmp)
-        if len(self._staged) >= self.group:
-            self.flush()
+
+        rel, already = self._stage(sha256, ext, write)
+        if already and move:  # archived (or staged) under this hash before: the copy is surplus
+            src.unlink(missing_ok=True)
         return rel
 
     def add_bytes(self, data: bytes, sha256: str, ext: str) -> str:
         """Like `add`, for bytes already in memory: written straight to the staging name in
         their final folder (no temp file elsewhere, no copy). The caller vouches that
         `sha256` is the hash of `data` (the fetcher computed it from these very bytes)."""
-        rel = relative_path(sha256, ext)
-        final = os.path.join(self._root, rel)
-        if final in self._staged or os.path.exists(final):
-            return rel
-        folder = os.path.dirname(final)
-        tmp = os.path.join(folder, f".{sha256}.{ext}.{uuid.uuid4().hex}.tmp")
-        try:
-            if folder not in self._folders:
-                os.makedirs(folder, exist_ok=True)
-                self._folders.add(folder)
+
+        def write(tmp: str) -> None:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
                 view = memoryview(data)
@@ -105,15 +83,33 @@ class Archiver:
                     view = view[os.write(fd, view):]
             finally:
                 os.close(fd)
+
+        return self._stage(sha256, ext, write)[0]
+
+    def _stage(self, sha256: str, ext: str, write: Callable[[str], None]) -> tuple[str, bool]:
+        """Stage one file under a temp name in its final folder (`write(temp_path)` puts the
+        bytes there) unless it is archived or staged already; flush every `group` files.
+        Returns (relative path, whether it was there already)."""
+        rel = relative_path(sha256, ext)
+        final = os.path.join(self._root, rel)
+        if final in self._staged or os.path.exists(final):
+            return rel, True
+        folder = os.path.dirname(final)
+        tmp = os.path.join(folder, f".{sha256}.{ext}.{uuid.uuid4().hex}.tmp")
+        try:
+            if folder not in self._folders:
+                os.makedirs(folder, exist_ok=True)
+                self._folders.add(folder)
+            write(tmp)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             self.errors[rel] = f"cannot archive: {exc.strerror or exc}"
-            return rel
+            return rel, False
         self._staged[final] = (rel, tmp)
         if len(self._staged) >= self.group:
             self.flush()
-        return rel
+        return rel, False
 
     def flush(self) -> None:
         if not self._staged:
