@@ -30,7 +30,8 @@ from ingest.cli import main as ofsted
 
 pytestmark = pytest.mark.slow
 
-DORSET, DERBYSHIRE, DUDLEY = "000_0d07fcbfe49cee7c.txt", "003_9c1c04a8ac30f548.txt", "004_d31db654b42efda9.txt"
+DORSET, DERBYSHIRE, DUDLEY = (
+    "000_0d07fcbfe49cee7c.txt", "003_9c1c04a8ac30f548.txt", "004_d31db654b42efda9.txt")
 EXPECTED = json.loads((Path(__file__).parent / "fixtures" / "letters" / "real_expected.json").read_text())
 DORSET_OLD = "The ethnicity of service users is not always recorded or taken into account in assessments"
 DORSET_NEW = "The ethnicity of children and families is not consistently recorded or used in assessments"
@@ -182,9 +183,11 @@ def test_a_correction_under_the_same_file_name_is_a_new_version(nights):
     after = _inspection(nights, 3, "Dudley Metropolitan Borough Council")
     assert after["inspection_key"] == before["inspection_key"]
     assert (after["letter_version"], after["is_corrected"]) == (2, True)
-    assert after["letter_date"] == after["first_published_date"] == before["letter_date"]  # same date: latest fetched wins
+    # the same date: the latest fetched wins
+    assert after["letter_date"] == after["first_published_date"] == before["letter_date"]
     assert after["_source_uri"] == before["_source_uri"]
-    assert after["_sha256"] == hashlib.sha256((nights.inbox / DUDLEY).read_bytes()).hexdigest() != before["_sha256"]
+    now = hashlib.sha256((nights.inbox / DUDLEY).read_bytes()).hexdigest()
+    assert after["_sha256"] == now != before["_sha256"]
     old, new = _findings(nights, 2, before["inspection_key"]), _findings(nights, 3, before["inspection_key"])
     assert len(old.keys() & new.keys()) == len(old) - 1 == len(new) - 1 == 12
     assert any(DUDLEY_NEW in t for t in new.values()) and not any(DUDLEY_OLD in t for t in new.values())
@@ -206,7 +209,8 @@ def _conflicting_letter(inbox: Path) -> Path:
     in common with Derbyshire's letter."""
     text = (SAMPLE_LETTERS / DUDLEY).read_text(encoding="utf-8")
     text = _edit(text, "Dudley Metropolitan Borough Council", "Derbyshire County Council")
-    text = _edit(_edit(text, "15 and 16 June 2010", "5 and 6 October 2010"), "\n14 July 2010\n", "\n1 November 2010\n")
+    text = _edit(text, "15 and 16 June 2010", "5 and 6 October 2010")
+    text = _edit(text, "\n14 July 2010\n", "\n1 November 2010\n")
     path = inbox / "003_derbyshire_other.txt"
     path.write_text(text, encoding="utf-8")
     return path
@@ -226,7 +230,7 @@ def test_a_conflicting_duplicate_fails_the_build_until_quarantined(nights, tmp_p
     assert ofsted(["build"]) == 1
     out = capfd.readouterr().out
     assert "Failure in test assert_no_conflicting_letters" in out
-    conflict = [line for line in out.splitlines() if "Conflicting letters for Derbyshire County Council" in line]
+    conflict = [ln for ln in out.splitlines() if "Conflicting letters for Derbyshire County Council" in ln]
     assert len(conflict) == 1 and sha in conflict[0] and original in conflict[0], out
     assert "ofsted quarantine" in conflict[0]
     assert _query(warehouse, "select sha256_a, sha256_b, inspector_name_a, inspector_name_b "
