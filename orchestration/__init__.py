@@ -1,0 +1,1 @@
+"""Airflow-only code: the DAG's notifier and the in-process runner behind `ofsted run`. `ingest` never imports it."""
