@@ -10,7 +10,9 @@ run once for the module (each a `load` then a `build` on one data directory):
 
 Then, each on a copy of the data directory after night 4: a conflicting duplicate (another
 inspector, no finding in common) fails the build until a quarantine row takes it out; an
-older warehouse (no recorded schema version, old keys) is rebuilt once, saying so.
+older warehouse (no recorded schema version, old keys) is rebuilt once, saying so; an older
+raw layer gets its content hashes recomputed with the letter date, so a copy of a letter in
+other bytes is still recognised as a duplicate.
 """
 
 from __future__ import annotations
@@ -269,3 +271,24 @@ def test_an_older_warehouse_is_rebuilt_once_and_says_so(nights, tmp_path, monkey
     assert ofsted(["build", "--select", "dim_themes"]) == 0  # any later build: nothing to migrate
     assert "Warehouse schema version" not in capfd.readouterr().out
     assert [v for v, *_ in _query(warehouse, "select version from audit.schema_version")] == [2]
+
+
+def test_an_older_raw_layer_gets_content_hashes_with_the_letter_date(nights, tmp_path, monkeypatch):
+    data, inbox = tmp_path / "data", tmp_path / "inbox"
+    shutil.copytree(nights.data_dir, data)
+    shutil.copytree(nights.inbox, inbox)
+    _env(monkeypatch, data, inbox)
+    warehouse = Nights(data, inbox).warehouse
+    hashes = _query(warehouse, "select _sha256, _content_hash from raw.letters order by 1")
+    # as the previous release left it: hashes without the letter date, no recorded version
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("update raw.letters set _content_hash = md5(_sha256)")
+        con.execute("drop table raw.schema_version")
+    # the same Derbyshire letter in other bytes (CRLF line endings) under another name
+    crlf = (SAMPLE_LETTERS / DERBYSHIRE).read_bytes().replace(b"\n", b"\r\n")
+    (inbox / "derbyshire_crlf.txt").write_bytes(crlf)
+    assert ofsted(["load"]) == 0
+    assert _query(warehouse, "select _sha256, _content_hash from raw.letters order by 1") == hashes
+    assert _query(warehouse, "select status from raw.manifest "
+                  "where source_uri like '%derbyshire_crlf.txt'") == [("duplicate",)]
+    assert _query(warehouse, "select version from raw.schema_version") == [(2,)]
