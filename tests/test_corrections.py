@@ -6,7 +6,8 @@ run once for the module (each a `load` then a `build` on one data directory):
 1. the three real letters;
 2. a re-dated Dorset letter under a new file name, one area for development reworded;
 3. nothing new;
-4. a corrected Dudley letter under the same file name (same date, one finding reworded).
+4. a corrected Dudley letter under the same file name (same date, one finding reworded, signed
+   by another inspector: with findings in common that is a correction, not a conflict).
 
 Then, each on a copy of the data directory after night 4: a conflicting duplicate (another
 inspector, no finding in common) fails the build until a quarantine row takes it out; an
@@ -101,6 +102,8 @@ def nights(tmp_path_factory) -> Nights:
         _night(n)
         _night(n)
         dudley = _edit((SAMPLE_LETTERS / DUDLEY).read_text(encoding="utf-8"), DUDLEY_OLD, DUDLEY_NEW)
+        # signed by another inspector: with findings in common, still a correction, no conflict
+        dudley = _edit(dudley, "Marie McGuinness Her Majesty", "David Asher Her Majesty")
         (n.inbox / DUDLEY).write_text(dudley, encoding="utf-8")
         _night(n)
     return n
@@ -193,6 +196,11 @@ def test_a_correction_under_the_same_file_name_is_a_new_version(nights):
     old, new = _findings(nights, 2, before["inspection_key"]), _findings(nights, 3, before["inspection_key"])
     assert len(old.keys() & new.keys()) == len(old) - 1 == len(new) - 1 == 12
     assert any(DUDLEY_NEW in t for t in new.values()) and not any(DUDLEY_OLD in t for t in new.values())
+    assert _query(nights.warehouse, """
+        select letter_version, inspector_name, findings_added_count, findings_removed_count,
+               findings_reworded_count
+        from marts.fct_letter_versions where inspection_key = ? order by letter_version""",
+        [after["inspection_key"]]) == [(1, "Marie McGuinness", 13, 0, 0), (2, "David Asher", 0, 0, 1)]
     assert len(nights.marts[3]["fct_inspections"]) == 3
     assert len(nights.marts[3]["fct_findings"]) == 18 + 19 + 13
 
