@@ -20,10 +20,10 @@ inner join {{ ref('fct_inspections') }} as later
         earlier.authority_key = later.authority_key
         and earlier.inspection_key != later.inspection_key
         and (
-            later.inspection_start_date > earlier.inspection_start_date
+            earlier.inspection_start_date < later.inspection_start_date
             or (
-                later.inspection_start_date = earlier.inspection_start_date
-                and later.inspection_key > earlier.inspection_key
+                earlier.inspection_start_date = later.inspection_start_date
+                and earlier.inspection_key < later.inspection_key
             )
         )
 where later.inspection_start_date - earlier.inspection_start_date < {{ var('dq_min_days_between_inspections') }}

@@ -17,4 +17,4 @@ inner join {{ ref('fct_inspections') }} as second_inspection
         first_inspection.authority_key = second_inspection.authority_key
         and first_inspection.inspection_key < second_inspection.inspection_key
         and first_inspection.inspection_start_date <= second_inspection.inspection_end_date
-        and second_inspection.inspection_start_date <= first_inspection.inspection_end_date
+        and first_inspection.inspection_end_date >= second_inspection.inspection_start_date

@@ -25,8 +25,10 @@ stated as (
         previous_inspection_as_written,
         _source_uri,
         cast(
-            date_trunc('month', try_strptime(previous_inspection_as_written, ['%d %B %Y', '%B %Y', '%d %b %Y', '%b %Y']))
-            as date
+            date_trunc(
+                'month',
+                try_strptime(previous_inspection_as_written, ['%d %B %Y', '%B %Y', '%d %b %Y', '%b %Y'])
+            ) as date
         ) as stated_month
     from inspections
     where previous_inspection_as_written is not null

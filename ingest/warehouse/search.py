@@ -27,6 +27,8 @@ import duckdb
 from ingest.settings import Settings
 from ingest.warehouse.query import QueryError, connect_readonly
 
+Source = Settings | Path | str | duckdb.DuckDBPyConnection
+
 MAX_QUERY_CHARS = 1_000
 MAX_QUERY_WORDS = 32
 MAX_LIMIT = 1_000
@@ -56,7 +58,7 @@ def check_query(query: str, limit: int) -> str:
 
 
 @contextmanager
-def _connection(source: Settings | Path | str | duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+def _connection(source: Source) -> Iterator[duckdb.DuckDBPyConnection]:
     if isinstance(source, duckdb.DuckDBPyConnection):
         yield source
         return
@@ -75,8 +77,7 @@ def _has_index(con: duckdb.DuckDBPyConnection) -> bool:
     return n > 0
 
 
-def search(source: Settings | Path | str | duckdb.DuckDBPyConnection, query: str, limit: int = 20,
-           timeout_s: float = 30.0) -> list[dict[str, Any]]:
+def search(source: Source, query: str, limit: int = 20, timeout_s: float = 30.0) -> list[dict[str, Any]]:
     """The findings that match `query` (any of its words, stemmed), best first, at most `limit`.
 
     Raises SearchError (one line) for a bad query or limit, a warehouse without the index, or a

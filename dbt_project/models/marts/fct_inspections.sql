@@ -54,7 +54,10 @@ authority_codes as (
 
 working_days as (
 
-    select date_day, working_day_number from {{ ref('dim_dates') }}
+    select
+        date_day,
+        working_day_number
+    from {{ ref('dim_dates') }}
 
 ),
 

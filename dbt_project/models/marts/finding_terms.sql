@@ -32,7 +32,11 @@ words as (
 
 indexed_words as (
 
-    select finding_key, word from words where {{ search_is_term('word') }}
+    select
+        finding_key,
+        word
+    from words
+    where {{ search_is_term('word') }}
 
 ),
 
