@@ -26,26 +26,33 @@
     ))
 {%- endmacro %}
 
-{#- Porter's helpers on a word expression. The consonant/vowel form: a e i o u are vowels, y
-    is a vowel after a consonant; m = the number of vowel-run + consonant-run pairs. -#}
+{#- Porter's helpers. Each step's CTE carries the word so far (`w`) and its consonant/vowel
+    form (`cv`, computed once per step): a e i o u are vowels, y is a vowel after a consonant.
+    The form of a prefix is the prefix of the form, so "the stem without its last n letters"
+    is `substr(cv, 1, length(cv) - n)`. m = the number of vowel-run + consonant-run pairs. -#}
 {% macro _porter_cv(expr) -%}
     regexp_replace(regexp_replace(regexp_replace({{ expr }}, '[aeiou]', 'V', 'g'), '([^V])y', '\1V', 'g'), '[^V]', 'C', 'g')
 {%- endmacro %}
-{% macro _porter_m(expr) -%}
-    len(regexp_extract_all({{ _porter_cv(expr) }}, 'V+C+'))
-{%- endmacro %}
-{% macro _porter_has_vowel(expr) -%}
-    contains({{ _porter_cv(expr) }}, 'V')
-{%- endmacro %}
-{% macro _porter_cvc(expr) -%}
-    (regexp_matches({{ _porter_cv(expr) }}, 'CVC$') and not regexp_matches({{ expr }}, '[wxy]$'))
-{%- endmacro %}
-{% macro _porter_double_consonant(expr) -%}
-    (length({{ expr }}) >= 2 and right({{ expr }}, 1) = substr({{ expr }}, length({{ expr }}) - 1, 1)
-     and right({{ _porter_cv(expr) }}, 1) = 'C')
-{%- endmacro %}
 {% macro _porter_cut(expr, n) -%}
-    substr({{ expr }}, 1, length({{ expr }}) - {{ n }})
+    {%- if n == 0 -%}{{ expr }}{%- else -%}substr({{ expr }}, 1, length({{ expr }}) - {{ n }}){%- endif -%}
+{%- endmacro %}
+{#- m, vowel, cvc and double consonant of w without its last n letters -#}
+{% macro _porter_m(n=0) -%}
+    len(regexp_extract_all({{ _porter_cut('cv', n) }}, 'V+C+'))
+{%- endmacro %}
+{% macro _porter_has_vowel(n=0) -%}
+    contains({{ _porter_cut('cv', n) }}, 'V')
+{%- endmacro %}
+{% macro _porter_cvc(n=0) -%}
+    (regexp_matches({{ _porter_cut('cv', n) }}, 'CVC$') and not regexp_matches({{ _porter_cut('w', n) }}, '[wxy]$'))
+{%- endmacro %}
+{% macro _porter_double_consonant() -%}
+    (length(w) >= 2 and right(w, 1) = substr(w, length(w) - 1, 1) and right(cv, 1) = 'C')
+{%- endmacro %}
+
+{#- A step's input: the previous step's words with their consonant/vowel form. -#}
+{% macro _porter_input(previous) -%}
+    (select word, w, {{ _porter_cv('w') }} as cv from {{ previous }})
 {%- endmacro %}
 
 {#- One suffix step: the first (longest) matching suffix is replaced when the rest has m > min_m
@@ -55,7 +62,7 @@
     {%- for suffix, replacement in rules %}
         when ends_with(w, '{{ suffix }}') then
             case
-                when {{ _porter_m(_porter_cut('w', suffix | length)) }} > {{ min_m }}
+                when {{ _porter_m(suffix | length) }} > {{ min_m }}
                 {%- if suffix == 'ion' %}
                     and regexp_matches({{ _porter_cut('w', 3) }}, '[st]$')
                 {%- endif %}
@@ -67,9 +74,9 @@
     end
 {%- endmacro %}
 
-{#- CTEs `<prefix>_1a` ... `<prefix>_stemmed` (columns: word, stem) over the distinct words in
-    column `word` of the relation or CTE `words`. Place after other CTEs (ends without a
-    comma). -#}
+{#- CTEs `<prefix>_words`, `<prefix>_1a` ... `<prefix>_stemmed` (columns: word, stem) over the
+    distinct words in column `word` of the relation or CTE `words`. Place after other CTEs
+    (ends without a comma). -#}
 {% macro porter_stem_ctes(words, prefix) -%}
 {%- set step2 = [('ational', 'ate'), ('iveness', 'ive'), ('fulness', 'ful'), ('ousness', 'ous'),
                  ('ization', 'ize'), ('tional', 'tion'), ('biliti', 'ble'), ('entli', 'ent'),
@@ -100,64 +107,62 @@
     select word,
         case
             when ends_with(w, 'eed') then
-                case when {{ _porter_m(_porter_cut('w', 3)) }} > 0 then {{ _porter_cut('w', 1) }} else w end
-            when ends_with(w, 'ed') and {{ _porter_has_vowel(_porter_cut('w', 2)) }} then {{ _porter_cut('w', 2) }}
-            when ends_with(w, 'ing') and {{ _porter_has_vowel(_porter_cut('w', 3)) }} then {{ _porter_cut('w', 3) }}
+                case when {{ _porter_m(3) }} > 0 then {{ _porter_cut('w', 1) }} else w end
+            when ends_with(w, 'ed') and {{ _porter_has_vowel(2) }} then {{ _porter_cut('w', 2) }}
+            when ends_with(w, 'ing') and {{ _porter_has_vowel(3) }} then {{ _porter_cut('w', 3) }}
             else w
         end as w,
         not ends_with(w, 'eed') and (
-            (ends_with(w, 'ed') and {{ _porter_has_vowel(_porter_cut('w', 2)) }})
-            or (ends_with(w, 'ing') and {{ _porter_has_vowel(_porter_cut('w', 3)) }})
+            (ends_with(w, 'ed') and {{ _porter_has_vowel(2) }})
+            or (ends_with(w, 'ing') and {{ _porter_has_vowel(3) }})
         ) as was_cut
-    from {{ prefix }}_1a
+    from {{ _porter_input(prefix ~ '_1a') }}
 ),
 {{ prefix }}_1b as (
     select word,
         case
             when not was_cut then w
             when ends_with(w, 'at') or ends_with(w, 'bl') or ends_with(w, 'iz') then w || 'e'
-            when {{ _porter_double_consonant('w') }} and not regexp_matches(w, '[lsz]$') then {{ _porter_cut('w', 1) }}
-            when {{ _porter_m('w') }} = 1 and {{ _porter_cvc('w') }} then w || 'e'
+            when {{ _porter_double_consonant() }} and not regexp_matches(w, '[lsz]$') then {{ _porter_cut('w', 1) }}
+            when {{ _porter_m() }} = 1 and {{ _porter_cvc() }} then w || 'e'
             else w
         end as w
-    from {{ prefix }}_1b_cut
+    from (select word, w, was_cut, {{ _porter_cv('w') }} as cv from {{ prefix }}_1b_cut)
 ),
 {{ prefix }}_1c as (
     select word,
         case
-            when ends_with(w, 'y') and {{ _porter_has_vowel(_porter_cut('w', 1)) }} then {{ _porter_cut('w', 1) }} || 'i'
+            when ends_with(w, 'y') and {{ _porter_has_vowel(1) }} then {{ _porter_cut('w', 1) }} || 'i'
             else w
         end as w
-    from {{ prefix }}_1b
+    from {{ _porter_input(prefix ~ '_1b') }}
 ),
 {{ prefix }}_2 as (
-    select word, {{ _porter_suffix_step(step2, 0) }} as w from {{ prefix }}_1c
+    select word, {{ _porter_suffix_step(step2, 0) }} as w from {{ _porter_input(prefix ~ '_1c') }}
 ),
 {{ prefix }}_3 as (
-    select word, {{ _porter_suffix_step(step3, 0) }} as w from {{ prefix }}_2
+    select word, {{ _porter_suffix_step(step3, 0) }} as w from {{ _porter_input(prefix ~ '_2') }}
 ),
 {{ prefix }}_4 as (
-    select word, {{ _porter_suffix_step(step4, 1) }} as w from {{ prefix }}_3
+    select word, {{ _porter_suffix_step(step4, 1) }} as w from {{ _porter_input(prefix ~ '_3') }}
 ),
 {{ prefix }}_5a as (
     select word,
         case
-            when ends_with(w, 'e') and (
-                {{ _porter_m(_porter_cut('w', 1)) }} > 1
-                or ({{ _porter_m(_porter_cut('w', 1)) }} = 1 and not {{ _porter_cvc(_porter_cut('w', 1)) }})
-            ) then {{ _porter_cut('w', 1) }}
+            when ends_with(w, 'e') and ({{ _porter_m(1) }} > 1 or ({{ _porter_m(1) }} = 1 and not {{ _porter_cvc(1) }}))
+                then {{ _porter_cut('w', 1) }}
             else w
         end as w
-    from {{ prefix }}_4
+    from {{ _porter_input(prefix ~ '_4') }}
 ),
 {{ prefix }}_stemmed as (
     select word,
         case
             when length(word) <= 2 then word
-            when {{ _porter_m('w') }} > 1 and ends_with(w, 'll') then {{ _porter_cut('w', 1) }}
+            when {{ _porter_m() }} > 1 and ends_with(w, 'll') then {{ _porter_cut('w', 1) }}
             else w
         end as stem
-    from {{ prefix }}_5a
+    from {{ _porter_input(prefix ~ '_5a') }}
 )
 {%- endmacro %}
 
@@ -176,8 +181,8 @@ input_terms as (
 select word, stem as term from query_stem_stemmed
 {%- endmacro %}
 
-{#- The statement that (re)creates the table macro <schema>.search_findings(query_text): the
-    findings ranked by BM25 (k1, b from vars search_bm25_k1 / search_bm25_b) for the query's
+{#- The statement that (re)creates the table macro <schema>.search_findings(query_text,
+    max_results := 1000): the best max_results findings ranked by BM25 (k1, b from vars search_bm25_k1 / search_bm25_b) for the query's
     terms (search_terms), best first; a finding matches when it has at least one of them.
     Columns: finding_key, score, matched_terms, and the findings_wide columns an analyst reads. -#}
 {% macro create_search_findings_macro(terms_relation, findings_relation) -%}
@@ -185,21 +190,28 @@ select word, stem as term from query_stem_stemmed
 {%- set schema = terms_relation.schema -%}
 {%- set terms = schema ~ '.' ~ terms_relation.identifier -%}
 {%- set findings = findings_relation.schema ~ '.' ~ findings_relation.identifier -%}
-create or replace macro {{ schema }}.search_findings(query_text) as table
+create or replace macro {{ schema }}.search_findings(query_text, max_results := 1000) as table
 with
 query_terms as (
     select distinct term from {{ schema }}.search_terms(query_text)
 ),
 collection as (
+    -- every finding is a document (one whose words are all stop words has length 0)
     select
-        count(distinct finding_key) as document_count,
-        sum(term_frequency) / greatest(count(distinct finding_key), 1) as average_length
-    from {{ terms }}
+        (select count(*) from {{ findings }}) as document_count,
+        (select sum(term_frequency) from {{ terms }}) / greatest((select count(*) from {{ findings }}), 1)
+            as average_length
 ),
 postings as (
-    select terms.term, terms.finding_key, terms.term_frequency, terms.document_length
+    select terms.term, terms.finding_key, terms.term_frequency
     from {{ terms }} as terms
     where terms.term in (select query_terms.term from query_terms)
+),
+document_length as (
+    -- for every finding: cheaper than for the matching ones only (measured)
+    select terms.finding_key, sum(terms.term_frequency) as document_length
+    from {{ terms }} as terms
+    group by terms.finding_key
 ),
 document_frequency as (
     select term, count(*) as df from postings group by term
@@ -212,13 +224,19 @@ scored as (
             * postings.term_frequency * ({{ var('search_bm25_k1') }} + 1)
             / (postings.term_frequency + {{ var('search_bm25_k1') }} * (
                 1 - {{ var('search_bm25_b') }}
-                + {{ var('search_bm25_b') }} * postings.document_length / collection.average_length))
+                + {{ var('search_bm25_b') }} * document_length.document_length / collection.average_length))
         ) as score,
         list(postings.term order by postings.term) as matched_terms
     from postings
     inner join document_frequency on postings.term = document_frequency.term
+    inner join document_length on postings.finding_key = document_length.finding_key
     cross join collection
     group by postings.finding_key
+),
+best as (
+    select * from scored
+    order by score desc, finding_key
+    limit max_results
 )
 select
     scored.finding_key,
@@ -234,7 +252,7 @@ select
     findings.finding_text,
     findings.source_uri,
     findings.inspection_key
-from scored
+from best as scored
 inner join {{ findings }} as findings on scored.finding_key = findings.finding_key
 order by scored.score desc, scored.finding_key
 {%- endmacro %}

@@ -93,7 +93,7 @@ def search(source: Source, query: str, limit: int = 20, timeout_s: float = 30.0)
             cur = con.execute(
                 "select row_number() over (order by score desc, finding_key) as rank, "
                 f"{', '.join(RESULT_COLUMNS[1:])} "
-                "from marts.search_findings(?) order by rank limit ?", [text, limit])
+                "from marts.search_findings(?, max_results := ?) order by rank", [text, limit])
             rows = cur.fetchall()
         except duckdb.InterruptException as exc:
             raise SearchError(f"search took longer than {timeout_s:g} s and was stopped") from exc

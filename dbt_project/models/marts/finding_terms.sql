@@ -1,7 +1,6 @@
 -- The full-text index of findings: one row per (term, finding) with the term's frequency in the
--- finding and the finding's length in terms. Terms are the finding's words, lower-cased, stop
--- words dropped, Porter-stemmed (macros/search_index.sql). Sorted by term, so a lookup reads
--- few row groups. The post-hooks (re)create the table macros marts.search_terms(text) (the
+-- finding (a finding's length in terms is the sum of its frequencies). Terms are the finding's
+-- words, lower-cased, stop words dropped, Porter-stemmed (macros/search_index.sql). The post-hooks (re)create the table macros marts.search_terms(text) (the
 -- terms a text becomes) and marts.search_findings(query_text) (findings ranked by BM25), which
 -- `ofsted search` and analysts' SQL call. Rebuilt in full each night.
 {{
@@ -57,11 +56,9 @@ final as (
     select
         term,
         finding_key,
-        cast(count(*) as integer) as term_frequency,
-        cast(sum(count(*)) over (partition by finding_key) as integer) as document_length
+        cast(count(*) as integer) as term_frequency
     from terms
     group by term, finding_key
-    order by term, finding_key
 
 )
 
