@@ -1,7 +1,8 @@
 -- The full-text index of findings: one row per (term, finding) with the term's frequency in the
 -- finding (a finding's length in terms is the sum of its frequencies). Terms are the finding's
--- words, lower-cased, stop words dropped, Porter-stemmed (macros/search_index.sql). The post-hooks (re)create the table macros marts.search_terms(text) (the
--- terms a text becomes) and marts.search_findings(query_text) (findings ranked by BM25), which
+-- words, lower-cased, stop words dropped, Porter-stemmed (macros/search_index.sql). The
+-- post-hooks (re)create the table macros marts.search_terms(text) (the terms a text becomes)
+-- and marts.search_findings(query_text, max_results) (findings ranked by BM25), which
 -- `ofsted search` and analysts' SQL call. Rebuilt in full each night.
 {{
     config(
