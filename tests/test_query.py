@@ -392,7 +392,8 @@ def test_export_of_the_real_marts(capsys, real, tmp_path):
                              "where schema_name = 'marts'"))
     assert sorted(counts) == ["bridge_authority_successions", "bridge_findings_themes",
                               "dim_authorities", "dim_dates", "dim_inspectors", "dim_themes",
-                              "fct_findings", "fct_inspections", "finding_terms", "findings_wide"]
+                              "fct_finding_versions", "fct_findings", "fct_inspections",
+                              "fct_letter_versions", "finding_terms", "findings_wide"]
     for table in counts:
         [(rows,)] = duck(real, f"select count(*) from marts.{table}")
         assert rows > 0
