@@ -39,6 +39,28 @@ finding_counts as (
 
 ),
 
+authority_codes as (
+
+    -- DfE LA code of the authority, and today's authorities covering its area (GSS and DfE)
+    select
+        gss_code,
+        any_value(dfe_la_code) as dfe_la_code,
+        list(successor_gss_code order by successor_gss_code) as current_gss_codes,
+        list(successor_dfe_la_code order by successor_gss_code) as current_dfe_la_codes
+    from {{ ref('bridge_authority_successions') }}
+    group by gss_code
+
+),
+
+working_days as (
+
+    select
+        date_day,
+        working_day_number
+    from {{ ref('dim_dates') }}
+
+),
+
 keyed as (
 
     select
@@ -73,6 +95,12 @@ final as (
         keyed.inspection_end_date,
         keyed.first_published_date - keyed.inspection_end_date as days_from_inspection_to_first_letter,
         keyed.letter_date - keyed.inspection_end_date as days_from_inspection_to_letter,
+        -- working days (dim_dates.is_working_day) after the inspection's last day up to and
+        -- including the first / the current letter's date
+        cast(first_letter_day.working_day_number - inspection_end_day.working_day_number as integer)
+            as working_days_from_inspection_to_first_letter,
+        cast(letter_day.working_day_number - inspection_end_day.working_day_number as integer)
+            as working_days_from_inspection_to_letter,
         coalesce(finding_counts.strength_count, 0) as strength_count,
         coalesce(finding_counts.satisfactory_count, 0) as satisfactory_count,
         coalesce(finding_counts.area_for_development_count, 0) as area_for_development_count,
@@ -93,6 +121,9 @@ final as (
         keyed.statutory_basis,
         keyed.summary,
         keyed.source_format,
+        authority_codes.dfe_la_code,
+        authority_codes.current_gss_codes,
+        authority_codes.current_dfe_la_codes,
         keyed._sha256,
         keyed._source_uri,
         keyed._fetched_at,
@@ -100,6 +131,10 @@ final as (
         keyed._parsed_at
     from keyed
     left join finding_counts on keyed.inspection_key = finding_counts.inspection_key
+    left join authority_codes on keyed.gss_code = authority_codes.gss_code
+    left join working_days as letter_day on keyed.letter_date = letter_day.date_day
+    left join working_days as first_letter_day on keyed.first_published_date = first_letter_day.date_day
+    left join working_days as inspection_end_day on keyed.inspection_end_date = inspection_end_day.date_day
 
 )
 
