@@ -8,6 +8,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -331,3 +332,63 @@ def test_orphaned_publishing_files_are_removed_by_the_next_writer(tmp_path):
     assert done.returncode == 2  # nothing loaded to build; the cleaning still happened first
     assert f"removed {orphan} (left by an interrupted publish)" in done.stderr
     assert not orphan.exists() and not os.path.lexists(link) and keep.exists()
+
+
+# --- end to end: a genuine duplicate inspection fails the night until it is quarantined -----
+
+def conflicting_letter(src: Path) -> str:
+    """Another letter for Dorset's inspection of 18-19 May 2010, from another inspector, with
+    no finding in common with the real one: a conflicting duplicate, not a correction."""
+    text = src.read_text()
+    assert "Martin Davis" in text and "18 and 19 May 2010" in text
+    lines, n = [], 0
+    for line in text.replace("Martin Davis", "Helen Crowther").splitlines():
+        if line.startswith("- "):
+            n += 1
+            line = f"- Finding {n} of a different inspection: case audits number {n * 7} were reviewed."
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.slow
+def test_a_conflicting_duplicate_fails_the_night_until_quarantined_and_rerun(tmp_path):
+    root = tmp_path
+    shutil.copytree(SAMPLE_LETTERS, root / "inbox")
+    env = env_for(root)
+    s = settings_of(root)
+    first = ofsted(root, "run", env=env, timeout=1800)
+    assert first.returncode == 0, first.stdout + first.stderr[-3000:]
+    published_sha = subprocess.run(["sha256sum", str(s.published_warehouse)], capture_output=True,
+                                   text=True).stdout.split()[0]
+
+    (root / "inbox" / "dorset_other.txt").write_text(conflicting_letter(root / "inbox" / DORSET))
+    second = ofsted(root, "run", env=env, timeout=1800)
+    assert second.returncode == 1, second.stdout + second.stderr[-3000:]
+    no_traceback(first.stdout, first.stderr, second.stdout, second.stderr)
+    assert subprocess.run(["sha256sum", str(s.published_warehouse)], capture_output=True,
+                          text=True).stdout.split()[0] == published_sha
+    failed = read_nights(s)[0]
+    assert failed["state"] == "failed" and failed["failed_task"].startswith("dbt"), failed
+    status = ofsted(root, "status", env=env)
+    assert status.returncode == 1 and f"FAILED at {failed['failed_task']}" in status.stdout
+
+    uri = (root / "inbox" / "dorset_other.txt").absolute().as_uri()
+    q = ofsted(root, "quarantine", uri, "--reason", "a second Dorset letter for one inspection", env=env)
+    assert q.returncode == 0 and "run `ofsted rerun` now" in q.stdout, q.stderr
+    rerun = ofsted(root, "rerun", env=env, timeout=1800)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr[-3000:]
+    no_traceback(rerun.stdout, rerun.stderr)
+    assert re.search(r"^run rerun__\S+: SUCCESS$", rerun.stdout, re.M)
+    night = read_nights(s)[0]
+    assert (night["trigger"], night["state"], night["published"]) == ("rerun", "success", True)
+    assert night["dq"]["raw"]["success"] and night["dq"]["marts"]["success"]
+
+    con = duckdb.connect(str(s.published_warehouse), read_only=True)
+    try:
+        inspections = con.execute("select count(*) from marts.fct_inspections").fetchone()[0]
+        inspectors = {r[0] for r in con.execute("select inspector_name from marts.dim_inspectors").fetchall()}
+    finally:
+        con.close()
+    assert inspections == 3 and "Helen Crowther" not in inspectors
+    after = ofsted(root, "status", env=env)
+    assert after.returncode == 0 and "quarantined documents (1):" in after.stdout
