@@ -44,7 +44,8 @@ def lock_path(settings: Settings) -> Path:
     return settings.data_dir / LOCK_NAME
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this machine."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -163,7 +164,7 @@ def _acquire(settings: Settings, command: str) -> str | None:
     os.fsync(fd)
     _held[path] = (fd, 1)
     if previous and previous.get("pid") and previous.get("host") in (None, socket.gethostname()) \
-            and not _alive(int(previous["pid"])):
+            and not pid_alive(int(previous["pid"])):
         return f"took over a stale lock of {describe(previous)}: that process is gone"
     return None
 

@@ -180,6 +180,8 @@ def publish_report(settings: Settings, run_id: str) -> dict:
 def clean_orphans(settings: Settings) -> list[Path]:
     """Remove what a killed publish left: `.<name>.publishing-PID` copies beside the published
     warehouse and `.<report>.link-PID` links, whose process is gone. Returns what it removed."""
+    from ingest.lock import pid_alive
+
     removed = []
     candidates = []
     wh, rep = settings.published_warehouse, settings.report_dir
@@ -191,21 +193,11 @@ def clean_orphans(settings: Settings) -> list[Path]:
         if not path.name.startswith(prefix):
             continue
         pid = path.name[len(prefix):]
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
             removed.append(path)
     return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 FAILED_NIGHT_DIR = "failed_night"
