@@ -240,7 +240,7 @@ def cli_status(settings: Settings, limit: int = 10) -> int:
         print(f"published warehouse: none published yet ({settings.published_warehouse})")
     finished = [n for n in nights if n["state"] != "running"]
     if nights:
-        print(f"last {len(nights)} nights (newest first):")
+        print(f"nights (newest first, up to {limit}):")
         for line in night_lines(nights):
             print(line)
     else:
