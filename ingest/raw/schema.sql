@@ -1,5 +1,5 @@
--- Raw layer contract: what `ingest.load` writes and dbt reads as source('raw', ...).
--- Created idempotently (create ... if not exists) by ingest.warehouse.ensure_schema().
+-- Raw layer contract: what `ingest.raw.load` writes and dbt reads as source('raw', ...).
+-- Created idempotently (create ... if not exists) by ingest.raw.db.ensure_schema().
 -- Columns may be added by later changes; none here may be renamed or dropped without
 -- changing dbt_project/models/staging/_raw__sources.yml in the same commit.
 
