@@ -220,6 +220,24 @@ def run_dag(settings: Settings, echo: Callable[[str], None] = print) -> tuple[st
     return dr.run_id, str(dr.state)
 
 
+def migration_lines(settings: Settings, since: Any) -> list[str]:
+    """What the one-off warehouse migrations (dbt's `audit.schema_version`) did since `since`."""
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(settings.work_warehouse), read_only=True)
+    except duckdb.Error:
+        return []
+    try:
+        rows = con.execute("select version, note from audit.schema_version where recorded_at >= ? "
+                           "order by recorded_at", [since]).fetchall()
+    except duckdb.Error:  # a warehouse from before versions were recorded, never built since
+        rows = []
+    finally:
+        con.close()
+    return [f"warehouse schema migrated to version {v}: {note}" for v, note in rows]
+
+
 def close_night(settings: Settings, run_id: str, state: str) -> None:
     """After the DAG run: record its end if no task did (a run that timed out, or a failure
     before any task's callback could run), and publish a failed night's DQ results."""
@@ -244,10 +262,13 @@ def cli_run(settings: Settings) -> int:
               "(its sensors wait for a producer task that dag.test() would only start after them); "
               "use local", file=sys.stderr)
         return 2
+    import datetime as dt
+
     print(f"ofsted run: inbox {settings.inbox_dir}, work warehouse {settings.work_warehouse}", flush=True)
+    started = dt.datetime.now(dt.UTC)
     run_id, state = run_dag(settings, echo=lambda line: print(line, flush=True))
     close_night(settings, run_id, state)
-    for line in summary_lines(settings, run_id, state):
+    for line in summary_lines(settings, run_id, state) + migration_lines(settings, started):
         print(line)
     print(f"wall time {time.monotonic() - t0:.1f}s")
     if state != "success":
@@ -291,9 +312,15 @@ def rerun(settings: Settings, run_id: str, echo: Callable[[str], None] = print) 
         t0 = time.monotonic()
         try:
             out = fn()
-        except StepFailed:
+        except Exception as exc:
             echo(f"  FAIL {time.monotonic() - t0:6.1f}s  {name}")
-            raise
+            if isinstance(exc, StepFailed):
+                raise
+            from ingest.cli import log_trace
+
+            log = log_trace(settings, f"rerun, step {name}")
+            where = f" (full trace in {log})" if log else ""
+            raise StepFailed(name, f"{type(exc).__name__}: {exc}".splitlines()[0][:400] + where) from exc
         echo(f"  ok   {time.monotonic() - t0:6.1f}s  {name}")
         return out
 
@@ -313,6 +340,8 @@ def rerun(settings: Settings, run_id: str, echo: Callable[[str], None] = print) 
             raise StepFailed("dbt", "dbt build: a model or test failed" if code == 1
                              else "dbt build could not run")
 
+    from ingest.nights import finish_night, note_night
+
     try:
         step("validate_raw", lambda: check("raw", validate_raw))
         step("dbt build", build)
@@ -321,9 +350,8 @@ def rerun(settings: Settings, run_id: str, echo: Callable[[str], None] = print) 
         step("dbt_docs", lambda: generate_dbt_docs(settings, docs))
         step("publish", lambda: publish(settings))
     finally:
-        from ingest.nights import note_night
-
         note_night(settings, run_id, dq=dq)
+    finish_night(settings, run_id, "success", published=True)  # the report shows this night as the latest
     step("report", lambda: (write_report(staged, dq.get("marts")), publish_report(settings, run_id)))
     return dq
 
@@ -342,24 +370,26 @@ def cli_rerun(settings: Settings) -> int:
         what = f"at {last['failed_task']}" if last["state"] == "failed" else last["state"]
         print(f"ofsted rerun: the last night, {last['run_id']}, {what}; building again without fetching",
               flush=True)
-    run_id = "rerun__" + dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    started = dt.datetime.now(dt.UTC)
+    run_id = "rerun__" + started.isoformat(timespec="seconds")
     start_night(settings, run_id, "rerun")
     try:
         rerun(settings, run_id, echo=lambda line: print(line, flush=True))
     except StepFailed as exc:
-        finish_night(settings, run_id, "failed", failed_task=exc.step, reason=str(exc))
-        publish_failed_night(settings, run_id)
+        published = exc.step == "report"  # the warehouse was published before the report failed
+        finish_night(settings, run_id, "failed", failed_task=exc.step, reason=str(exc), published=published)
+        if not published:
+            publish_failed_night(settings, run_id)
         print(f"run {run_id}: FAILED at {exc.step}: {exc}")
-        for line in outcome_lines(settings, run_id, False):
+        for line in outcome_lines(settings, run_id, published) + migration_lines(settings, started):
             print(line)
         print(f"wall time {time.monotonic() - t0:.1f}s")
         return 1
     except BaseException as exc:
         finish_night(settings, run_id, "failed", failed_task="rerun", reason=f"{type(exc).__name__}: {exc}")
         raise
-    finish_night(settings, run_id, "success", published=True)
     print(f"run {run_id}: SUCCESS")
-    for line in outcome_lines(settings, run_id, True):
+    for line in outcome_lines(settings, run_id, True) + migration_lines(settings, started):
         print(line)
     print(f"wall time {time.monotonic() - t0:.1f}s")
     return 0
