@@ -11,12 +11,13 @@ holds everything that needs Airflow; `ingest` never imports it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ingest.settings import PROJECT_ROOT, Settings
 
@@ -238,6 +239,34 @@ def migration_lines(settings: Settings, since: Any) -> list[str]:
     return [f"warehouse schema migrated to version {v}: {note}" for v, note in rows]
 
 
+@contextlib.contextmanager
+def console_to_log(log_file: Path) -> Iterator[TextIO]:
+    """Send everything written to stdout and stderr (file descriptors 1 and 2: Airflow's task
+    logs and their tracebacks, dbt's output, subprocesses) to `log_file` for the block, and
+    yield a stream to the real console for the command's own lines."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    console = os.fdopen(os.dup(saved[0]), "w", buffering=1)
+    fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+    finally:
+        os.close(fd)
+    try:
+        yield console
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for d in saved:
+            os.close(d)
+        console.close()
+
+
 def close_night(settings: Settings, run_id: str, state: str) -> None:
     """After the DAG run: record its end if no task did (a run that timed out, or a failure
     before any task's callback could run), and publish a failed night's DQ results."""
@@ -266,10 +295,12 @@ def cli_run(settings: Settings) -> int:
 
     print(f"ofsted run: inbox {settings.inbox_dir}, work warehouse {settings.work_warehouse}", flush=True)
     started = dt.datetime.now(dt.UTC)
-    run_id, state = run_dag(settings, echo=lambda line: print(line, flush=True))
-    close_night(settings, run_id, state)
+    with console_to_log(settings.log_file) as console:
+        run_id, state = run_dag(settings, echo=lambda line: print(line, file=console, flush=True))
+        close_night(settings, run_id, state)
     for line in summary_lines(settings, run_id, state) + migration_lines(settings, started):
         print(line)
+    print(f"task logs (Airflow, dbt, GX): {settings.log_file}")
     print(f"wall time {time.monotonic() - t0:.1f}s")
     if state != "success":
         print(f"ofsted run: the run {state}; the published warehouse was left as it was", file=sys.stderr)
