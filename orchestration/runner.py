@@ -368,8 +368,13 @@ def rerun(settings: Settings, run_id: str, echo: Callable[[str], None] = print) 
     def build() -> None:
         code = run_dbt(settings, ["build"])
         if code != EXIT_OK:
-            raise StepFailed("dbt", "dbt build: a model or test failed" if code == 1
-                             else "dbt build could not run")
+            failed = dbt_failures(settings)
+            for line in failed[:10]:
+                echo(f"       dbt: {line}")
+            what = f"; {failed[0]}" if failed else ""
+            what += f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            raise StepFailed("dbt", ("dbt build: a model or test failed" if code == 1
+                                     else "dbt build could not run") + what)
 
     from ingest.nights import finish_night, note_night
 
@@ -385,6 +390,22 @@ def rerun(settings: Settings, run_id: str, echo: Callable[[str], None] = print) 
     finish_night(settings, run_id, "success", published=True)  # the report shows this night as the latest
     step("report", lambda: (write_report(staged, dq.get("marts")), publish_report(settings, run_id)))
     return dq
+
+
+def dbt_failures(settings: Settings) -> list[str]:
+    """`name: message` of each model or test that failed or errored in dbt's last command."""
+    import json
+
+    try:
+        results = json.loads((settings.dbt_target_dir / "run_results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    out = []
+    for r in results.get("results", []):
+        if r.get("status") in ("fail", "error"):
+            name = str(r.get("unique_id", "?")).split(".")[-1]
+            out.append(f"{name}: {' '.join(str(r.get('message') or r.get('status')).split())}"[:300])
+    return out
 
 
 def cli_rerun(settings: Settings) -> int:
@@ -405,7 +426,8 @@ def cli_rerun(settings: Settings) -> int:
     run_id = "rerun__" + started.isoformat(timespec="seconds")
     start_night(settings, run_id, "rerun")
     try:
-        rerun(settings, run_id, echo=lambda line: print(line, flush=True))
+        with console_to_log(settings.log_file) as console:
+            rerun(settings, run_id, echo=lambda line: print(line, file=console, flush=True))
     except StepFailed as exc:
         published = exc.step == "report"  # the warehouse was published before the report failed
         finish_night(settings, run_id, "failed", failed_task=exc.step, reason=str(exc), published=published)
@@ -414,6 +436,7 @@ def cli_rerun(settings: Settings) -> int:
         print(f"run {run_id}: FAILED at {exc.step}: {exc}")
         for line in outcome_lines(settings, run_id, published) + migration_lines(settings, started):
             print(line)
+        print(f"dbt and GX output: {settings.log_file}")
         print(f"wall time {time.monotonic() - t0:.1f}s")
         return 1
     except BaseException as exc:
@@ -422,5 +445,6 @@ def cli_rerun(settings: Settings) -> int:
     print(f"run {run_id}: SUCCESS")
     for line in outcome_lines(settings, run_id, True) + migration_lines(settings, started):
         print(line)
+    print(f"dbt and GX output: {settings.log_file}")
     print(f"wall time {time.monotonic() - t0:.1f}s")
     return 0
