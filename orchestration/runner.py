@@ -324,7 +324,7 @@ def rerun(settings: Settings, run_id: str, echo: Callable[[str], None] = print) 
     validate_raw on, in order, in this process. Raises StepFailed; returns the DQ results."""
     from expectations.validate import validate_marts, validate_raw
     from ingest.report.render import write_report
-    from ingest.warehouse.build import EXIT_OK, run_dbt
+    from ingest.warehouse.build import EXIT_OK, migrate_raw, run_dbt
     from ingest.warehouse.publish import (
         generate_dbt_docs,
         publish,
@@ -336,6 +336,7 @@ def rerun(settings: Settings, run_id: str, echo: Callable[[str], None] = print) 
     if not settings.work_warehouse.is_file():
         raise StepFailed("rerun", f"no work warehouse at {settings.work_warehouse}: nothing to re-run "
                                   "(run `ofsted run` first)")
+    migrate_raw(settings.work_warehouse)  # an older warehouse gains the raw tables dbt now reads
     staged = staging_settings(settings, run_id)
     dq: dict[str, Any] = {}
 

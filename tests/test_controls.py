@@ -392,3 +392,12 @@ def test_a_conflicting_duplicate_fails_the_night_until_quarantined_and_rerun(tmp
     assert inspections == 3 and "Helen Crowther" not in inspectors
     after = ofsted(root, "status", env=env)
     assert after.returncode == 0 and "quarantined documents (1):" in after.stdout
+
+
+def test_build_brings_an_older_warehouse_up_to_the_raw_tables_dbt_reads(loaded):
+    con = duckdb.connect(str(settings_of(loaded).work_warehouse))
+    con.execute("drop table raw.quarantine")  # a warehouse made before the quarantine log existed
+    con.close()
+    built = ofsted(loaded, "build", "--select", "stg_raw__quarantine")
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr
+    assert quarantine_log(loaded) == []  # the table is back, empty
