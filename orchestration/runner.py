@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -51,6 +52,9 @@ def apply_env(settings: Settings) -> None:
     os.environ.update(airflow_env(settings))
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "ERROR")  # progress lines are ours
     os.environ.setdefault("DBT_QUIET", "true")  # dbt runs in this process: errors only on the console
+    # the DAG file lists the dbt project with `dbt ls` when it is parsed: on a busy machine that
+    # takes more than Airflow's default 30 s, and a one-off local run has no reason to give up
+    os.environ.setdefault("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "600")
 
 
 # --- Airflow bootstrap ---------------------------------------------------------------------
@@ -206,7 +210,10 @@ def run_dag(settings: Settings, echo: Callable[[str], None] = print) -> tuple[st
     dags = PROJECT_ROOT / "dags"
     bag = BundleDagBag(dag_folder=str(dags / f"{DAG_ID}.py"), bundle_path=dags, bundle_name="dags-folder")
     if bag.import_errors:
-        raise RuntimeError("DAG import error: " + "; ".join(bag.import_errors.values()).splitlines()[-1])
+        text = "\n".join(bag.import_errors.values())
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        errors = [ln for ln in lines if re.match(r"[\w.]*(Error|Exception|Timeout)\b.*:", ln)]
+        raise RuntimeError("DAG import error: " + (errors or lines or ["?"])[-1])
     dag = bag.get_dag(DAG_ID)
     for t in dag.tasks:  # one interactive run: a failure fails it now (the scheduled DAG retries)
         t.retries = 0
