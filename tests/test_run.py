@@ -40,7 +40,8 @@ from ingest.raw.pipeline import batch_path
 from ingest.settings import PROJECT_ROOT
 from ingest.warehouse.publish import sha256_file, staging_report_dir
 
-pytestmark = pytest.mark.slow
+# three nights through Airflow in one module fixture: minutes each on a shared 2-core machine
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 TABLES = ("raw.letters", "raw.findings", "raw.copy_recipients", "raw.rejected_documents",
           "marts.dim_authorities", "marts.dim_inspectors", "marts.dim_dates", "marts.dim_themes",
