@@ -6,11 +6,14 @@ run once for the module (each a `load` then a `build` on one data directory):
 1. the three real letters;
 2. a re-dated Dorset letter under a new file name, one area for development reworded;
 3. nothing new;
-4. a corrected Dudley letter under the same file name (same date, one finding reworded).
+4. a corrected Dudley letter under the same file name (same date, one finding reworded, signed
+   by another inspector: with findings in common that is a correction, not a conflict).
 
 Then, each on a copy of the data directory after night 4: a conflicting duplicate (another
 inspector, no finding in common) fails the build until a quarantine row takes it out; an
-older warehouse (no recorded schema version, old keys) is rebuilt once, saying so.
+older warehouse (no recorded schema version, old keys) is rebuilt once, saying so; an older
+raw layer gets its content hashes recomputed with the letter date, so a copy of a letter in
+other bytes is still recognised as a duplicate.
 """
 
 from __future__ import annotations
@@ -99,6 +102,8 @@ def nights(tmp_path_factory) -> Nights:
         _night(n)
         _night(n)
         dudley = _edit((SAMPLE_LETTERS / DUDLEY).read_text(encoding="utf-8"), DUDLEY_OLD, DUDLEY_NEW)
+        # signed by another inspector: with findings in common, still a correction, no conflict
+        dudley = _edit(dudley, "Marie McGuinness Her Majesty", "David Asher Her Majesty")
         (n.inbox / DUDLEY).write_text(dudley, encoding="utf-8")
         _night(n)
     return n
@@ -191,6 +196,11 @@ def test_a_correction_under_the_same_file_name_is_a_new_version(nights):
     old, new = _findings(nights, 2, before["inspection_key"]), _findings(nights, 3, before["inspection_key"])
     assert len(old.keys() & new.keys()) == len(old) - 1 == len(new) - 1 == 12
     assert any(DUDLEY_NEW in t for t in new.values()) and not any(DUDLEY_OLD in t for t in new.values())
+    assert _query(nights.warehouse, """
+        select letter_version, inspector_name, findings_added_count, findings_removed_count,
+               findings_reworded_count
+        from marts.fct_letter_versions where inspection_key = ? order by letter_version""",
+        [after["inspection_key"]]) == [(1, "Marie McGuinness", 13, 0, 0), (2, "David Asher", 0, 0, 1)]
     assert len(nights.marts[3]["fct_inspections"]) == 3
     assert len(nights.marts[3]["fct_findings"]) == 18 + 19 + 13
 
@@ -255,9 +265,10 @@ def test_an_older_warehouse_is_rebuilt_once_and_says_so(nights, tmp_path, monkey
     _env(monkeypatch, data, nights.inbox)
     warehouse = Nights(data, nights.inbox).warehouse
     # as the previous release left it: no recorded version, keys from the letter's bytes, one
-    # column fewer (an incremental build would refuse the changed schema)
+    # column fewer (an incremental build would refuse the changed schema), no quarantine log
     with duckdb.connect(str(warehouse)) as con:
         con.execute("drop table audit.schema_version")
+        con.execute("drop table raw.quarantine")  # `ofsted build` adds the raw tables dbt reads
         con.execute("update marts.fct_findings set inspection_key = md5(_sha256)")
         con.execute("alter table marts.fct_findings drop column first_letter_version")
     capfd.readouterr()
@@ -269,3 +280,24 @@ def test_an_older_warehouse_is_rebuilt_once_and_says_so(nights, tmp_path, monkey
     assert ofsted(["build", "--select", "dim_themes"]) == 0  # any later build: nothing to migrate
     assert "Warehouse schema version" not in capfd.readouterr().out
     assert [v for v, *_ in _query(warehouse, "select version from audit.schema_version")] == [2]
+
+
+def test_an_older_raw_layer_gets_content_hashes_with_the_letter_date(nights, tmp_path, monkeypatch):
+    data, inbox = tmp_path / "data", tmp_path / "inbox"
+    shutil.copytree(nights.data_dir, data)
+    shutil.copytree(nights.inbox, inbox)
+    _env(monkeypatch, data, inbox)
+    warehouse = Nights(data, inbox).warehouse
+    hashes = _query(warehouse, "select _sha256, _content_hash from raw.letters order by 1")
+    # as the previous release left it: hashes without the letter date, no recorded version
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("update raw.letters set _content_hash = md5(_sha256)")
+        con.execute("drop table raw.schema_version")
+    # the same Derbyshire letter in other bytes (CRLF line endings) under another name
+    crlf = (SAMPLE_LETTERS / DERBYSHIRE).read_bytes().replace(b"\n", b"\r\n")
+    (inbox / "derbyshire_crlf.txt").write_bytes(crlf)
+    assert ofsted(["load"]) == 0
+    assert _query(warehouse, "select _sha256, _content_hash from raw.letters order by 1") == hashes
+    assert _query(warehouse, "select status from raw.manifest "
+                  "where source_uri like '%derbyshire_crlf.txt'") == [("duplicate",)]
+    assert _query(warehouse, "select version from raw.schema_version") == [(2,)]

@@ -84,3 +84,12 @@ create table if not exists raw.quarantine (
     by_user varchar not null,               -- OS user who ran the command
     acted_at timestamptz not null           -- when (UTC); the latest row per sha256 decides
 );
+
+-- Versions of the raw layer's rules this file's rows follow (one row per change, newest last),
+-- written by ingest.raw.db.ensure_schema when it brings an older file up to date.
+-- 2: raw.letters._content_hash includes the letter date (a re-dated letter is a new version).
+create table if not exists raw.schema_version (
+    version integer not null,
+    recorded_at timestamptz not null,
+    note varchar
+);
