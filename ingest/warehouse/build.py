@@ -119,7 +119,6 @@ def cli_build(settings: Settings, full_refresh: bool = False, select: str | None
     if problem:
         print(f"ofsted build: error: {problem}", file=sys.stderr)
         return EXIT_ERROR
-    migrate_raw(warehouse)
     args = ["build"]
     if full_refresh:
         args.append("--full-refresh")
