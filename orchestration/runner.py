@@ -11,12 +11,14 @@ holds everything that needs Airflow; `ingest` never imports it.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ingest.settings import PROJECT_ROOT, Settings
 
@@ -50,6 +52,9 @@ def apply_env(settings: Settings) -> None:
     os.environ.update(airflow_env(settings))
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "ERROR")  # progress lines are ours
     os.environ.setdefault("DBT_QUIET", "true")  # dbt runs in this process: errors only on the console
+    # the DAG file lists the dbt project with `dbt ls` when it is parsed: on a busy machine that
+    # takes more than Airflow's default 30 s, and a one-off local run has no reason to give up
+    os.environ.setdefault("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "600")
 
 
 # --- Airflow bootstrap ---------------------------------------------------------------------
@@ -166,14 +171,27 @@ def summary_lines(settings: Settings, run_id: str, state: str) -> list[str]:
             verdict = "passed" if dq.get("success") else "FAILED"
             lines.append(f"data quality ({label}): {verdict}, {dq.get('evaluated', 0)} expectations, "
                          f"{dq.get('failed', 0)} failed")
-    if published:
-        lines.append(f"published warehouse: {settings.published_warehouse}")
-        lines.append(f"report and data docs: {settings.report_dir}")
-    else:
-        lines.append(f"published warehouse unchanged: {settings.published_warehouse}")
-        from ingest.warehouse.publish import staging_report_dir
+    return lines + outcome_lines(settings, run_id, bool(published))
 
-        lines.append(f"this run's data docs: {staging_report_dir(settings, run_id)}")
+
+def outcome_lines(settings: Settings, run_id: str, published: bool) -> list[str]:
+    """Where the night's outcome is: the warehouse and report, or the failed night's DQ results."""
+    from ingest.nights import history_path, last_good_night
+    from ingest.warehouse.publish import FAILED_NIGHT_DIR, staging_report_dir
+
+    if published:
+        lines = [f"published warehouse: {settings.published_warehouse}",
+                 f"report and data docs: {settings.report_dir}"]
+    else:
+        good = last_good_night(settings)
+        lines = [f"published warehouse unchanged: {settings.published_warehouse}"
+                 + (f" (from {good['warehouse_run_id']})" if good else " (none published yet)")]
+        failed = settings.report_dir / FAILED_NIGHT_DIR
+        if (failed / "night.json").is_file() and run_id in (failed / "night.json").read_text():
+            lines.append(f"this run's DQ results and data docs, published beside it: {failed}")
+        else:
+            lines.append(f"this run's data docs: {staging_report_dir(settings, run_id)}")
+    lines.append(f"night recorded in {history_path(settings)} (`ofsted status`)")
     return lines
 
 
@@ -192,7 +210,10 @@ def run_dag(settings: Settings, echo: Callable[[str], None] = print) -> tuple[st
     dags = PROJECT_ROOT / "dags"
     bag = BundleDagBag(dag_folder=str(dags / f"{DAG_ID}.py"), bundle_path=dags, bundle_name="dags-folder")
     if bag.import_errors:
-        raise RuntimeError("DAG import error: " + "; ".join(bag.import_errors.values()).splitlines()[-1])
+        text = "\n".join(bag.import_errors.values())
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        errors = [ln for ln in lines if re.match(r"[\w.]*(Error|Exception|Timeout)\b.*:", ln)]
+        raise RuntimeError("DAG import error: " + (errors or lines or ["?"])[-1])
     dag = bag.get_dag(DAG_ID)
     for t in dag.tasks:  # one interactive run: a failure fails it now (the scheduled DAG retries)
         t.retries = 0
@@ -207,6 +228,68 @@ def run_dag(settings: Settings, echo: Callable[[str], None] = print) -> tuple[st
     return dr.run_id, str(dr.state)
 
 
+def migration_lines(settings: Settings, since: Any) -> list[str]:
+    """What the one-off warehouse migrations (dbt's `audit.schema_version`) did since `since`."""
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(settings.work_warehouse), read_only=True)
+    except duckdb.Error:
+        return []
+    try:
+        rows = con.execute("select version, note from audit.schema_version where recorded_at >= ? "
+                           "order by recorded_at", [since]).fetchall()
+    except duckdb.Error:  # a warehouse from before versions were recorded, never built since
+        rows = []
+    finally:
+        con.close()
+    return [f"warehouse schema migrated to version {v}: {note}" for v, note in rows]
+
+
+@contextlib.contextmanager
+def console_to_log(log_file: Path) -> Iterator[TextIO]:
+    """Send everything written to stdout and stderr (file descriptors 1 and 2: Airflow's task
+    logs and their tracebacks, dbt's output, subprocesses) to `log_file` for the block, and
+    yield a stream to the real console for the command's own lines."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    console = os.fdopen(os.dup(saved[0]), "w", buffering=1)
+    fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+    finally:
+        os.close(fd)
+    try:
+        yield console
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for d in saved:
+            os.close(d)
+        console.close()
+
+
+def close_night(settings: Settings, run_id: str, state: str) -> None:
+    """After the DAG run: record its end if no task did (a run that timed out, or a failure
+    before any task's callback could run), and publish a failed night's DQ results."""
+    from ingest.nights import finish_night, read_nights
+    from ingest.warehouse.publish import publish_failed_night
+
+    night = next((n for n in read_nights(settings, limit=50) if n["run_id"] == run_id), None)
+    if night is not None and night["state"] != "running":
+        return
+    if state == "success":
+        finish_night(settings, run_id, "success", published=bool(_xcom(run_id, "publish")))
+        return
+    finish_night(settings, run_id, "failed", failed_task="dag run", reason=f"the DAG run {state}")
+    publish_failed_night(settings, run_id)
+
+
 def cli_run(settings: Settings) -> int:
     """`ofsted run`: print a line per task, then a summary; non-zero when the run failed."""
     t0 = time.monotonic()
@@ -215,12 +298,161 @@ def cli_run(settings: Settings) -> int:
               "(its sensors wait for a producer task that dag.test() would only start after them); "
               "use local", file=sys.stderr)
         return 2
+    import datetime as dt
+
     print(f"ofsted run: inbox {settings.inbox_dir}, work warehouse {settings.work_warehouse}", flush=True)
-    run_id, state = run_dag(settings, echo=lambda line: print(line, flush=True))
-    for line in summary_lines(settings, run_id, state):
+    started = dt.datetime.now(dt.UTC)
+    with console_to_log(settings.log_file) as console:
+        run_id, state = run_dag(settings, echo=lambda line: print(line, file=console, flush=True))
+        close_night(settings, run_id, state)
+    for line in summary_lines(settings, run_id, state) + migration_lines(settings, started):
         print(line)
+    print(f"task logs (Airflow, dbt, GX): {settings.log_file}")
     print(f"wall time {time.monotonic() - t0:.1f}s")
     if state != "success":
         print(f"ofsted run: the run {state}; the published warehouse was left as it was", file=sys.stderr)
         return 1
+    return 0
+
+
+# --- `ofsted rerun` ------------------------------------------------------------------------
+
+class StepFailed(RuntimeError):
+    """A step of a re-run failed (its message is the night's one-line reason)."""
+
+    def __init__(self, step: str, reason: str) -> None:
+        super().__init__(reason)
+        self.step = step
+
+
+def rerun(settings: Settings, run_id: str, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """The part of a night after loading, on the letters already loaded: the raw checks, `dbt
+    build`, the marts checks, dbt docs, publish and the report: the DAG's steps from
+    validate_raw on, in order, in this process. Raises StepFailed; returns the DQ results."""
+    from expectations.validate import validate_marts, validate_raw
+    from ingest.report.render import write_report
+    from ingest.warehouse.build import EXIT_OK, migrate_raw, run_dbt
+    from ingest.warehouse.publish import (
+        generate_dbt_docs,
+        publish,
+        publish_report,
+        staging_report_dir,
+        staging_settings,
+    )
+
+    if not settings.work_warehouse.is_file():
+        raise StepFailed("rerun", f"no work warehouse at {settings.work_warehouse}: nothing to re-run "
+                                  "(run `ofsted run` first)")
+    migrate_raw(settings.work_warehouse)  # an older warehouse gains the raw tables dbt now reads
+    staged = staging_settings(settings, run_id)
+    dq: dict[str, Any] = {}
+
+    def step(name: str, fn: Callable[[], Any]) -> Any:
+        t0 = time.monotonic()
+        try:
+            out = fn()
+        except Exception as exc:
+            echo(f"  FAIL {time.monotonic() - t0:6.1f}s  {name}")
+            if isinstance(exc, StepFailed):
+                raise
+            from ingest.cli import log_trace
+
+            log = log_trace(settings, f"rerun, step {name}")
+            where = f" (full trace in {log})" if log else ""
+            raise StepFailed(name, f"{type(exc).__name__}: {exc}".splitlines()[0][:400] + where) from exc
+        echo(f"  ok   {time.monotonic() - t0:6.1f}s  {name}")
+        return out
+
+    def check(suite: str, fn: Callable[..., dict]) -> None:
+        result = fn(staged, run_id)
+        dq[suite] = result
+        if not result.get("success"):
+            for f in result.get("failures", [])[:10]:
+                detail = f.get("detail") or f.get("expectation") if isinstance(f, dict) else f
+                echo(f"       {suite}: {detail}")
+            failed, evaluated = result.get("failed", 0), result.get("evaluated", 0)
+            raise StepFailed(f"validate_{suite}", f"{failed} of {evaluated} {suite} expectations failed")
+
+    def build() -> None:
+        code = run_dbt(settings, ["build"])
+        if code != EXIT_OK:
+            failed = dbt_failures(settings)
+            for line in failed[:10]:
+                echo(f"       dbt: {line}")
+            what = f"; {failed[0]}" if failed else ""
+            what += f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            raise StepFailed("dbt", ("dbt build: a model or test failed" if code == 1
+                                     else "dbt build could not run") + what)
+
+    from ingest.nights import finish_night, note_night
+
+    try:
+        step("validate_raw", lambda: check("raw", validate_raw))
+        step("dbt build", build)
+        step("validate_marts", lambda: check("marts", validate_marts))
+        docs = staging_report_dir(settings, run_id) / "dbt_docs"
+        step("dbt_docs", lambda: generate_dbt_docs(settings, docs))
+        step("publish", lambda: publish(settings))
+    finally:
+        note_night(settings, run_id, dq=dq)
+    finish_night(settings, run_id, "success", published=True)  # the report shows this night as the latest
+    step("report", lambda: (write_report(staged, dq.get("marts")), publish_report(settings, run_id)))
+    return dq
+
+
+def dbt_failures(settings: Settings) -> list[str]:
+    """`name: message` of each model or test that failed or errored in dbt's last command."""
+    import json
+
+    try:
+        results = json.loads((settings.dbt_target_dir / "run_results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    out = []
+    for r in results.get("results", []):
+        if r.get("status") in ("fail", "error"):
+            name = str(r.get("unique_id", "?")).split(".")[-1]
+            out.append(f"{name}: {' '.join(str(r.get('message') or r.get('status')).split())}"[:300])
+    return out
+
+
+def cli_rerun(settings: Settings) -> int:
+    """`ofsted rerun`: re-run a night's build, checks, publish and report on what is loaded;
+    recorded as a night (trigger "rerun"). Exit 0 when it published, 1 when a step failed."""
+    import datetime as dt
+
+    from ingest.nights import finish_night, read_nights, start_night
+    from ingest.warehouse.publish import publish_failed_night
+
+    t0 = time.monotonic()
+    last = next((n for n in read_nights(settings, limit=1)), None)
+    if last is not None:
+        what = f"at {last['failed_task']}" if last["state"] == "failed" else last["state"]
+        print(f"ofsted rerun: the last night, {last['run_id']}, {what}; building again without fetching",
+              flush=True)
+    started = dt.datetime.now(dt.UTC)
+    run_id = "rerun__" + started.isoformat(timespec="seconds")
+    start_night(settings, run_id, "rerun")
+    try:
+        with console_to_log(settings.log_file) as console:
+            rerun(settings, run_id, echo=lambda line: print(line, file=console, flush=True))
+    except StepFailed as exc:
+        published = exc.step == "report"  # the warehouse was published before the report failed
+        finish_night(settings, run_id, "failed", failed_task=exc.step, reason=str(exc), published=published)
+        if not published:
+            publish_failed_night(settings, run_id)
+        print(f"run {run_id}: FAILED at {exc.step}: {exc}")
+        for line in outcome_lines(settings, run_id, published) + migration_lines(settings, started):
+            print(line)
+        print(f"dbt and GX output: {settings.log_file}")
+        print(f"wall time {time.monotonic() - t0:.1f}s")
+        return 1
+    except BaseException as exc:
+        finish_night(settings, run_id, "failed", failed_task="rerun", reason=f"{type(exc).__name__}: {exc}")
+        raise
+    print(f"run {run_id}: SUCCESS")
+    for line in outcome_lines(settings, run_id, True) + migration_lines(settings, started):
+        print(line)
+    print(f"dbt and GX output: {settings.log_file}")
+    print(f"wall time {time.monotonic() - t0:.1f}s")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -140,3 +141,47 @@ def test_publishing_a_missing_directory_changes_nothing(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing to publish"):
         publish_directory(tmp_path / "missing", live)
     assert not live.exists()
+
+
+def test_a_failed_night_publishes_its_dq_results_beside_the_last_good_warehouse(tmp_path):
+    from ingest.nights import finish_night, note_night, start_night
+    from ingest.warehouse.publish import publish_failed_night
+
+    s = _settings(tmp_path)
+    _write_night(s.work_warehouse, 3)
+    publish(s)
+    good = staging_report_dir(s, "good")
+    (good / "dbt_docs").mkdir(parents=True)
+    (good / "index.html").write_text("last good report")
+    (good / "dbt_docs" / "index.html").write_text("last good dbt docs")
+    publish_report(s, "good")
+    published_sha = sha256_file(s.published_warehouse)
+
+    _write_night(s.work_warehouse, 4)  # the failed night's work, never published
+    failed = staging_report_dir(s, "bad")
+    (failed / "data_docs").mkdir(parents=True)
+    (failed / "data_docs" / "index.html").write_text("the failed night's data docs")
+    start_night(s, "bad", "scheduled")
+    note_night(s, "bad", dq={"marts": {"success": False, "evaluated": 9, "failed": 1}})
+    finish_night(s, "bad", "failed", failed_task="validate_marts", reason="1 of 9 mart expectations failed")
+    rendered = []
+
+    def render(settings: Settings) -> Path:  # the report's renderer, writing into the new version
+        rendered.append(mart_row_counts(settings.published_warehouse)["fct_inspections"])
+        (settings.report_dir / "index.html").write_text("banner: last night failed")
+        return settings.report_dir / "index.html"
+
+    out = publish_failed_night(s, "bad", render=render)
+    site = s.report_dir
+    assert sha256_file(s.published_warehouse) == published_sha  # the warehouse: the last good one
+    assert rendered == [3]  # rendered from the last good warehouse
+    assert (site / "index.html").read_text() == "banner: last night failed"
+    assert (site / "dbt_docs" / "index.html").read_text() == "last good dbt docs"
+    assert (site / "failed_night" / "data_docs" / "index.html").read_text() == "the failed night's data docs"
+    night = json.loads((site / "failed_night" / "night.json").read_text())
+    assert (night["run_id"], night["failed_task"]) == ("bad", "validate_marts")
+    assert night["dq"]["marts"]["failed"] == 1 and night["warehouse_run_id"] is None
+    assert out["failed_night"] == str(site / "failed_night")
+    # the next failed night replaces it; a good night's report (from its own staging) drops it
+    publish_failed_night(s, "bad", render=render)
+    assert sorted(p.name for p in site.iterdir()) == ["dbt_docs", "failed_night", "index.html"]

@@ -6,7 +6,10 @@ on temporary dirs, shared by the tests below (one module fixture: each night tak
    querying it: nothing changes, and the reader is never blocked nor sees a half-built state;
 3. a letter dated 200 days after its inspection (crafted from a real one): the raw-table
    expectations fail, the alert reaches a real webhook and a real SMTP server on 127.0.0.1,
-   the run exits non-zero and the published warehouse is byte-for-byte yesterday's.
+   the run exits non-zero, the published warehouse is byte-for-byte yesterday's, and the
+   failed night's DQ results and data docs are published beside it (`failed_night/`);
+   `ofsted status` says so and exits 1.
+No run prints a traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -30,10 +35,13 @@ from _airflow_support import (
     start_smtp,
 )
 
+from ingest.nights import read_nights
 from ingest.raw.pipeline import batch_path
+from ingest.settings import PROJECT_ROOT
 from ingest.warehouse.publish import sha256_file, staging_report_dir
 
-pytestmark = pytest.mark.slow
+# three nights through Airflow in one module fixture: minutes each on a shared 2-core machine
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 TABLES = ("raw.letters", "raw.findings", "raw.copy_recipients", "raw.rejected_documents",
           "marts.dim_authorities", "marts.dim_inspectors", "marts.dim_dates", "marts.dim_themes",
@@ -46,6 +54,11 @@ def snapshot(path: Path) -> dict[str, list[tuple]]:
         return {t: con.execute(f"select * from {t} order by all").fetchall() for t in TABLES}
     finally:
         con.close()
+
+
+def ofsted_status(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ingest.cli", "status"], env=env, cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=120)
 
 
 def late_letter(src: Path) -> str:
@@ -73,6 +86,7 @@ def nights(tmp_path_factory):
         first = ofsted_run(env)
         assert first.returncode == 0, first.stdout + first.stderr[-3000:]
         snap1 = snapshot(settings.published_warehouse)
+        status1 = ofsted_status(env)
 
         stop = root / "stop-reading"
         reader = start_reader(settings.published_warehouse, stop)
@@ -87,9 +101,11 @@ def nights(tmp_path_factory):
 
         (inbox / "late_letter.txt").write_text(late_letter(inbox / "000_0d07fcbfe49cee7c.txt"))
         third = ofsted_run(env)
+        status3 = ofsted_status(env)
         yield SimpleNamespace(settings=settings, first=first, second=second, third=third, snap1=snap1,
                               snap2=snap2, reading=reading, published_sha=published_sha,
-                              report_before=report_before, hook=hook, mailbox=mailbox)
+                              report_before=report_before, hook=hook, mailbox=mailbox,
+                              status1=status1, status3=status3)
     finally:
         hook.close()
         smtp.stop()
@@ -155,10 +171,44 @@ def test_a_night_that_breaks_a_data_quality_rule_alerts_and_publishes_nothing(ni
     assert f"run {run_id}: FAILED" in third.stdout
     failed = [ln for ln in third.stdout.splitlines() if ln.strip().startswith("FAIL")]
     assert len(failed) == 1 and "validate_raw  -- DataQualityFailed" in failed[0], failed
-    assert "published warehouse unchanged" in third.stdout
-    # yesterday's warehouse and report, byte for byte
+    second_run = run_id_of(nights.second.stdout)
+    assert f"published warehouse unchanged: {nights.settings.published_warehouse} (from {second_run})" \
+        in third.stdout
+    # yesterday's warehouse, byte for byte
     assert sha256_file(nights.settings.published_warehouse) == nights.published_sha
-    assert (nights.settings.report_dir / "index.html").read_text() == nights.report_before
+    # beside it, the failed night's DQ results and data docs; the last good night's dbt docs stay
+    site = nights.settings.report_dir
+    assert f"this run's DQ results and data docs, published beside it: {site / 'failed_night'}" \
+        in third.stdout
+    night = json.loads((site / "failed_night" / "night.json").read_text())
+    assert (night["run_id"], night["state"], night["failed_task"]) == (run_id, "failed", "validate_raw")
+    assert re.fullmatch(r"\d+ of \d+ raw expectations failed", night["reason"]), night["reason"]
+    assert night["warehouse_run_id"] == second_run and night["published"] is False
+    assert night["dq"]["raw"]["success"] is False and night["dq"]["raw"]["failed"] >= 1
+    assert (site / "failed_night" / "data_docs" / "index.html").is_file()
+    assert (site / "dbt_docs" / "index.html").is_file() and (site / "index.html").is_file()
+
+
+def test_the_night_history_and_status_follow_every_night(nights):
+    first, second, third = (run_id_of(n.stdout) for n in (nights.first, nights.second, nights.third))
+    history = read_nights(nights.settings)
+    assert [n["run_id"] for n in history] == [third, second, first]
+    assert [n["state"] for n in history] == ["failed", "success", "success"]
+    assert history[2]["counts"]["new"] == 3 and history[1]["counts"]["new"] == 0
+    assert history[2]["dq"]["raw"]["success"] and history[2]["dq"]["marts"]["success"]
+    assert history[0]["counts"]["new"] == 1 and "marts" not in history[0]["dq"]
+    assert nights.status1.returncode == 0, nights.status1.stdout + nights.status1.stderr
+    assert f"last night {first}: succeeded" in nights.status1.stdout
+    out = nights.status3.stdout
+    assert nights.status3.returncode == 1
+    assert f"last night {third}: FAILED at validate_raw" in out
+    assert "letters: new 1, unchanged 0, duplicate 0, rejected 0" in out
+    assert "running now: nothing" in out and "quarantined documents: none" in out
+
+
+def test_no_run_prints_a_traceback(nights):
+    for run in (nights.first, nights.second, nights.third, nights.status1, nights.status3):
+        assert "Traceback" not in run.stdout and "Traceback" not in run.stderr
 
 
 def test_the_alert_reaches_the_webhook_and_the_mailbox_naming_run_rule_counts_and_docs(nights):

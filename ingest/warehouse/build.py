@@ -103,6 +103,15 @@ def _unbuildable(warehouse: Path) -> str | None:
     return None if has_raw else f"{warehouse} has no raw tables (run `ofsted load` first)"
 
 
+def migrate_raw(warehouse: Path) -> None:
+    """Bring an existing warehouse's raw tables up to `schema.sql` (tables and columns added
+    since it was made, e.g. `raw.quarantine`), so dbt finds every source it reads; the marts'
+    own one-off migration runs in dbt (`on-run-start`). Idempotent."""
+    from ingest.raw.db import connect
+
+    connect(warehouse).close()
+
+
 def cli_build(settings: Settings, full_refresh: bool = False, select: str | None = None) -> int:
     """`ofsted build`: `dbt build` on the warehouse's raw tables, showing dbt's output."""
     warehouse: Path = settings.work_warehouse
