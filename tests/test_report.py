@@ -565,25 +565,35 @@ def test_nice_scale(value, top, step):
 # --- in a real browser ------------------------------------------------------------------------
 
 def expected_chart_totals(warehouse: Path) -> dict[str, int]:
-    [(inspections, findings, priority)] = q(warehouse, """
+    """The total of every chart's bars, in the order the overview draws them."""
+    [(inspections, findings, priority, priority_matched)] = q(warehouse, """
         select count(*), sum(strength_count + satisfactory_count + area_for_development_count
                              + priority_action_count),
+               sum(priority_action_count),
                sum(priority_action_count) filter (where authority_key is not null)
         from marts.fct_inspections""")
     themed = q(warehouse, "select count(*) from marts.bridge_findings_themes")[0][0]
     return {"Inspections per year": inspections, "Findings per year, by category": findings,
+            "Priority actions per financial year": priority,
+            "Findings per financial year, by category": findings,
+            "Inspections by region": inspections,
             "Findings by category": findings, "Findings by theme": themed,
-            "Priority actions by authority": priority}
+            "Priority actions by authority": priority_matched}
+
+
+def assert_only_local_files(problems, out: Path) -> None:
+    assert problems.as_dict() == {"console_errors": [], "page_errors": [], "failed_requests": []}
+    for url in problems.requests:  # the pages, their stylesheet and scripts: nothing from the network
+        assert url.startswith("file://") and out.resolve().as_uri() in url, url
 
 
 def check_in_browser(path: Path, warehouse: Path, artefact: str) -> list[dict]:
     with open_page(path.as_uri()) as (page, problems):
         facts = chart_facts(page)
         assert page.title().startswith("Ofsted CRA letters")
-        assert page.locator("table").count() >= 4  # per year, categories, themes, authorities
+        assert page.locator("table").count() >= 6
         shot = screenshot(page, artefact)
-    assert problems.as_dict() == {"console_errors": [], "page_errors": [], "failed_requests": []}
-    assert problems.requests == [path.as_uri()]  # the page itself and nothing else
+    assert_only_local_files(problems, path.parent)
     totals = {k: v for k, v in expected_chart_totals(warehouse).items() if v}
     assert [f["title"] for f in facts] == list(totals)  # every chart with data is drawn
     for f in facts:
@@ -604,7 +614,108 @@ def test_report_renders_in_chromium(warehouse, tmp_path):
     with open_page(path.as_uri(), width=400, height=800) as (page, problems):
         assert page.evaluate("document.documentElement.scrollWidth") == 400
         assert all(f["width"] <= 400 and f["drawn"] == f["bars"] > 0 for f in chart_facts(page))
-    assert problems.as_dict() == {"console_errors": [], "page_errors": [], "failed_requests": []}
+    assert_only_local_files(problems, path.parent)
+
+
+THRESHOLD_FINDING = "Thresholds for access to children's social care are not understood by partner agencies."
+
+
+@pytest.mark.browser
+def test_search_box_works_offline_and_leads_to_the_finding(warehouse, tmp_path):
+    worded = tmp_path / "worded.duckdb"
+    shutil.copy(warehouse, worded)
+    con = duckdb.connect(str(worded))
+    con.execute("update marts.fct_findings set finding_text = ? "
+                "where finding_key = 'insp004-priority_action-1'", [THRESHOLD_FINDING])
+    con.close()
+    out = tmp_path / "report"
+    path = write_report(settings_for(worded, out), None, now=lambda: NOW)
+    with open_page(path.as_uri()) as (page, problems):
+        page.fill("#q", "threshold")
+        results = page.locator("#search-results li")
+        results.first.wait_for()
+        assert results.count() == 1
+        assert THRESHOLD_FINDING in results.first.inner_text()
+        assert "Dorset, 8 Feb 2011 · Priority action" in results.first.inner_text()
+        assert page.inner_text("#search-status") == "1 result for “threshold”."
+        page.fill("#q", "partner agency care")  # every word, stemmed: agencies ~ agency
+        assert page.locator("#search-results li").count() == 1
+        page.fill("#q", "finding")
+        assert page.locator("#search-results li").count() == q(
+            worded, "select count(*) from marts.fct_findings where finding_text ilike '%finding%'")[0][0]
+        page.fill("#q", "nowhere-to-be-found")
+        assert page.locator("#search-results li").count() == 0
+        assert page.inner_text("#search-status").startswith("0 results")
+        page.fill("#q", "thresholds")
+        screenshot(page, "report-search.png")
+        page.locator("#search-results li a").first.click()
+        page.wait_for_load_state("load")
+        assert page.url.startswith((out / "authorities").as_uri()) and "#finding-" in page.url
+        target = page.url.split("#")[1]
+        assert page.locator(f"#{target}").inner_text().startswith(THRESHOLD_FINDING)
+        assert page.locator("h1").inner_text() == "Dorset"
+    assert_only_local_files(problems, out)
+
+
+@pytest.mark.browser
+def test_authority_page_in_chromium_links_inspections_and_letters(warehouse, tmp_path):
+    archive = tmp_path / "archive"
+    sha = f"{2:064x}"
+    (archive / sha[:2]).mkdir(parents=True)
+    (archive / sha[:2] / f"{sha}.html").write_text("<html><body><h1>Dudley letter</h1></body></html>")
+    out = tmp_path / "report"
+    write_report(settings_for(warehouse, out).with_overrides(archive_dir=archive), None, now=lambda: NOW)
+    with open_page((out / REPORT_FILE).as_uri()) as (page, problems):
+        page.click("#directory a:text-is('Dudley')")
+        page.wait_for_load_state("load")
+        assert page.locator("h1").inner_text() == "Dudley"
+        assert page.locator("section.inspection").count() == 2
+        assert page.locator("ol.findings li").count() == q(
+            warehouse, "select count(*) from marts.fct_findings where authority_key = 3")[0][0]
+        [chart] = chart_facts(page)
+        assert chart["drawn"] == chart["bars"] > 0
+        screenshot(page, "report-authority.png")
+        page.click("#inspection-insp002 a.next")
+        assert page.url.endswith("#inspection-insp005")
+        assert page.locator("#inspection-insp005 h2").is_visible()
+        page.click("#inspection-insp005 a.previous")
+        assert page.url.endswith("#inspection-insp002")
+        page.click("#inspection-insp002 a.letter")
+        page.wait_for_load_state("load")
+        assert page.locator("h1").inner_text() == "Dudley letter"
+    assert_only_local_files(problems, out)
+
+
+PRINT_CHECK_JS = """
+() => {
+  const clipped = Array.from(document.querySelectorAll('body *')).filter(el => {
+    const s = getComputedStyle(el);
+    return ['auto', 'scroll', 'hidden'].includes(s.overflowY) && el.scrollHeight > el.clientHeight + 1;
+  }).map(el => el.tagName + '.' + el.className);
+  const rows = Array.from(document.querySelectorAll('tbody tr'));
+  return {clipped, rows: rows.length,
+          shown: rows.filter(r => r.getBoundingClientRect().height > 0).length};
+}
+"""
+
+
+@pytest.mark.browser
+def test_tables_print_in_full(warehouse, tmp_path):
+    out = tmp_path / "report"
+    path = write_report(settings_for(warehouse, out), None, now=lambda: NOW)
+    pages = [path, *sorted((out / "authorities").glob("*.html"))[:1]]
+    for p in pages:
+        with open_page(p.as_uri()) as (page, problems):
+            page.emulate_media(media="print")
+            facts = page.evaluate(PRINT_CHECK_JS)
+            assert facts["clipped"] == [], p.name
+            assert facts["rows"] == facts["shown"] > 0
+            assert not page.locator("nav").is_visible()
+            if p == path:
+                screenshot(page, "report-print.png")
+                pdf = page.pdf()
+                assert pdf.startswith(b"%PDF")
+        assert_only_local_files(problems, out)
 
 
 @pytest.mark.slow
@@ -614,3 +725,15 @@ def test_report_of_a_real_build_renders_in_chromium(tmp_path_factory, tmp_path):
     dq = {"success": True, "evaluated": 57, "failed": 0, "failures": []}
     path = write_report(settings, dq, out_dir=tmp_path / "report")
     check_in_browser(path, settings.published_warehouse, "report.png")
+    pages = sorted((tmp_path / "report" / "authorities").glob("*.html"))
+    matched = q(settings.published_warehouse, """
+        select count(distinct authority_key) + count(distinct authority_name_as_written)
+            filter (where authority_key is null) from marts.fct_inspections""")[0][0]
+    assert len(pages) == matched
+    letters = list((tmp_path / "report" / "letters").iterdir())
+    assert len(letters) == q(settings.published_warehouse, "select count(*) from marts.fct_inspections")[0][0]
+    with open_page(pages[0].as_uri()) as (page, problems):
+        href = page.locator("a.letter").first.get_attribute("href")
+        assert (pages[0].parent / href).resolve().is_file()
+        screenshot(page, "report-authority-real.png")
+    assert_only_local_files(problems, tmp_path / "report")
