@@ -28,13 +28,22 @@ from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, 
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
 
 from ingest.settings import get_settings
-from orchestration.notifiers import AlertNotifier, DataQualityFailed
+from orchestration.notifiers import (
+    AlertNotifier,
+    DataQualityFailed,
+    finish_night,
+    hold_data_dir,
+    let_go_of_data_dir,
+    start_night,
+)
 
 SETTINGS = get_settings()
 POOL = "duckdb_writer"
 RAW_TABLES = ("letters", "findings", "copy_recipients", "rejected_documents", "manifest")
 RAW_ASSETS = [Asset(name=f"ofsted.raw.{t}", uri=f"x-duckdb://ofsted-work/raw/{t}") for t in RAW_TABLES]
 PUBLISHED = Asset(name="ofsted.published_warehouse", uri="x-duckdb://ofsted-published/warehouse")
+# a task that writes in the data directory: one at a time on this machine (the data dir lock)
+WRITES = {"pool": POOL, "pre_execute": hold_data_dir, "post_execute": let_go_of_data_dir}
 DBT_MODE = ExecutionMode.WATCHER if SETTINGS.dbt_execution_mode == "watcher" else ExecutionMode.LOCAL
 
 
@@ -58,10 +67,11 @@ DBT_MODE = ExecutionMode.WATCHER if SETTINGS.dbt_execution_mode == "watcher" els
     doc_md=__doc__,
 )
 def ofsted_letters_nightly():
-    @task(pool=POOL)
-    def fetch() -> list[dict]:
+    @task(**WRITES)
+    def fetch(run_id: str | None = None) -> list[dict]:
         from ingest.raw.pipeline import fetch_and_archive
 
+        start_night(run_id)  # the night history in the data directory (`ofsted status`, the report)
         return fetch_and_archive(SETTINGS)
 
     @task
@@ -76,53 +86,58 @@ def ofsted_letters_nightly():
 
         return parse_batch(SETTINGS, docs, run_id, batch_no)
 
-    @task(pool=POOL, outlets=RAW_ASSETS, trigger_rule="none_failed")
+    @task(**WRITES, outlets=RAW_ASSETS, trigger_rule="none_failed")
     def load_raw(batch_paths: list[str] | None = None) -> dict:
         from ingest.raw.pipeline import load_batches
 
         paths = [batch_paths[i] for i in range(len(batch_paths or []))]  # indexed: no probe past the end
         return load_batches(SETTINGS, [p for p in paths if p])
 
-    @task(pool=POOL, retries=0)
+    @task(**WRITES, retries=0)
     def validate_raw(counts: dict, run_id: str | None = None) -> dict:
         from expectations.validate import validate_raw as check
         from ingest.alerts import alert_on_dq_failure
+        from ingest.nights import note_night
         from ingest.warehouse.publish import staging_settings
 
         dq = check(staging_settings(SETTINGS, run_id), run_id)
+        note_night(SETTINGS, run_id, counts=counts, dq={"raw": dq})
         if alert_on_dq_failure(SETTINGS, run_id, "raw tables", dq, counts, "validate_raw"):
             raise DataQualityFailed(f"{dq['failed']} of {dq['evaluated']} raw expectations failed")
         return dq
 
-    @task(pool=POOL, retries=0)
+    @task(**WRITES, retries=0)
     def validate_marts(counts: dict, run_id: str | None = None) -> dict:
         from expectations.validate import validate_marts as check
         from ingest.alerts import alert_on_dq_failure
+        from ingest.nights import note_night
         from ingest.warehouse.publish import staging_settings
 
         dq = check(staging_settings(SETTINGS, run_id), run_id)
+        note_night(SETTINGS, run_id, dq={"marts": dq})
         if alert_on_dq_failure(SETTINGS, run_id, "marts", dq, counts, "validate_marts"):
             raise DataQualityFailed(f"{dq['failed']} of {dq['evaluated']} mart expectations failed")
         return dq
 
-    @task(pool=POOL)
+    @task(**WRITES)
     def dbt_docs(run_id: str | None = None) -> str:
         from ingest.warehouse.publish import generate_dbt_docs, staging_report_dir
 
         return str(generate_dbt_docs(SETTINGS, staging_report_dir(SETTINGS, run_id) / "dbt_docs"))
 
-    @task(pool=POOL, outlets=[PUBLISHED])
+    @task(**WRITES, outlets=[PUBLISHED])
     def publish() -> dict:
         from ingest.warehouse.publish import publish as publish_warehouse
 
         return publish_warehouse(SETTINGS)
 
-    @task
+    @task(pre_execute=hold_data_dir, post_execute=let_go_of_data_dir)
     def report(dq: dict, run_id: str | None = None) -> dict:
         from ingest.raw.pipeline import remove_run_files
         from ingest.report.render import write_report
         from ingest.warehouse.publish import publish_report, staging_settings
 
+        finish_night(run_id)  # published: the report shows this night as the latest
         write_report(staging_settings(SETTINGS, run_id), dq)
         published = publish_report(SETTINGS, run_id)
         remove_run_files(SETTINGS, run_id)  # the night is published: its parse batches are scratch
@@ -155,7 +170,7 @@ def ofsted_letters_nightly():
             invocation_mode=InvocationMode.SUBPROCESS,
             dbt_executable_path=SETTINGS.dbt_executable,
         ),
-        operator_args={"pool": POOL, "execution_timeout": dt.timedelta(minutes=60),
+        operator_args={**WRITES, "execution_timeout": dt.timedelta(minutes=60),
                        "callback": "ingest.warehouse.build.release_dbt_duckdb"},
     )
 

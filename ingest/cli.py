@@ -1,19 +1,43 @@
 """`ofsted ...` entry points. Argument parsing only: each command calls one function.
 
-Every command prints a clear one-line error (never a traceback) and exits non-zero on failure.
+Every command prints a clear one-line error (never a traceback: the full trace goes to the
+log file, `OFSTED_LOG_FILE`) and exits non-zero on failure. `--data-dir DIR` (or
+`OFSTED_DATA_DIR`) names the one directory a command works in; every command says on stderr
+which paths it reads and writes. The commands that write there hold its lock (`ingest.lock`).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import os
 import sys
+import traceback
 from pathlib import Path
 
-from ingest.settings import Settings
+from ingest.settings import Settings, SettingsError, get_settings
+
+#: command -> (paths it reads, paths it writes), as Settings fields; said on stderr at start.
+PATHS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "load": (("inbox_dir",), ("archive_dir", "work_warehouse")),
+    "reparse": (("archive_dir",), ("work_warehouse",)),
+    "build": (("work_warehouse",), ("work_warehouse",)),
+    "run": (("inbox_dir",), ("archive_dir", "work_warehouse", "published_warehouse", "report_dir")),
+    "rerun": (("work_warehouse",), ("work_warehouse", "published_warehouse", "report_dir")),
+    "status": (("data_dir", "work_warehouse"), ()),
+    "quarantine": (("work_warehouse",), ("work_warehouse",)),
+    "release": (("work_warehouse",), ("work_warehouse",)),
+    "sql": (("published_warehouse",), ()),
+    "export": (("published_warehouse",), ()),
+    "report": (("published_warehouse",), ("report_dir",)),
+}
+#: the commands that write in the data directory: they hold its lock while they run.
+WRITERS = ("load", "reparse", "build", "run", "rerun", "quarantine", "release")
+EXIT_BUSY = 3  # another writer holds the data directory
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    s = Settings.from_env()
+    s = get_settings(getattr(args, "data_dir", None))
     over = {}
     if getattr(args, "inbox", None):
         over["inbox_dir"] = Path(args.inbox).resolve()
@@ -79,7 +103,6 @@ def _run_build(args) -> int:
 def _add_run(sub) -> None:
     p = sub.add_parser("run", help="run the nightly DAG once, in-process through Airflow")
     p.add_argument("--inbox", help="folder of letters (local source); default: settings")
-    p.add_argument("--warehouse", help="working DuckDB file; default: settings")
 
 
 def _run_run(args) -> int:
@@ -127,6 +150,42 @@ def _run_report(args) -> int:
     return cli_report(_settings(args), out_dir=Path(args.out).resolve() if args.out else None)
 
 
+def _add_rerun(sub) -> None:
+    sub.add_parser("rerun", help="after a fix: dbt build, both DQ checks, publish and report again "
+                                 "on the letters already loaded (no fetching); recorded as a night")
+
+
+def _run_rerun(args) -> int:
+    from orchestration.runner import cli_rerun
+
+    return cli_rerun(_settings(args))
+
+
+def _add_status(sub) -> None:
+    sub.add_parser("status", help="the last nights, what is quarantined, whether a night is running; "
+                                  "exit 0 when the last night succeeded")
+
+
+def _run_status(args) -> int:
+    from ingest.controls import cli_status
+
+    return cli_status(_settings(args))
+
+
+def _add_quarantine(sub) -> None:
+    for name, verb in (("quarantine", "take a document out of the warehouse and of later nights"),
+                       ("release", "bring a quarantined document back")):
+        p = sub.add_parser(name, help=f"{verb} (at the next build: `ofsted rerun` or the next night)")
+        p.add_argument("document", metavar="SHA_OR_URI", help="its sha256 (or a unique prefix) or source URI")
+        p.add_argument("--reason", required=True, help="why (kept in raw.quarantine with who and when)")
+
+
+def _run_quarantine(args) -> int:
+    from ingest.controls import cli_quarantine
+
+    return cli_quarantine(_settings(args), args.document, args.reason, action=args.command)
+
+
 COMMANDS = {
     "parse": (_add_parse, _run_parse),
     "load": (_add_load, _run_load),
@@ -136,6 +195,10 @@ COMMANDS = {
     "sql": (_add_sql, _run_sql),
     "export": (_add_export, _run_export),
     "report": (_add_report, _run_report),
+    "rerun": (_add_rerun, _run_rerun),
+    "status": (_add_status, _run_status),
+    "quarantine": (_add_quarantine, _run_quarantine),
+    "release": (lambda sub: None, _run_quarantine),
 }
 
 
@@ -144,18 +207,81 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for add, _ in COMMANDS.values():
         add(sub)
+    for name, p in sub.choices.items():
+        if name in PATHS:
+            p.add_argument("--data-dir", help="the data directory (work and published warehouse, archive, "
+                                              "report, night history); default: OFSTED_DATA_DIR")
     return parser
+
+
+def say_paths(command: str, settings: Settings) -> None:
+    """One line on stderr: the paths this command reads and writes."""
+    reads, writes = PATHS.get(command, ((), ()))
+    parts = [f"data dir {settings.data_dir}"]
+    parts += [f"reads {f.replace('_', ' ')} {getattr(settings, f)}" for f in reads if f != "data_dir"]
+    parts += [f"writes {f.replace('_', ' ')} {getattr(settings, f)}" for f in writes]
+    print(f"ofsted {command}: " + "; ".join(parts), file=sys.stderr, flush=True)
+
+
+def log_trace(settings: Settings | None, command: str) -> Path | None:
+    """Append the current exception's full trace to the log file; its path, or None if unwritable."""
+    path = settings.log_file if settings else get_settings().log_file
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as f:
+            f.write(f"--- {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')} pid {os.getpid()} "
+                    f"ofsted {command}\n{traceback.format_exc()}\n")
+    except OSError:
+        return None
+    return path
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    run = COMMANDS[args.command][1]
+    if args.command not in WRITERS:
+        return run(args)
+    from ingest.lock import data_dir_lock
+
+    with data_dir_lock(settings, args.command, echo=lambda line: print(f"ofsted {args.command}: {line}",
+                                                                         file=sys.stderr)):
+        if args.command in ("run", "rerun", "build"):
+            from ingest.warehouse.publish import clean_orphans
+
+            for gone in clean_orphans(settings):
+                print(f"ofsted {args.command}: removed {gone} (left by an interrupted publish)",
+                      file=sys.stderr)
+        return run(args)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    settings: Settings | None = None
     try:
-        return COMMANDS[args.command][1](args)
+        settings = _settings(args)
+        if args.command in PATHS:
+            say_paths(args.command, settings)
+        return _dispatch(args, settings)
     except KeyboardInterrupt:
-        print("ofsted: interrupted", file=sys.stderr)
+        print(f"ofsted {args.command}: interrupted", file=sys.stderr)
         return 130
+    except SettingsError as exc:
+        print(f"ofsted {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:  # the last line of defence: one line, never a traceback
-        print(f"ofsted {args.command}: error: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
+        from ingest.lock import DataDirLocked
+
+        if isinstance(exc, DataDirLocked):
+            print(f"ofsted {args.command}: error: {exc}", file=sys.stderr)
+            return EXIT_BUSY
+        try:
+            log = log_trace(settings, args.command)
+        except Exception:  # noqa: BLE001 - the settings themselves may be what failed
+            log = None
+        where = f" (full trace in {log})" if log else ""
+        line = type(exc).__name__
+        if str(exc).strip():
+            line = f"{line}: {exc}".strip().splitlines()[0]
+        print(f"ofsted {args.command}: error: {line[:400]}{where}", file=sys.stderr)
         return 1
 
 

@@ -81,6 +81,7 @@ ENV: dict[str, Var] = {
     "work_warehouse": Var("OFSTED_WORK_WAREHOUSE", absolute, _under_data("warehouse", "ofsted_work.duckdb")),
     "published_warehouse": Var("OFSTED_WAREHOUSE", absolute, _under_data("warehouse", "ofsted.duckdb")),
     "report_dir": Var("OFSTED_REPORT_DIR", absolute, _under_data("report")),
+    "log_file": Var("OFSTED_LOG_FILE", absolute, _under_data("logs", "ofsted.log")),
     "dbt_project_dir": Var("OFSTED_DBT_PROJECT_DIR", absolute, PROJECT_ROOT / "dbt_project"),
     "dbt_profiles_dir": Var("OFSTED_DBT_PROFILES_DIR", absolute, PROJECT_ROOT / "dbt_project"),
     "dbt_target_dir": Var("OFSTED_DBT_TARGET_DIR", absolute, PROJECT_ROOT / "dbt_project" / "target"),
@@ -132,6 +133,7 @@ class Settings:
     work_warehouse: Path  # the copy a night writes: raw tables + marts
     published_warehouse: Path  # what analysts read; replaced atomically after DQ passes
     report_dir: Path  # static HTML report, GX data docs and dbt docs are published here
+    log_file: Path  # full tracebacks of `ofsted ...` errors (the console gets one line)
     dbt_project_dir: Path
     dbt_profiles_dir: Path
     dbt_target_dir: Path
@@ -205,5 +207,9 @@ class Settings:
 assert set(ENV) == {f.name for f in fields(Settings)}, "ENV and Settings must name the same fields"
 
 
-def get_settings() -> Settings:
-    return Settings.from_env()
+def get_settings(data_dir: str | Path | None = None) -> Settings:
+    """Settings from the environment; `data_dir` (the `--data-dir` flag) replaces
+    OFSTED_DATA_DIR, so every path under it follows (explicit OFSTED_* paths still win)."""
+    if data_dir is None:
+        return Settings.from_env()
+    return Settings.from_env({**os.environ, "OFSTED_DATA_DIR": str(data_dir)})

@@ -1,13 +1,21 @@
-"""Airflow's side of alerting: a notifier that hands failures to `ingest.alerts.send_alert`.
+"""Airflow's side of alerting, the night history and the data directory lock.
 
 `ingest` never imports Airflow, so the glue lives here: `AlertNotifier` is the DAG's
-`on_failure_callback` (any task that fails, after its retries), and `DataQualityFailed` is
-what the validate tasks raise after sending their own, more detailed, alert — the notifier
-sees it and does not send a second one.
+`on_failure_callback` (any task that fails, after its retries): it records the failed night
+in the night history (`ingest.nights`), publishes its DQ results and data docs beside the
+last good warehouse, and sends an alert; `DataQualityFailed` is what the validate tasks raise
+after sending their own, more detailed, alert — the notifier sees it and does not send a
+second one. `start_night` / `finish_night` are called by the first and the last task.
+
+`hold_data_dir` / `let_go_of_data_dir` are the writing tasks' `pre_execute` / `post_execute`:
+the task holds the data directory's lock (`ingest.lock`) while it runs, waiting up to
+`LOCK_WAIT_S` for another writer (an `ofsted load` by hand) to finish. Under `ofsted run`
+the command holds the lock and the tasks run in its process: the lock is re-entrant there.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from airflow.sdk import BaseNotifier
@@ -20,11 +28,106 @@ class DataQualityFailed(AirflowFailException):
     alert_sent = True
 
 
+LOCK_WAIT_S = 600.0  # a writing task waits this long for another writer before it fails
+_task_holds: set[tuple[str, str, int]] = set()  # (run_id, task_id, map_index) holding the lock here
+
+
+def _task_name(ti: Any) -> str:
+    task_id = getattr(ti, "task_id", "?")
+    map_index = getattr(ti, "map_index", -1)
+    return task_id if map_index in (None, -1) else f"{task_id}[{map_index}]"
+
+
+def _key(context: Any) -> tuple[str, str, int]:
+    ti = context.get("ti") or context.get("task_instance")
+    return (str(context.get("run_id")), getattr(ti, "task_id", "?"), getattr(ti, "map_index", -1))
+
+
+def hold_data_dir(context: Any) -> None:
+    """pre_execute of a writing task: take the data directory's lock (see the module)."""
+    from ingest.lock import acquire, is_held
+    from ingest.settings import get_settings
+
+    settings = get_settings()
+    if is_held(settings):  # `ofsted run` (or an earlier task of this process) holds it
+        return
+    ti = context.get("ti") or context.get("task_instance")
+    note = acquire(settings, f"airflow task {_task_name(ti)} of {context.get('run_id')}", wait_s=LOCK_WAIT_S)
+    _task_holds.add(_key(context))
+    if note:
+        import logging
+
+        logging.getLogger(__name__).warning(note)
+
+
+def let_go_of_data_dir(context: Any, result: Any = None) -> None:
+    """post_execute of a writing task (and the failure callback): release what it took."""
+    key = _key(context)
+    if key in _task_holds:
+        from ingest.lock import release
+        from ingest.settings import get_settings
+
+        _task_holds.discard(key)
+        release(get_settings())
+
+
+def start_night(run_id: str | None) -> None:
+    """The first task records the night as started (trigger: scheduled, manual, ...)."""
+    from airflow.sdk import get_current_context
+
+    from ingest.nights import start_night as record
+    from ingest.settings import get_settings
+
+    dag_run = get_current_context().get("dag_run")
+    trigger = str(getattr(dag_run, "run_type", None) or "manual").rsplit(".", 1)[-1].lower()
+    record(get_settings(), str(run_id), trigger)
+
+
+def finish_night(run_id: str | None) -> None:
+    """The last task records the night as a success (the warehouse is published by then)."""
+    from ingest.nights import finish_night as record
+    from ingest.settings import get_settings
+
+    record(get_settings(), str(run_id), "success", published=True)
+
+
+def record_failed_night(context: Any, name: str, reason: str) -> None:
+    """The night failed at task `name`: record it and publish its DQ results and data docs
+    beside the last good warehouse. Never raises (an alert must still go out)."""
+    import logging
+
+    from ingest.nights import finish_night as record
+    from ingest.settings import get_settings
+    from ingest.warehouse.publish import publish_failed_night
+
+    settings = get_settings()
+    run_id = str(context.get("run_id"))
+    ti = context.get("ti") or context.get("task_instance")
+    try:
+        published = bool(ti.xcom_pull(task_ids="publish")) if ti is not None else False
+    except Exception:  # noqa: BLE001 - no XCom (yet) reads as not published
+        published = False
+    try:
+        record(settings, run_id, "failed", failed_task=name, reason=reason, published=published)
+        if not published:
+            publish_failed_night(settings, run_id)
+    except Exception:  # noqa: BLE001 - logged with its trace in the task log; the alert still goes
+        logging.getLogger(__name__).exception("recording the failed night %s failed at %s", run_id,
+                                              dt.datetime.now(dt.UTC).isoformat())
+
+
 class AlertNotifier(BaseNotifier):
-    """Send one alert per failed task through the channels chosen in settings."""
+    """Per failed task: record the failed night, then send one alert (unless already sent)."""
 
     def notify(self, context: Any) -> None:
         exc = context.get("exception")
+        ti = context.get("ti") or context.get("task_instance")
+        name = _task_name(ti)
+        detail = f"{type(exc).__name__}: {exc}" if exc is not None else "failed"
+        try:
+            record_failed_night(context, name, str(exc) if exc is not None and str(exc) else detail)
+        finally:
+            let_go_of_data_dir(context)
         if getattr(exc, "alert_sent", False):
             return
         from ingest.alerts import Alert, send_alert
@@ -32,12 +135,7 @@ class AlertNotifier(BaseNotifier):
         from ingest.warehouse.publish import staging_report_dir
 
         settings = get_settings()
-        ti = context.get("ti") or context.get("task_instance")
-        task_id = getattr(ti, "task_id", "?")
-        map_index = getattr(ti, "map_index", -1)
-        name = task_id if map_index in (None, -1) else f"{task_id}[{map_index}]"
         run_id = str(context.get("run_id") or getattr(ti, "run_id", "?"))
-        detail = f"{type(exc).__name__}: {exc}" if exc is not None else "failed"
         alert = Alert(
             run_id=run_id,
             title=f"ofsted_letters_nightly: task {name} failed (try {getattr(ti, 'try_number', '?')})",

@@ -166,14 +166,27 @@ def summary_lines(settings: Settings, run_id: str, state: str) -> list[str]:
             verdict = "passed" if dq.get("success") else "FAILED"
             lines.append(f"data quality ({label}): {verdict}, {dq.get('evaluated', 0)} expectations, "
                          f"{dq.get('failed', 0)} failed")
-    if published:
-        lines.append(f"published warehouse: {settings.published_warehouse}")
-        lines.append(f"report and data docs: {settings.report_dir}")
-    else:
-        lines.append(f"published warehouse unchanged: {settings.published_warehouse}")
-        from ingest.warehouse.publish import staging_report_dir
+    return lines + outcome_lines(settings, run_id, bool(published))
 
-        lines.append(f"this run's data docs: {staging_report_dir(settings, run_id)}")
+
+def outcome_lines(settings: Settings, run_id: str, published: bool) -> list[str]:
+    """Where the night's outcome is: the warehouse and report, or the failed night's DQ results."""
+    from ingest.nights import history_path, last_good_night
+    from ingest.warehouse.publish import FAILED_NIGHT_DIR, staging_report_dir
+
+    if published:
+        lines = [f"published warehouse: {settings.published_warehouse}",
+                 f"report and data docs: {settings.report_dir}"]
+    else:
+        good = last_good_night(settings)
+        lines = [f"published warehouse unchanged: {settings.published_warehouse}"
+                 + (f" (from {good['warehouse_run_id']})" if good else " (none published yet)")]
+        failed = settings.report_dir / FAILED_NIGHT_DIR
+        if (failed / "night.json").is_file() and run_id in (failed / "night.json").read_text():
+            lines.append(f"this run's DQ results and data docs, published beside it: {failed}")
+        else:
+            lines.append(f"this run's data docs: {staging_report_dir(settings, run_id)}")
+    lines.append(f"night recorded in {history_path(settings)} (`ofsted status`)")
     return lines
 
 
@@ -207,6 +220,22 @@ def run_dag(settings: Settings, echo: Callable[[str], None] = print) -> tuple[st
     return dr.run_id, str(dr.state)
 
 
+def close_night(settings: Settings, run_id: str, state: str) -> None:
+    """After the DAG run: record its end if no task did (a run that timed out, or a failure
+    before any task's callback could run), and publish a failed night's DQ results."""
+    from ingest.nights import finish_night, read_nights
+    from ingest.warehouse.publish import publish_failed_night
+
+    night = next((n for n in read_nights(settings, limit=50) if n["run_id"] == run_id), None)
+    if night is not None and night["state"] != "running":
+        return
+    if state == "success":
+        finish_night(settings, run_id, "success", published=bool(_xcom(run_id, "publish")))
+        return
+    finish_night(settings, run_id, "failed", failed_task="dag run", reason=f"the DAG run {state}")
+    publish_failed_night(settings, run_id)
+
+
 def cli_run(settings: Settings) -> int:
     """`ofsted run`: print a line per task, then a summary; non-zero when the run failed."""
     t0 = time.monotonic()
@@ -217,10 +246,120 @@ def cli_run(settings: Settings) -> int:
         return 2
     print(f"ofsted run: inbox {settings.inbox_dir}, work warehouse {settings.work_warehouse}", flush=True)
     run_id, state = run_dag(settings, echo=lambda line: print(line, flush=True))
+    close_night(settings, run_id, state)
     for line in summary_lines(settings, run_id, state):
         print(line)
     print(f"wall time {time.monotonic() - t0:.1f}s")
     if state != "success":
         print(f"ofsted run: the run {state}; the published warehouse was left as it was", file=sys.stderr)
         return 1
+    return 0
+
+
+# --- `ofsted rerun` ------------------------------------------------------------------------
+
+class StepFailed(RuntimeError):
+    """A step of a re-run failed (its message is the night's one-line reason)."""
+
+    def __init__(self, step: str, reason: str) -> None:
+        super().__init__(reason)
+        self.step = step
+
+
+def rerun(settings: Settings, run_id: str, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """The part of a night after loading, on the letters already loaded: the raw checks, `dbt
+    build`, the marts checks, dbt docs, publish and the report: the DAG's steps from
+    validate_raw on, in order, in this process. Raises StepFailed; returns the DQ results."""
+    from expectations.validate import validate_marts, validate_raw
+    from ingest.report.render import write_report
+    from ingest.warehouse.build import EXIT_OK, run_dbt
+    from ingest.warehouse.publish import (
+        generate_dbt_docs,
+        publish,
+        publish_report,
+        staging_report_dir,
+        staging_settings,
+    )
+
+    if not settings.work_warehouse.is_file():
+        raise StepFailed("rerun", f"no work warehouse at {settings.work_warehouse}: nothing to re-run "
+                                  "(run `ofsted run` first)")
+    staged = staging_settings(settings, run_id)
+    dq: dict[str, Any] = {}
+
+    def step(name: str, fn: Callable[[], Any]) -> Any:
+        t0 = time.monotonic()
+        try:
+            out = fn()
+        except StepFailed:
+            echo(f"  FAIL {time.monotonic() - t0:6.1f}s  {name}")
+            raise
+        echo(f"  ok   {time.monotonic() - t0:6.1f}s  {name}")
+        return out
+
+    def check(suite: str, fn: Callable[..., dict]) -> None:
+        result = fn(staged, run_id)
+        dq[suite] = result
+        if not result.get("success"):
+            for f in result.get("failures", [])[:10]:
+                detail = f.get("detail") or f.get("expectation") if isinstance(f, dict) else f
+                echo(f"       {suite}: {detail}")
+            failed, evaluated = result.get("failed", 0), result.get("evaluated", 0)
+            raise StepFailed(f"validate_{suite}", f"{failed} of {evaluated} {suite} expectations failed")
+
+    def build() -> None:
+        code = run_dbt(settings, ["build"])
+        if code != EXIT_OK:
+            raise StepFailed("dbt", "dbt build: a model or test failed" if code == 1
+                             else "dbt build could not run")
+
+    try:
+        step("validate_raw", lambda: check("raw", validate_raw))
+        step("dbt build", build)
+        step("validate_marts", lambda: check("marts", validate_marts))
+        docs = staging_report_dir(settings, run_id) / "dbt_docs"
+        step("dbt_docs", lambda: generate_dbt_docs(settings, docs))
+        step("publish", lambda: publish(settings))
+    finally:
+        from ingest.nights import note_night
+
+        note_night(settings, run_id, dq=dq)
+    step("report", lambda: (write_report(staged, dq.get("marts")), publish_report(settings, run_id)))
+    return dq
+
+
+def cli_rerun(settings: Settings) -> int:
+    """`ofsted rerun`: re-run a night's build, checks, publish and report on what is loaded;
+    recorded as a night (trigger "rerun"). Exit 0 when it published, 1 when a step failed."""
+    import datetime as dt
+
+    from ingest.nights import finish_night, read_nights, start_night
+    from ingest.warehouse.publish import publish_failed_night
+
+    t0 = time.monotonic()
+    last = next((n for n in read_nights(settings, limit=1)), None)
+    if last is not None:
+        what = f"at {last['failed_task']}" if last["state"] == "failed" else last["state"]
+        print(f"ofsted rerun: the last night, {last['run_id']}, {what}; building again without fetching",
+              flush=True)
+    run_id = "rerun__" + dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    start_night(settings, run_id, "rerun")
+    try:
+        rerun(settings, run_id, echo=lambda line: print(line, flush=True))
+    except StepFailed as exc:
+        finish_night(settings, run_id, "failed", failed_task=exc.step, reason=str(exc))
+        publish_failed_night(settings, run_id)
+        print(f"run {run_id}: FAILED at {exc.step}: {exc}")
+        for line in outcome_lines(settings, run_id, False):
+            print(line)
+        print(f"wall time {time.monotonic() - t0:.1f}s")
+        return 1
+    except BaseException as exc:
+        finish_night(settings, run_id, "failed", failed_task="rerun", reason=f"{type(exc).__name__}: {exc}")
+        raise
+    finish_night(settings, run_id, "success", published=True)
+    print(f"run {run_id}: SUCCESS")
+    for line in outcome_lines(settings, run_id, True):
+        print(line)
+    print(f"wall time {time.monotonic() - t0:.1f}s")
     return 0

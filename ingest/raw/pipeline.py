@@ -248,6 +248,8 @@ def _fetched_doc(settings: Settings, archiver: archive.Archiver, r: FetchResult,
     unchanged_uri = prev is not None and prev.sha256 == sha
     settled = state.is_settled(sha, prev.status if unchanged_uri and prev else None)
     status = prev.status if unchanged_uri and prev and settled else "archived"
+    if sha in state.quarantined:  # the data team took these bytes out: kept, not loaded until released
+        status, unchanged_uri = "quarantined", True
     seen_rows.append({"source_uri": r.source_uri, "etag": r.etag, "last_modified": r.last_modified,
                       "sha256": sha, "status": status})
     if unchanged_uri and settled:

@@ -11,21 +11,28 @@ The night writes only the *work* warehouse (`settings.work_warehouse`) and a per
    a reader that opens after the rename sees tonight's. Nobody ever sees a half-built file.
 
 A failed night never calls `publish`, so the published warehouse stays byte-for-byte as
-it was. Directories (report, GX data docs, dbt docs) cannot be renamed over a non-empty
-directory, so `report_dir` is a symbolic link to a versioned directory and the link is
-swapped with `os.replace` — also one atomic rename.
+it was; `publish_failed_night` then publishes only that night's DQ results and data docs
+(under `failed_night/` of a new report version, the report re-rendered beside the last good
+warehouse). `clean_orphans` removes the `.publishing-PID` copies and `.link-PID` links
+left by a publish that was killed, at the start of the next run.
+
+Directories (report, GX data docs, dbt docs) cannot be renamed over a non-empty directory,
+so `report_dir` is a symbolic link to a versioned directory and the link is swapped
+with `os.replace` — also one atomic rename.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -168,6 +175,80 @@ def publish_report(settings: Settings, run_id: str) -> dict:
     version = publish_directory(staging, settings.report_dir)
     discard_staging(settings)
     return {"report_dir": str(settings.report_dir), "version": str(version)}
+
+
+def clean_orphans(settings: Settings) -> list[Path]:
+    """Remove what a killed publish left: `.<name>.publishing-PID` copies beside the published
+    warehouse and `.<report>.link-PID` links, whose process is gone. Returns what it removed."""
+    removed = []
+    candidates = []
+    wh, rep = settings.published_warehouse, settings.report_dir
+    if wh.parent.is_dir():
+        candidates += [(p, f".{wh.name}.publishing-") for p in wh.parent.iterdir()]
+    if rep.parent.is_dir():
+        candidates += [(p, f".{rep.name}.link-") for p in rep.parent.iterdir()]
+    for path, prefix in candidates:
+        if not path.name.startswith(prefix):
+            continue
+        pid = path.name[len(prefix):]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            removed.append(path)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+FAILED_NIGHT_DIR = "failed_night"
+
+
+def publish_failed_night(settings: Settings, run_id: str,
+                         render: Callable[[Settings], object] | None = None) -> dict:
+    """Publish a failed night's DQ results and data docs beside the last good warehouse.
+
+    The published warehouse is not touched. A new report version is made of the live one
+    (the last good night's report, data docs and dbt docs) with `failed_night/` holding this
+    run's staging directory (its GX data docs and whatever else it wrote) and `night.json`
+    (its record in the night history); `render` (default: the report's `write_report`)
+    then re-writes `index.html` in it, so the report shows the latest night's outcome; the
+    version is swapped in like any report. Returns the paths."""
+    from ingest.nights import read_nights
+
+    staging = staging_report_dir(settings, run_id)
+    build = staging.with_name(f"{staging.name}.failed-night")
+    shutil.rmtree(build, ignore_errors=True)
+    live = settings.report_dir
+    if live.is_dir():
+        shutil.copytree(live, build, symlinks=True,
+                        ignore=lambda d, names: [FAILED_NIGHT_DIR] if Path(d) == live else [])
+    build.mkdir(parents=True, exist_ok=True)
+    failed = build / FAILED_NIGHT_DIR
+    if staging.is_dir():
+        shutil.copytree(staging, failed, symlinks=True)
+    failed.mkdir(parents=True, exist_ok=True)
+    night = next((n for n in read_nights(settings, limit=10**6) if n["run_id"] == run_id), {"run_id": run_id})
+    (failed / "night.json").write_text(json.dumps(night, indent=2, default=str) + "\n", encoding="utf-8")
+    rendered = None
+    if settings.published_warehouse.is_file():  # a first night that fails has no warehouse to show
+        if render is None:
+            from ingest.report.render import write_report
+
+            def render(s: Settings) -> object:
+                return write_report(s, None)
+        rendered = render(settings.with_overrides(report_dir=build))
+    version = publish_directory(build, live)
+    discard_staging(settings)
+    return {"report_dir": str(live), "version": str(version), "failed_night": str(live / FAILED_NIGHT_DIR),
+            "report": str(rendered) if rendered else None}
 
 
 def discard_staging(settings: Settings, keep: int = 3) -> None:
