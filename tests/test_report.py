@@ -69,7 +69,9 @@ def tables(page: str) -> dict[str, list[list[list[str]]]]:
 
 
 def settings_for(warehouse: Path, report_dir: Path) -> Settings:
-    return Settings.from_env({}).with_overrides(published_warehouse=warehouse, report_dir=report_dir)
+    """The report of `warehouse` into `report_dir`; the night history (none) beside it."""
+    return Settings.from_env({}).with_overrides(published_warehouse=warehouse, report_dir=report_dir,
+                                                data_dir=report_dir.parent / f"{report_dir.name}-data")
 
 
 def q(warehouse: Path, sql: str) -> list[tuple]:
@@ -335,12 +337,13 @@ def test_cli_report(capsys, warehouse, tmp_path):
     missing = tmp_path / "missing.duckdb"
     rc = main(["report", "--warehouse", str(missing), "--out", str(tmp_path / "out2")])
     assert rc == 1
-    assert capsys.readouterr().err == (
+    assert capsys.readouterr().err.splitlines()[-1] + "\n" == (
         f"ofsted report: error: no published warehouse at {missing}; run `make run` first\n")
     bare = tmp_path / "bare.duckdb"
     duckdb.connect(str(bare)).close()
     assert main(["report", "--warehouse", str(bare), "--out", str(tmp_path / "out3")]) == 1
-    assert capsys.readouterr().err.startswith(f"ofsted report: error: {bare} has no marts.fct_inspections")
+    assert capsys.readouterr().err.splitlines()[-1].startswith(
+        f"ofsted report: error: {bare} has no marts.fct_inspections")
     assert not (tmp_path / "out2").exists() and not (tmp_path / "out3").exists()
 
 
@@ -533,6 +536,37 @@ def test_a_failed_night_shows_on_the_report(warehouse, tmp_path):
                         nights=running, last_good=None).read_text()
     assert ("A night is running (started 23 Nov 2026 02:00 UTC); no night has succeeded yet; "
             "the warehouse below is the last one published.") in html.unescape(page)
+
+
+def test_the_night_history_of_the_data_directory_shows(warehouse, tmp_path):
+    """Nights recorded by the night itself (ingest.nights): a good night, then one failing on marts DQ."""
+    from ingest import nights
+
+    out = tmp_path / "report"
+    s = settings_for(warehouse, out)
+    nights.start_night(s, "manual__1", "manual")
+    nights.finish_night(s, "manual__1", "success", published=True,
+                        dq={"raw": {"success": True, "evaluated": 30, "failed": 0}})
+    nights.start_night(s, "manual__2", "manual")
+    failed = {"success": False, "evaluated": 27, "failed": 1,
+              "failures": [{"table": "fct_inspections", "expectation": "expect_column_values_to_be_between",
+                            "detail": "3 letters more than 120 days after the inspection"}]}
+    nights.finish_night(s, "manual__2", "failed", failed_task="validate_marts", reason="1 expectation",
+                        dq={"raw": {"success": True, "evaluated": 30, "failed": 0}, "marts": failed})
+    (out / "failed_night" / "data_docs").mkdir(parents=True)
+    (out / "failed_night" / "data_docs" / "index.html").write_text("<html></html>")
+    page = write_report(s, None, now=lambda: NOW).read_text()
+    [banner] = re.findall(r'<p class="banner fail" role="alert">(.*?)</p>', page)
+    assert re.fullmatch(r"Last night \(.* UTC\) failed at validate_marts: 1 expectation; "
+                        r"the warehouse below is from the night of .* UTC\.", html.unescape(banner))
+    assert "Data quality: 1 of 27 checks failed" in page
+    [failures] = tables(page)["quality"]
+    assert failures[1] == ["marts", "–", "–", "3 letters more than 120 days after the inspection"]
+    assert '<a href="failed_night/data_docs/index.html">Open the data docs</a>' in page
+    [history] = tables(page)["history"]
+    assert [(r[1], r[2], r[4], r[5], r[6], r[7]) for r in history[1:]] == [
+        ("failed", "validate_marts", "30 passed", "27 checks, 1 failed", "no", "manual__2"),
+        ("success", "–", "30 passed", "–", "yes", "manual__1")]
 
 
 # --- the search index -------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from typing import Any
 
 import jinja2
 
+from ingest import nights as nights_history
 from ingest.report import pages
 from ingest.report.formats import esc, fmt_date, fmt_int, fmt_pct
 from ingest.report.queries import ReportData, choose_dq, read_report_data
@@ -87,11 +88,27 @@ def sibling_links(out_dir: Path) -> list[tuple[str, str]]:
 
 def read_night_history(settings: Settings, limit: int = 30) -> tuple[list[dict], dict | None]:
     """(the last `limit` nights newest first, the last good night) from the data directory."""
-    try:
-        from ingest import nights
-    except ImportError:  # a checkout without the night history: the report says nothing about nights
-        return [], None
-    return nights.read_nights(settings, limit=limit), nights.last_good_night(settings)
+    return nights_history.read_nights(settings, limit=limit), nights_history.last_good_night(settings)
+
+
+FAILED_NIGHT_DOCS = "failed_night/data_docs/index.html"  # where publish_failed_night puts its data docs
+
+
+def failed_night_dq(nights: Sequence[dict], out_dir: Path) -> dict | None:
+    """The latest night's failed suite as a DQ result for the report, when that night failed on DQ."""
+    if not nights or nights[0].get("state") != "failed":
+        return None
+    night = nights[0]
+    for suite in ("marts", "raw"):
+        result = (night.get("dq") or {}).get(suite)
+        if result and not result.get("success"):
+            docs = out_dir / FAILED_NIGHT_DOCS
+            return {"success": False, "evaluated": result.get("evaluated"), "failed": result.get("failed"),
+                    "failures": [{"table": suite, "detail": f} for f in result.get("failures") or []],
+                    "data_docs": str(docs) if docs.is_file() else None,
+                    "source": f"The {suite} checks of night {night.get('run_id')}, which failed; "
+                              "the warehouse below is the last good one."}
+    return None
 
 
 # --- the source letters -----------------------------------------------------------------------
@@ -189,7 +206,7 @@ def render_site(d: ReportData, dq: dict | None, built_at: dt.datetime, out_dir: 
     }
     data_docs = _href(dq["data_docs"], out_dir) if dq and dq.get("data_docs") else None
     if dq:
-        dq = {"run_id": None, "validated_at": None, "failures": [], "tables": [], **dq}
+        dq = {"run_id": None, "validated_at": None, "failures": [], "tables": [], "source": None, **dq}
     files: dict[str, str] = {}
     index = ENV.get_template("index.html.j2")
     files[REPORT_FILE] = index.render(
@@ -227,9 +244,11 @@ def write_report(settings: Settings, dq: dict | None = None, out_dir: Path | Non
     """
     out_dir = Path(out_dir or settings.report_dir)
     data = read_report_data(settings.published_warehouse)
-    dq = choose_dq(dq, data.recorded_dq)
     if nights is None:
         nights, last_good = read_night_history(settings)
+    if dq is None:
+        dq = failed_night_dq(nights, out_dir)
+    dq = choose_dq(dq, data.recorded_dq)
     built_at = (now or (lambda: dt.datetime.now(dt.UTC)))()
     files = render_site(data, dq, built_at, out_dir, nights, last_good,
                         previous_state(settings, out_dir), settings.archive_dir)
