@@ -53,7 +53,8 @@ def build_warehouse(root: Path, letters: int) -> Settings:
     if run_dbt(settings, ["build"]) != 0:
         raise SystemExit("dbt build failed")
     publish_warehouse(settings.work_warehouse, settings.published_warehouse)
-    print(f"warehouse of {letters:,} synthetic letters + the samples built in {time.perf_counter() - t0:.1f}s")
+    print(f"warehouse of {letters:,} synthetic letters + the samples built in "
+          f"{time.perf_counter() - t0:.1f}s")
     return settings
 
 
