@@ -388,7 +388,7 @@ def test_a_page_per_authority_with_every_finding(warehouse, tmp_path):
         ("Kingston upon Thames", "1", "7 Sep 2010"), (UNMATCHED_NAME, "1", "20 Sep 2011")]
     assert directory[1][6] == "Dorset"  # today's authority, from dim_authorities.current_authority_names
     dudley = authority_page(out, "Dudley")
-    findings = re.findall(r'<li id="finding-[^"]*">(.*?)(?: <span class="themes">(.*?)</span>)?</li>', dudley)
+    findings = re.findall(r'<li id="inspection-[^"]*">(.*?)(?: <span class="themes">(.*?)</span>)?</li>', dudley)
     expected = q(warehouse, """
         select f.finding_text from marts.fct_findings f join marts.dim_authorities a using (authority_key)
         where a.authority_name = 'Dudley' order by f.finding_text""")
@@ -571,6 +571,14 @@ def test_the_night_history_of_the_data_directory_shows(warehouse, tmp_path):
 
 # --- the search index -------------------------------------------------------------------------
 
+def decode(ids: str) -> list[int]:
+    out, last = [], 0
+    for d in ids.split(","):
+        last += int(d, 36)
+        out.append(last)
+    return out
+
+
 def test_search_index_finds_stems_and_links_each_finding(warehouse, tmp_path):
     from ingest.report.search import terms
 
@@ -580,13 +588,18 @@ def test_search_index_finds_stems_and_links_each_finding(warehouse, tmp_path):
     assert text.startswith("window.OFSTED_SEARCH = ")
     index = json.loads(text[len("window.OFSTED_SEARCH = "):].rstrip().rstrip(";"))
     findings = q(warehouse, "select count(*) from marts.fct_findings")[0][0]
-    assert len(index["docs"]) == findings + 4  # every finding and every authority page
+    assert len(index["docs"]) == findings and len(index["pages"]) == 4
     assert terms("Thresholds for agencies were applied") == ["threshold", "agency", "apply"]
     assert terms("threshold") == terms("thresholds")
-    [dudley_2010] = [d for d in index["docs"] if d[5] == "Priority action finding 2 of inspection insp002."]
-    page, anchor = dudley_2010[:2]
-    assert f'id="{anchor}"' in (out / page).read_text()
-    assert index["docs"].index(dudley_2010) in index["terms"]["insp002"]
+    wanted = "Priority action finding 2 of inspection insp002."
+    text_id = index["texts"].index(wanted)
+    assert text_id in decode(index["terms"]["insp002"]) and text_id in decode(index["terms"]["priority"])
+    [doc] = [d for d in index["docs"] if d[3] == text_id]
+    page, anchor, date = index["inspections"][doc[0]]
+    code, label = index["categories"][doc[1]]
+    assert (index["pages"][page][1], date, label) == ("Dudley", "2010-05-18", "Priority action")
+    assert f'<li id="{anchor}-{code}-{doc[2]}">{wanted}' in (out / index["pages"][page][0]).read_text()
+    assert decode(index["page_terms"]["dudley"]) == [page]
 
 
 @pytest.mark.parametrize(("value", "top", "step"), [
@@ -684,7 +697,7 @@ def test_search_box_works_offline_and_leads_to_the_finding(warehouse, tmp_path):
         screenshot(page, "report-search.png")
         page.locator("#search-results li a").first.click()
         page.wait_for_load_state("load")
-        assert page.url.startswith((out / "authorities").as_uri()) and "#finding-" in page.url
+        assert page.url.startswith((out / "authorities").as_uri()) and "#inspection-insp004-" in page.url
         target = page.url.split("#")[1]
         assert page.locator(f"#{target}").inner_text().startswith(THRESHOLD_FINDING)
         assert page.locator("h1").inner_text() == "Dorset"

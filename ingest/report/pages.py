@@ -26,7 +26,7 @@ from ingest.report.charts import (
 )
 from ingest.report.formats import fmt_date, fmt_int, fmt_pct
 from ingest.report.queries import PRIORITY_ACTIONS_LISTED, TOP_AUTHORITIES_CHARTED, ReportData
-from ingest.report.search import Doc
+from ingest.report.search import Finding, build_index
 
 AUTHORITY_DIR = "authorities"
 NEW_LISTED = 200
@@ -135,15 +135,18 @@ def _inspection_view(page: AuthorityPage, n: int, i: dict[str, Any], where: dict
     stated = where.get(i.get("previous_inspection_key"))
     previous = stated[1] if stated else (page.inspections[n - 1] if n > 0 else None)
     following = page.inspections[n + 1] if n + 1 < len(page.inspections) else None
-    findings = [{**f, "anchor": f"finding-{slug(str(f['finding_key']))}"} for f in findings]
-    by_category = [(label(c), c, [f for f in findings if f["category"] == c])
-                   for c in (*CATEGORIES, *sorted({f["category"] for f in findings} - set(CATEGORIES)))]
+    anchor = _anchor(i["inspection_key"])
+    by_category = []
+    for c in (*CATEGORIES, *sorted({f["category"] for f in findings} - set(CATEGORIES))):
+        listed = [f for f in findings if f["category"] == c]
+        by_category.append((label(c), c, [{**f, "position": n, "anchor": f"{anchor}-{c}-{n}"}
+                                          for n, f in enumerate(listed, 1)]))
     version = ""
     if i.get("letter_version"):
         version = f"version {i['letter_version']}" + (
             f", corrected; first published {fmt_date(i['first_published_date'])}"
             if i.get("is_corrected") else "")
-    return {**i, "anchor": _anchor(i["inspection_key"]), "version": version,
+    return {**i, "anchor": anchor, "version": version,
             "previous": link_to(previous, "Previous inspection"),
             "next": link_to(following, "Next inspection"),
             "letters": letter_links(i),
@@ -158,20 +161,19 @@ def authority_trend(page: AuthorityPage) -> Markup:
         y_label="findings", width=560, height=240))
 
 
-def search_docs(pages: Sequence[AuthorityPage]) -> list[Doc]:
-    docs: list[Doc] = []
-    for p in pages:
-        last = p.inspections[-1]["inspection_start_date"] if p.inspections else None
-        docs.append(Doc(p.href, "", last.isoformat() if last else "", "Authority", p.name,
-                        f"{len(p.inspections)} inspection{'' if len(p.inspections) == 1 else 's'}"))
+def search_index(pages: Sequence[AuthorityPage]) -> dict:
+    """The offline search index over every finding on the authority pages."""
+    page_rows, inspections, findings = [], [], []
+    for n, p in enumerate(pages):
+        page_rows.append((p.href, p.name))
         for i in p.inspections:
             start = i["inspection_start_date"]
+            inspections.append((n, i["anchor"], start.isoformat() if start else ""))
             for _, c, fs in i["categories"]:
-                for f in fs:
-                    docs.append(Doc(p.href, f["anchor"],
-                                    start.isoformat() if start else "", label(c),
-                                    f"{p.name}, {fmt_date(start)}", f["finding_text"] or ""))
-    return docs
+                findings += [Finding(len(inspections) - 1, c, f["position"], f["finding_text"]) for f in fs]
+    others = sorted({f.category for f in findings} - set(CATEGORIES))
+    categories = [(c, label(c)) for c in (*CATEGORIES, *others)]
+    return build_index(page_rows, inspections, findings, categories)
 
 
 # --- the front page ---------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from ingest import nights as nights_history
 from ingest.report import pages
 from ingest.report.formats import esc, fmt_date, fmt_int, fmt_pct
 from ingest.report.queries import ReportData, choose_dq, read_report_data
-from ingest.report.search import build_index, index_script
+from ingest.report.search import index_script
 from ingest.settings import Settings
 from ingest.warehouse.query import with_one_line_errors
 
@@ -225,7 +225,7 @@ def render_site(d: ReportData, dq: dict | None, built_at: dt.datetime, out_dir: 
     authority = ENV.get_template("authority.html.j2")
     for p in authority_pages:
         files[p.href] = authority.render(root="../", page=p, trend=pages.authority_trend(p), **common)
-    files[SEARCH_INDEX_FILE] = index_script(build_index(pages.search_docs(authority_pages)))
+    files[SEARCH_INDEX_FILE] = index_script(pages.search_index(authority_pages))
     for name in STATIC_FILES:
         files[name] = (HERE / "static" / name).read_text(encoding="utf-8")
     files[STATE_FILE] = json.dumps({"built_at": built_at.isoformat(), "inspections": current},

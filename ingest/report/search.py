@@ -7,20 +7,22 @@ works from `file://`, a file share or an artefact store with no server and no ne
 - `rules`: how words become terms (lower-case, split on anything but letters and digits,
   stop words dropped, one suffix stripped). The browser applies the same rules to the query,
   read from the index itself, so the two can never drift apart.
-- `docs`: one row per finding (page, anchor, date, category, text clipped to
-  `SNIPPET_CHARS`) and one per authority page.
-- `terms`: term -> ids of the docs that contain it, and `idf` per term for ranking.
+- `pages` (href, authority), `inspections` (page, anchor, date), `categories`, and `texts`:
+  each distinct finding text once, clipped to `SNIPPET_CHARS` for display (the page has it
+  in full); `docs`: one row per finding (inspection, category, position, text), all numbers.
+- `terms`: term -> the texts that contain it; `page_terms`: term -> the pages whose
+  authority name contains it. Id lists are delta-encoded in base 36 ("0,3,1a" = 0, 3, 49).
 
-Ranking in the browser: every query term must match (as a term or a prefix of one); docs are
-ordered by the sum of the matched terms' idf, then newest first.
+Matching in the browser: every query word must match (as a term or the prefix of one) the
+finding's text or its authority's name; findings are ranked by the sum of the matched text
+terms' idf (log(1 + texts / texts with the term)), then newest first.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 SNIPPET_CHARS = 220
@@ -52,29 +54,60 @@ def terms(text: str) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Doc:
-    page: str  # href of the page, relative to the report's root
-    anchor: str  # fragment on that page ("" for the page itself)
-    date: str  # ISO date, for ordering newest first
-    label: str  # what the result is: a category, or "Authority"
-    title: str  # the authority
+class Finding:
+    inspection: int  # index into the inspections given to build_index
+    category: str
+    position: int  # 1-based, within its category on the inspection's page
     text: str
 
 
-def build_index(docs: Iterable[Doc]) -> dict:
-    rows: list[list[str]] = []
-    postings: dict[str, list[int]] = {}
-    for i, d in enumerate(docs):
-        rows.append([d.page, d.anchor, d.date, d.label, d.title,
-                     d.text if len(d.text) <= SNIPPET_CHARS else d.text[: SNIPPET_CHARS - 1] + "…"])
-        for term in set(terms(f"{d.title} {d.text}")):
-            postings.setdefault(term, []).append(i)
-    n = max(1, len(rows))
+def _ids(ids: Iterable[int]) -> str:
+    out, last = [], 0
+    for i in ids:
+        out.append(_base36(i - last))
+        last = i
+    return ",".join(out)
+
+
+def _base36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    s = ""
+    while True:
+        n, r = divmod(n, 36)
+        s = digits[r] + s
+        if not n:
+            return s
+
+
+def _postings(texts: Sequence[str]) -> dict[str, str]:
+    found: dict[str, list[int]] = {}
+    for i, text in enumerate(texts):
+        for term in sorted(set(terms(text))):
+            found.setdefault(term, []).append(i)
+    return {t: _ids(ids) for t, ids in sorted(found.items())}
+
+
+def build_index(pages: Sequence[tuple[str, str]], inspections: Sequence[tuple[int, str, str]],
+                findings: Iterable[Finding], categories: Sequence[tuple[str, str]]) -> dict:
+    """`pages` (href, authority name), `inspections` (page index, anchor, ISO date),
+    `categories` (code, label) in display order."""
+    category_ids = {code: n for n, (code, _) in enumerate(categories)}
+    text_ids: dict[str, int] = {}
+    docs = []
+    for f in findings:
+        text = f.text or ""
+        text_id = text_ids.setdefault(text, len(text_ids))
+        docs.append([f.inspection, category_ids[f.category], f.position, text_id])
+    texts = list(text_ids)
     return {
         "rules": {"suffixes": [list(s) for s in SUFFIXES], "stop": sorted(STOP_WORDS), "min_stem": MIN_STEM},
-        "docs": rows,
-        "terms": {t: ids for t, ids in sorted(postings.items())},
-        "idf": {t: round(math.log(1 + n / len(ids)), 3) for t, ids in sorted(postings.items())},
+        "pages": [list(p) for p in pages],
+        "inspections": [list(i) for i in inspections],
+        "categories": [list(c) for c in categories],
+        "texts": [t if len(t) <= SNIPPET_CHARS else t[: SNIPPET_CHARS - 1] + "…" for t in texts],
+        "docs": docs,
+        "terms": _postings(texts),
+        "page_terms": _postings([name for _, name in pages]),
     }
 
 
