@@ -388,7 +388,8 @@ def test_a_page_per_authority_with_every_finding(warehouse, tmp_path):
         ("Kingston upon Thames", "1", "7 Sep 2010"), (UNMATCHED_NAME, "1", "20 Sep 2011")]
     assert directory[1][6] == "Dorset"  # today's authority, from dim_authorities.current_authority_names
     dudley = authority_page(out, "Dudley")
-    findings = re.findall(r'<li id="inspection-[^"]*">(.*?)(?: <span class="themes">(.*?)</span>)?</li>', dudley)
+    findings = re.findall(r'<li id="inspection-[^"]*">(.*?)(?: <span class="themes">(.*?)</span>)?</li>',
+                          dudley)
     expected = q(warehouse, """
         select f.finding_text from marts.fct_findings f join marts.dim_authorities a using (authority_key)
         where a.authority_name = 'Dudley' order by f.finding_text""")

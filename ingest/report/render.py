@@ -120,12 +120,18 @@ class LetterCopies:
         self.archive_dir = archive_dir
         self.out_dir = out_dir
         self.published: set[str] = set()
+        self.listing: dict[str, dict[str, Path]] = {}
 
     def _archived(self, sha256: str) -> Path | None:
+        """The archived file `<archive>/<sha[:2]>/<sha>.<ext>` (each folder listed once)."""
         if not self.archive_dir or not sha256:
             return None
-        folder = self.archive_dir / sha256[:2]
-        return next(iter(sorted(folder.glob(f"{sha256}.*"))), None) if folder.is_dir() else None
+        folder = sha256[:2]
+        if folder not in self.listing:
+            path = self.archive_dir / folder
+            self.listing[folder] = {f.name.split(".", 1)[0]: f for f in sorted(path.iterdir(), reverse=True)
+                                    if not f.name.startswith(".")} if path.is_dir() else {}
+        return self.listing[folder].get(sha256)
 
     def links(self, inspection: dict[str, Any], depth: int = 1) -> list[pages.Link]:
         out = []
