@@ -20,6 +20,7 @@ from ingest.cli import main
 from ingest.report.charts import nice_scale
 from ingest.report.render import REPORT_FILE, dq_status, write_report
 from ingest.settings import Settings
+from ingest.warehouse.publish import generate_dbt_docs
 
 NOW = dt.datetime(2026, 11, 23, 6, 30, tzinfo=dt.UTC)
 
@@ -489,6 +490,25 @@ def test_new_since_the_last_report(warehouse, tmp_path):
     assert not list((out / "authorities").glob("unmatched-*"))  # the unmatched letter's page went with it
 
 
+def test_new_is_measured_against_the_published_report_in_a_night(warehouse, tmp_path):
+    """The night writes into its staging folder, then publishes: the comparison is with the live report."""
+    from ingest.warehouse.publish import publish_report, staging_settings
+
+    changed = tmp_path / "changed.duckdb"
+    shutil.copy(warehouse, changed)
+    live = settings_for(changed, tmp_path / "report")
+    write_report(staging_settings(live, "night1"), None, now=lambda: NOW)
+    publish_report(live, "night1")
+    con = duckdb.connect(str(changed))
+    con.execute("update marts.fct_inspections set _sha256 = repeat('b', 64) where inspection_key = 'insp002'")
+    con.close()
+    page = write_report(staging_settings(live, "night2"), None, now=lambda: NOW).read_text()
+    [new] = tables(page)["new"]
+    assert [r[:2] for r in new[1:]] == [["Dudley", "new letter (correction)"]]
+    publish_report(live, "night2")
+    assert "1 corrected" in (live.report_dir / REPORT_FILE).read_text()
+
+
 NIGHTS = [
     {"run_id": "scheduled__2026-11-23", "started_at": dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC),
      "finished_at": dt.datetime(2026, 11, 23, 2, 9, tzinfo=dt.UTC), "state": "failed",
@@ -771,8 +791,12 @@ def test_tables_print_in_full(warehouse, tmp_path):
 def test_report_of_a_real_build_renders_in_chromium(tmp_path_factory, tmp_path):
     settings = real_warehouse(tmp_path_factory)
     dq = {"success": True, "evaluated": 57, "failed": 0, "failures": []}
+    docs = generate_dbt_docs(settings, tmp_path / "report" / "dbt_docs")
     path = write_report(settings, dq, out_dir=tmp_path / "report")
     check_in_browser(path, settings.published_warehouse, "report.png")
+    # dbt docs open on the project's overview, not dbt's stock "Welcome!"
+    assert '<a href="dbt_docs/index.html">dbt docs</a>' in path.read_text()
+    assert "Where to start" in (docs / "index.html").read_text(encoding="utf-8")
     pages = sorted((tmp_path / "report" / "authorities").glob("*.html"))
     matched = q(settings.published_warehouse, """
         select count(distinct authority_key) + count(distinct authority_name_as_written)

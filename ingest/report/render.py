@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -181,9 +182,21 @@ def write_atomically(path: Path, text: str, durable: bool = True) -> None:
         raise
 
 
+def live_report_dir(out_dir: Path) -> Path | None:
+    """The published report folder that a night's staging folder belongs to, if `out_dir` is one.
+
+    A night writes its report into `.<report>.staging/<run>` beside the published folder
+    (`ingest.warehouse.publish.staging_report_dir`) and publishes it after; what is "new" is
+    measured against the report published now, which is the folder this returns."""
+    m = re.fullmatch(r"\.(.+)\.staging", out_dir.parent.name)
+    return out_dir.parent.parent / m.group(1) if m else None
+
+
 def previous_state(settings: Settings, out_dir: Path) -> dict | None:
-    """What the last published report showed (or the last one written to `out_dir`)."""
-    for folder in (settings.report_dir, out_dir):
+    """What the report published now showed (else the last one written to `out_dir`)."""
+    for folder in (live_report_dir(out_dir), settings.report_dir, out_dir):
+        if folder is None:
+            continue
         try:
             return json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
