@@ -28,11 +28,11 @@
                 database=node.database, schema=node.schema, identifier=node.alias) -%}
             {%- if relation is not none -%}
                 {%- do adapter.drop_relation(relation) -%}
-                {%- do dropped.append(relation | string) -%}
+                {%- do dropped.append(relation.schema ~ '.' ~ relation.identifier) -%}
             {%- endif -%}
         {%- endfor -%}
         {%- set note = 'from ' ~ (recorded if recorded is not none else 'unrecorded') ~ ' to ' ~ required
-            ~ (': rebuilt from scratch ' ~ dropped | join(', ') if dropped else ': nothing to rebuild') -%}
+            ~ (': rebuilt from scratch ' ~ dropped | sort | join(', ') if dropped else ': nothing to rebuild') -%}
         {%- do run_query("insert into audit.schema_version values (" ~ required ~ ", now(), "
             ~ sql_string(note) ~ ")") -%}
         {%- if dropped -%}

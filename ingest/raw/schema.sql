@@ -1,5 +1,5 @@
--- Raw layer contract: what `ingest.load` writes and dbt reads as source('raw', ...).
--- Created idempotently (create ... if not exists) by ingest.warehouse.ensure_schema().
+-- Raw layer contract: what `ingest.raw.load` writes and dbt reads as source('raw', ...).
+-- Created idempotently (create ... if not exists) by ingest.raw.db.ensure_schema().
 -- Columns may be added by later changes; none here may be renamed or dropped without
 -- changing dbt_project/models/staging/_raw__sources.yml in the same commit.
 
@@ -83,4 +83,13 @@ create table if not exists raw.quarantine (
     action varchar not null check (action in ('quarantine', 'release')),
     by_user varchar not null,               -- OS user who ran the command
     acted_at timestamptz not null           -- when (UTC); the latest row per sha256 decides
+);
+
+-- Versions of the raw layer's rules this file's rows follow (one row per change, newest last),
+-- written by ingest.raw.db.ensure_schema when it brings an older file up to date.
+-- 2: raw.letters._content_hash includes the letter date (a re-dated letter is a new version).
+create table if not exists raw.schema_version (
+    version integer not null,
+    recorded_at timestamptz not null,
+    note varchar
 );

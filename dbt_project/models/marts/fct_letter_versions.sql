@@ -29,11 +29,11 @@ new_findings as (
         this_version.ordinal
     from findings as this_version
     where not exists (
-        select 1 from findings as before
+        select 1 from findings as previous_version
         where
-            before.inspection_key = this_version.inspection_key
-            and before.letter_version = this_version.letter_version - 1
-            and before.finding_key = this_version.finding_key
+            previous_version.inspection_key = this_version.inspection_key
+            and previous_version.letter_version = this_version.letter_version - 1
+            and previous_version.finding_key = this_version.finding_key
     )
 
 ),
@@ -42,24 +42,24 @@ dropped_findings as (
 
     -- in the version before, not in this version (counted against this version)
     select
-        before.inspection_key,
-        before.letter_version + 1 as letter_version,
-        before.category,
-        before.ordinal
-    from findings as before
+        previous_version.inspection_key,
+        previous_version.letter_version + 1 as letter_version,
+        previous_version.category,
+        previous_version.ordinal
+    from findings as previous_version
     where
         exists (
             select 1 from letters
             where
-                letters.inspection_key = before.inspection_key
-                and letters.letter_version = before.letter_version + 1
+                letters.inspection_key = previous_version.inspection_key
+                and letters.letter_version = previous_version.letter_version + 1
         )
         and not exists (
             select 1 from findings as this_version
             where
-                this_version.inspection_key = before.inspection_key
-                and this_version.letter_version = before.letter_version + 1
-                and this_version.finding_key = before.finding_key
+                this_version.inspection_key = previous_version.inspection_key
+                and this_version.letter_version = previous_version.letter_version + 1
+                and this_version.finding_key = previous_version.finding_key
         )
 
 ),
