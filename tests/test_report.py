@@ -804,6 +804,13 @@ def test_report_of_a_real_build_renders_in_chromium(tmp_path_factory, tmp_path):
     assert len(pages) == matched
     letters = list((tmp_path / "report" / "letters").iterdir())
     assert len(letters) == q(settings.published_warehouse, "select count(*) from marts.fct_inspections")[0][0]
+    # Dorset 2010 is covered today by Dorset Council and BCP, with population weights summing to 1
+    [dorset] = [p for p in pages if "<h1>Dorset</h1>" in p.read_text()]
+    listed = dorset.read_text().split('class="successors"')[1].split("</ul>")[0]
+    shares = {html.unescape(name): float(pct) for name, pct in
+              re.findall(r"<li>(.*?) \(E\d{8}\): ([\d.]+)% of it", listed)}
+    assert set(shares) == {"Dorset", "Bournemouth, Christchurch and Poole"}, shares  # Dorset: E06000059
+    assert abs(sum(shares.values()) - 100) < 0.2 and 0 < shares["Bournemouth, Christchurch and Poole"] < 50
     with open_page(pages[0].as_uri()) as (page, problems):
         href = page.locator("a.letter").first.get_attribute("href")
         assert (pages[0].parent / href).resolve().is_file()
