@@ -509,6 +509,25 @@ def test_new_is_measured_against_the_published_report_in_a_night(warehouse, tmp_
     assert "1 corrected" in (live.report_dir / REPORT_FILE).read_text()
 
 
+def test_the_night_writing_the_report_is_not_shown_as_running(warehouse, tmp_path):
+    """The night's report task runs before the night is finished; a re-run after a failed night
+    publishes: neither shows a "running" or "failed" banner on the report it publishes."""
+    from ingest import nights
+    from ingest.warehouse.publish import staging_settings
+
+    live = settings_for(warehouse, tmp_path / "report")
+    nights.start_night(live, "scheduled__1", "scheduled")
+    nights.finish_night(live, "scheduled__1", "failed", failed_task="validate_marts", reason="1 expectation")
+    nights.start_night(live, "rerun__2", "rerun")
+    page = write_report(staging_settings(live, "rerun__2"), None, now=lambda: NOW).read_text()
+    assert 'class="banner' not in page
+    [history] = tables(page)["history"]
+    assert [r[1] for r in history[1:]] == ["publishing", "failed"]
+    # by hand (`ofsted report`) while that night runs: it is running
+    page = write_report(live, None, now=lambda: NOW).read_text()
+    assert "A night is running" in page
+
+
 NIGHTS = [
     {"run_id": "scheduled__2026-11-23", "started_at": dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC),
      "finished_at": dt.datetime(2026, 11, 23, 2, 9, tzinfo=dt.UTC), "state": "failed",

@@ -391,7 +391,7 @@ def night_banner(nights: Sequence[dict[str, Any]], last_good: dict[str, Any] | N
         return None
     latest = nights[0]
     state = latest.get("state")
-    if state in ("success", "succeeded"):
+    if state in ("success", "publishing"):  # publishing: the night writing this report, after its checks
         return None
     when = _when(latest.get("started_at"))
     good = (f"the warehouse below is from the night of {_when(last_good.get('started_at'))}"

@@ -34,6 +34,7 @@ from ingest.report.formats import esc, fmt_date, fmt_int, fmt_pct
 from ingest.report.queries import ReportData, choose_dq, read_report_data
 from ingest.report.search import index_script
 from ingest.settings import Settings
+from ingest.warehouse.publish import staging_report_dir
 from ingest.warehouse.query import with_one_line_errors
 
 REPORT_FILE = "index.html"
@@ -87,9 +88,16 @@ def sibling_links(out_dir: Path) -> list[tuple[str, str]]:
 
 # --- the night history (the controls engineer's ingest.nights) ---------------------------------
 
-def read_night_history(settings: Settings, limit: int = 30) -> tuple[list[dict], dict | None]:
-    """(the last `limit` nights newest first, the last good night) from the data directory."""
-    return nights_history.read_nights(settings, limit=limit), nights_history.last_good_night(settings)
+def read_night_history(settings: Settings, out_dir: Path, limit: int = 30) -> tuple[list[dict], dict | None]:
+    """(the last `limit` nights newest first, the last good night) from the data directory.
+
+    A running night that is writing this report into its own staging folder has passed its
+    checks and published (the report comes last): it is shown as "publishing", not running."""
+    nights = nights_history.read_nights(settings, limit=limit)
+    if (nights and nights[0].get("state") == "running" and live_report_dir(out_dir) is not None
+            and out_dir.name == staging_report_dir(settings, str(nights[0].get("run_id"))).name):
+        nights = [{**nights[0], "state": "publishing"}, *nights[1:]]
+    return nights, nights_history.last_good_night(settings)
 
 
 FAILED_NIGHT_DOCS = "failed_night/data_docs/index.html"  # where publish_failed_night puts its data docs
@@ -264,7 +272,7 @@ def write_report(settings: Settings, dq: dict | None = None, out_dir: Path | Non
     out_dir = Path(out_dir or settings.report_dir)
     data = read_report_data(settings.published_warehouse)
     if nights is None:
-        nights, last_good = read_night_history(settings)
+        nights, last_good = read_night_history(settings, out_dir)
     if dq is None:
         dq = failed_night_dq(nights, out_dir)
     dq = choose_dq(dq, data.recorded_dq)
