@@ -480,6 +480,7 @@ def test_new_since_the_last_report(warehouse, tmp_path):
     con.close()
     page = write_report(settings_for(changed, out), None, now=lambda: NOW).read_text()
     assert "3 new" not in page
+    assert "Compared with the report of 23 Nov 2026 06:30 UTC:" in page
     assert re.search(r"1 new inspection,\s+1 corrected \(a new letter for an inspection already here\),"
                      r"\s+1 no longer in the warehouse", page)
     [new] = tables(page)["new"]

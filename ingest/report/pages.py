@@ -362,7 +362,8 @@ def changes_since(previous: dict | None, current: dict[str, str], inspections: S
     gone = sorted(k for k in before if k not in current)
     rows = [row(k, "new inspection") for k in added] + [row(k, "new letter (correction)") for k in corrected]
     rows.sort(key=lambda r: (r[1], r[2]))
-    return {"since": previous.get("built_at"), "added": len(added), "corrected": len(corrected),
+    since = previous.get("built_at")
+    return {"since": _when(since) if since else None, "added": len(added), "corrected": len(corrected),
             "gone": len(gone), "listed": NEW_LISTED,
             "table": Table([("Authority", "text"), ("What", "text"), ("Inspection", "text"),
                             ("Letter", "text"), ("Priority actions", "num")], rows[:NEW_LISTED])}
