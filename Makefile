@@ -43,6 +43,7 @@ bench: setup
 	$(BIN)/python benchmarks/analysts_bench.py
 	$(BIN)/python benchmarks/theme_quality.py
 	$(BIN)/python benchmarks/run_bench.py
+	$(BIN)/python benchmarks/report_bench.py
 
 clean:
 	rm -rf data/archive data/warehouse data/runs data/alerts data/report .airflow dbt_project/target

@@ -1,8 +1,11 @@
-"""The static HTML report: figures equal the warehouse's, self-contained, atomic, drawn in Chromium."""
+"""The static HTML report: figures equal the warehouse's, one page per authority, what is new,
+the nights, an offline search; self-contained, atomic, printable, drawn in Chromium."""
 
 from __future__ import annotations
 
 import datetime as dt
+import html
+import json
 import re
 import shutil
 from html.parser import HTMLParser
@@ -14,8 +17,10 @@ from _analysts_support import INSPECTIONS, UNMATCHED_NAME, make_marts_warehouse,
 from _browser_support import chart_facts, open_page, screenshot
 
 from ingest.cli import main
-from ingest.report.render import REPORT_FILE, dq_status, nice_scale, write_report
+from ingest.report.charts import nice_scale
+from ingest.report.render import REPORT_FILE, dq_status, write_report
 from ingest.settings import Settings
+from ingest.warehouse.publish import generate_dbt_docs
 
 NOW = dt.datetime(2026, 11, 23, 6, 30, tzinfo=dt.UTC)
 
@@ -65,7 +70,9 @@ def tables(page: str) -> dict[str, list[list[list[str]]]]:
 
 
 def settings_for(warehouse: Path, report_dir: Path) -> Settings:
-    return Settings.from_env({}).with_overrides(published_warehouse=warehouse, report_dir=report_dir)
+    """The report of `warehouse` into `report_dir`; the night history (none) beside it."""
+    return Settings.from_env({}).with_overrides(published_warehouse=warehouse, report_dir=report_dir,
+                                                data_dir=report_dir.parent / f"{report_dir.name}-data")
 
 
 def q(warehouse: Path, sql: str) -> list[tuple]:
@@ -251,11 +258,26 @@ def test_without_a_result_the_latest_recorded_run_is_shown(warehouse, tmp_path):
 
 # --- the file ---------------------------------------------------------------------------------
 
-def test_self_contained_no_script_no_network(report):
-    assert "<script" not in report.lower()
-    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", report, re.I)
-    assert "@import" not in report and not re.search(r"url\((?!data:)", report)
-    assert report.count("<svg") == 5
+REF = re.compile(r"""(?:src|href)\s*=\s*["']([^"']*)["']""", re.I)
+
+
+def test_self_contained_no_network(warehouse, tmp_path):
+    """Every page refers only to files written beside it (or to anchors): nothing from the network."""
+    out = tmp_path / "report"
+    write_report(settings_for(warehouse, out), None, now=lambda: NOW)
+    pages = sorted(out.rglob("*.html"))
+    assert len(pages) == 1 + 4  # the overview and one page per authority inspected (one unmatched)
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert "@import" not in text and not re.search(r"url\((?!data:)", text)
+        for ref in REF.findall(text):
+            if ref.startswith(("#", "data:")):
+                continue
+            assert not re.match(r"^[a-z]+:|^//", ref, re.I), (page.name, ref)
+            target = (page.parent / ref.split("#")[0]).resolve()
+            assert target.is_file() and out.resolve() in target.parents, (page.name, ref)
+    index = (out / REPORT_FILE).read_text()
+    assert index.count("<svg") == 8  # years 2, financial years 2, regions, categories, themes, authorities
 
 
 def test_text_from_the_warehouse_is_escaped(warehouse, tmp_path):
@@ -274,11 +296,16 @@ def test_written_atomically_and_rewritten_identically(warehouse, tmp_path):
     s = settings_for(warehouse, tmp_path / "report")
     first = write_report(s, None, now=lambda: NOW)
     assert first == tmp_path / "report" / REPORT_FILE
-    inode, text = first.stat().st_ino, first.read_text()
+    assert "This is the first report written here" in first.read_text()
     second = write_report(s, None, now=lambda: NOW)
-    assert second.read_text() == text  # same warehouse, same time: same page
-    assert second.stat().st_ino != inode  # replaced by a rename, never rewritten in place
-    assert sorted(p.name for p in (tmp_path / "report").iterdir()) == [REPORT_FILE]
+    inode, text = second.stat().st_ino, second.read_text()
+    assert "0 new inspections" in text  # compared with the first
+    third = write_report(s, None, now=lambda: NOW)
+    assert third.read_text() == text  # same warehouse, same time, same previous report: same page
+    assert third.stat().st_ino != inode  # replaced by a rename, never rewritten in place
+    assert not [p for p in (tmp_path / "report").rglob("*") if p.name.endswith(".tmp")]
+    assert {p.name for p in (tmp_path / "report").iterdir()} == {
+        REPORT_FILE, "authorities", "report.css", "report.js", "search-index.js", "report-state.json"}
     explicit = write_report(s, None, out_dir=tmp_path / "elsewhere", now=lambda: NOW)
     assert explicit == tmp_path / "elsewhere" / REPORT_FILE and explicit.read_text() == text
 
@@ -311,13 +338,309 @@ def test_cli_report(capsys, warehouse, tmp_path):
     missing = tmp_path / "missing.duckdb"
     rc = main(["report", "--warehouse", str(missing), "--out", str(tmp_path / "out2")])
     assert rc == 1
-    assert capsys.readouterr().err == (
+    assert capsys.readouterr().err.splitlines()[-1] + "\n" == (
         f"ofsted report: error: no published warehouse at {missing}; run `make run` first\n")
     bare = tmp_path / "bare.duckdb"
     duckdb.connect(str(bare)).close()
     assert main(["report", "--warehouse", str(bare), "--out", str(tmp_path / "out3")]) == 1
-    assert capsys.readouterr().err.startswith(f"ofsted report: error: {bare} has no marts.fct_inspections")
+    assert capsys.readouterr().err.splitlines()[-1].startswith(
+        f"ofsted report: error: {bare} has no marts.fct_inspections")
     assert not (tmp_path / "out2").exists() and not (tmp_path / "out3").exists()
+
+
+# --- financial years, regions -----------------------------------------------------------------
+
+def test_financial_year_table_equals_the_warehouse(any_report, any_warehouse):
+    [fy] = tables(any_report)["financial-years"]
+    expected = q(any_warehouse, """
+        select d.financial_year, count(*), count(distinct i.authority_key),
+               count(*) filter (where i.has_priority_action), sum(i.priority_action_count)
+        from marts.fct_inspections i left join marts.dim_dates d on d.date_day = i.inspection_start_date
+        group by 1 order by 1""")
+    assert [(r[0], n(r[1]), n(r[2]), n(r[3]), n(r[8])) for r in fy[1:]] == [
+        tuple(int(v) if not isinstance(v, str) else v for v in row) for row in expected]
+    assert fy[0][0] == "Financial year"
+
+
+def test_financial_years_and_regions_of_the_small_warehouse(report):
+    [fy] = tables(report)["financial-years"]
+    # 3 Nov 2009 -> 2009-10; May and Sep 2010, Feb 2011 -> 2010-11; Jun and Sep 2011 -> 2011-12
+    assert [(r[0], r[1], r[4], r[9]) for r in fy[1:]] == [
+        ("2009-10", "1", "0%", "0.00"), ("2010-11", "3", "67%", "1.00"), ("2011-12", "2", "50%", "0.50")]
+    [regions] = tables(report)["regions"]
+    assert [r[:5] for r in regions[1:]] == [
+        ["London", "1", "1", "0", "0%"], ["South West", "1", "2", "1", "50%"],
+        ["West Midlands", "1", "2", "1", "50%"], ["Authority not matched", "0", "1", "1", "100%"]]
+
+
+# --- a page per authority ---------------------------------------------------------------------
+
+def authority_page(out: Path, name: str) -> str:
+    [page] = [p for p in (out / "authorities").glob("*.html") if f"<h1>{name}</h1>" in p.read_text()]
+    return page.read_text()
+
+
+def test_a_page_per_authority_with_every_finding(warehouse, tmp_path):
+    out = tmp_path / "report"
+    index = write_report(settings_for(warehouse, out), None, now=lambda: NOW).read_text()
+    [directory] = tables(index)["directory"]
+    assert [(r[0], r[2], r[5]) for r in directory[1:]] == [
+        ("Dorset", "2", "8 Feb 2011"), ("Dudley", "2", "14 Jun 2011"),
+        ("Kingston upon Thames", "1", "7 Sep 2010"), (UNMATCHED_NAME, "1", "20 Sep 2011")]
+    assert directory[1][6] == "Dorset"  # today's authority, from dim_authorities.current_authority_names
+    dudley = authority_page(out, "Dudley")
+    findings = re.findall(r'<li id="inspection-[^"]*">(.*?)(?: <span class="themes">(.*?)</span>)?</li>',
+                          dudley)
+    expected = q(warehouse, """
+        select f.finding_text from marts.fct_findings f join marts.dim_authorities a using (authority_key)
+        where a.authority_name = 'Dudley' order by f.finding_text""")
+    assert sorted(html.unescape(f[0]) for f in findings) == [r[0] for r in expected]
+    themed = {html.unescape(f[0]): re.findall(r'<span class="theme">(.*?)</span>', f[1]) for f in findings}
+    assert themed["Priority action finding 2 of inspection insp002."] == [
+        "Management oversight", "Timeliness of assessments"]
+    # inspections over time, linked to each other
+    [over_time] = tables(dudley)["inspections"]
+    assert [r[0] for r in over_time[1:]] == ["18 May 2010", "14 Jun 2011"]
+    assert '<a class="next" href="#inspection-insp002">' not in dudley
+    assert '<a class="next" href="#inspection-insp005">Next inspection: 14 Jun 2011 →</a>' in dudley
+    assert '<a class="previous" href="#inspection-insp002">← Previous inspection: 18 May 2010</a>' in dudley
+    assert 'id="inspection-insp002"' in dudley and 'id="inspection-insp005"' in dudley
+
+
+def test_authority_pages_link_the_source_letters(warehouse, tmp_path):
+    archive = tmp_path / "archive"
+    sha = f"{2:064x}"  # Dudley 2010's letter
+    (archive / sha[:2]).mkdir(parents=True)
+    (archive / sha[:2] / f"{sha}.pdf").write_bytes(b"%PDF-1.4 the letter")
+    web = tmp_path / "web.duckdb"
+    shutil.copy(warehouse, web)
+    con = duckdb.connect(str(web))
+    con.execute("alter table marts.fct_inspections add column _source_uri varchar")
+    con.execute("update marts.fct_inspections set _source_uri = 'https://www.ofsted.gov.uk/letters/' "
+                "|| inspection_key || '.pdf'")
+    con.close()
+    out = tmp_path / "report"
+    settings = settings_for(web, out).with_overrides(archive_dir=archive)
+    write_report(settings, None, now=lambda: NOW)
+    dudley = authority_page(out, "Dudley")
+    assert f'<a class="letter" href="../letters/{sha}.pdf">Letter (PDF, archived copy)</a>' in dudley
+    assert ('<a class="letter" href="https://www.ofsted.gov.uk/letters/insp002.pdf">Letter as published</a>'
+            in dudley)
+    assert (out / "letters" / f"{sha}.pdf").read_bytes() == b"%PDF-1.4 the letter"
+    assert [p.name for p in (out / "letters").iterdir()] == [f"{sha}.pdf"]  # letters not archived: no copy
+
+
+def test_corrections_and_successor_weights_when_the_warehouse_has_them(warehouse, tmp_path):
+    newer = tmp_path / "newer.duckdb"
+    shutil.copy(warehouse, newer)
+    con = duckdb.connect(str(newer))
+    con.execute("""
+        alter table marts.fct_inspections add column letter_version integer default 1;
+        alter table marts.fct_inspections add column is_corrected boolean default false;
+        alter table marts.fct_inspections add column first_published_date date;
+        update marts.fct_inspections set letter_version = 2, is_corrected = true,
+            first_published_date = date '2009-11-25' where inspection_key = 'insp001';
+        create table marts.bridge_authority_successions as
+        select * from (values
+            ('E10000009', 'E06000059', 'Dorset Council', 0.874, 'published', 'merge', date '2019-04-01'),
+            ('E10000009', 'E06000058', 'Bournemouth, Christchurch and Poole', 0.126, 'published',
+             'partial_transfer', date '2019-04-01'))
+            t(gss_code, successor_gss_code, successor_authority_name, weight, weight_quality,
+              change_type, change_date);
+    """)
+    con.close()
+    out = tmp_path / "report"
+    write_report(settings_for(newer, out), None, now=lambda: NOW)
+    dorset = authority_page(out, "Dorset")
+    assert "Letter 1 Dec 2009 · version 2, corrected; first published 25 Nov 2009" in dorset
+    listed = dorset.split('class="successors"')[1].split("</ul>")[0]
+    successors = [html.unescape(re.sub(r"<[^>]+>", "", li)).strip()
+                  for li in re.findall(r"<li>(.*?)</li>", listed, re.S)]
+    assert successors == [
+        "Dorset Council (E06000059): 87.4% of it (published weight), merge on 1 Apr 2019",
+        "Bournemouth, Christchurch and Poole (E06000058): 12.6% of it (published weight), "
+        "partial transfer on 1 Apr 2019"]
+
+
+# --- what is new, and the nights ----------------------------------------------------------------
+
+def test_new_since_the_last_report(warehouse, tmp_path):
+    out = tmp_path / "report"
+    changed = tmp_path / "changed.duckdb"
+    shutil.copy(warehouse, changed)
+    write_report(settings_for(changed, out), None, now=lambda: NOW)
+    con = duckdb.connect(str(changed))
+    con.execute("""
+        insert into marts.fct_inspections
+        select 'insp007', 4, 1, 'Kingston upon Thames', true, date '2012-03-01', date '2012-02-01',
+               date '2012-02-02', 28, 1, 0, 0, 1, 2, true, 'insp003', repeat('7', 64);
+        update marts.fct_inspections set _sha256 = repeat('a', 64) where inspection_key = 'insp001';
+        delete from marts.fct_inspections where inspection_key = 'insp006';
+    """)
+    con.close()
+    page = write_report(settings_for(changed, out), None, now=lambda: NOW).read_text()
+    assert "3 new" not in page
+    assert "Compared with the report of 23 Nov 2026 06:30 UTC:" in page
+    assert re.search(r"1 new inspection,\s+1 corrected \(a new letter for an inspection already here\),"
+                     r"\s+1 no longer in the warehouse", page)
+    [new] = tables(page)["new"]
+    assert [r[:4] for r in new[1:]] == [
+        ["Kingston upon Thames", "new inspection", "1 Feb 2012", "1 Mar 2012"],
+        ["Dorset", "new letter (correction)", "3 Nov 2009", "1 Dec 2009"]]
+    assert 'href="authorities/kingston-upon-thames-e09000021.html#inspection-insp007"' in page
+    assert not list((out / "authorities").glob("unmatched-*"))  # the unmatched letter's page went with it
+
+
+def test_new_is_measured_against_the_published_report_in_a_night(warehouse, tmp_path):
+    """The night writes into its staging folder, then publishes: the comparison is with the live report."""
+    from ingest.warehouse.publish import publish_report, staging_settings
+
+    changed = tmp_path / "changed.duckdb"
+    shutil.copy(warehouse, changed)
+    live = settings_for(changed, tmp_path / "report")
+    write_report(staging_settings(live, "night1"), None, now=lambda: NOW)
+    publish_report(live, "night1")
+    con = duckdb.connect(str(changed))
+    con.execute("update marts.fct_inspections set _sha256 = repeat('b', 64) where inspection_key = 'insp002'")
+    con.close()
+    page = write_report(staging_settings(live, "night2"), None, now=lambda: NOW).read_text()
+    [new] = tables(page)["new"]
+    assert [r[:2] for r in new[1:]] == [["Dudley", "new letter (correction)"]]
+    publish_report(live, "night2")
+    assert "1 corrected" in (live.report_dir / REPORT_FILE).read_text()
+
+
+def test_the_night_writing_the_report_is_not_shown_as_running(warehouse, tmp_path):
+    """The night's report task runs before the night is finished; a re-run after a failed night
+    publishes: neither shows a "running" or "failed" banner on the report it publishes."""
+    from ingest import nights
+    from ingest.warehouse.publish import staging_settings
+
+    live = settings_for(warehouse, tmp_path / "report")
+    nights.start_night(live, "scheduled__1", "scheduled")
+    nights.finish_night(live, "scheduled__1", "failed", failed_task="validate_marts", reason="1 expectation")
+    nights.start_night(live, "rerun__2", "rerun")
+    page = write_report(staging_settings(live, "rerun__2"), None, now=lambda: NOW).read_text()
+    assert 'class="banner' not in page
+    [history] = tables(page)["history"]
+    assert [r[1] for r in history[1:]] == ["publishing", "failed"]
+    # by hand (`ofsted report`) while that night runs: it is running
+    page = write_report(live, None, now=lambda: NOW).read_text()
+    assert "A night is running" in page
+
+
+NIGHTS = [
+    {"run_id": "scheduled__2026-11-23", "started_at": dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC),
+     "finished_at": dt.datetime(2026, 11, 23, 2, 9, tzinfo=dt.UTC), "state": "failed",
+     "failed_task": "validate_marts", "reason": "1 expectation", "counts": {},
+     "dq": {"raw": {"evaluated": 30, "failed": 0, "success": True},
+            "marts": {"evaluated": 27, "failed": 1, "success": False}},
+     "published": False, "warehouse_run_id": "scheduled__2026-11-21"},
+    {"run_id": "scheduled__2026-11-22", "started_at": "2026-11-22T02:00:00+00:00",
+     "finished_at": "2026-11-22T02:03:00+00:00", "state": "failed", "failed_task": "dbt",
+     "reason": "dbt build failed", "counts": {},
+     "dq": {"raw": {"evaluated": 30, "failed": 0, "success": True}},
+     "published": False, "warehouse_run_id": "scheduled__2026-11-21"},
+    {"run_id": "scheduled__2026-11-21", "started_at": "2026-11-21T02:00:00+00:00",
+     "finished_at": "2026-11-21T02:08:00+00:00", "state": "success", "failed_task": None, "reason": None,
+     "counts": {}, "dq": {"raw": {"evaluated": 30, "failed": 0, "success": True},
+                          "marts": {"evaluated": 27, "failed": 0, "success": True}},
+     "published": True, "warehouse_run_id": "scheduled__2026-11-21"},
+]
+
+
+def test_a_failed_night_shows_on_the_report(warehouse, tmp_path):
+    failing = {"success": False, "evaluated": 27, "failed": 1,
+               "failures": [{"table": "fct_inspections", "expectation": "expect_x", "column": "a",
+                             "detail": "d"}]}
+    page = write_report(settings_for(warehouse, tmp_path / "r"), failing, now=lambda: NOW,
+                        nights=NIGHTS, last_good=NIGHTS[2]).read_text()
+    [banner] = re.findall(r'<p class="banner fail" role="alert">(.*?)</p>', page)
+    assert html.unescape(banner) == (
+        "Last night (23 Nov 2026 02:00 UTC) failed at validate_marts: 1 expectation; "
+        "the warehouse below is from the night of 21 Nov 2026 02:00 UTC.")
+    assert "Data quality: 1 of 27 checks failed" in page
+    [history] = tables(page)["history"]
+    assert history[1:] == [
+        ["23 Nov 2026 02:00 UTC", "failed", "validate_marts", "1 expectation", "30 passed",
+         "27 checks, 1 failed", "no", "scheduled__2026-11-23"],
+        ["22 Nov 2026 02:00 UTC", "failed", "dbt", "dbt build failed", "30 passed", "–", "no",
+         "scheduled__2026-11-22"],
+        ["21 Nov 2026 02:00 UTC", "success", "–", "", "30 passed", "27 passed", "yes",
+         "scheduled__2026-11-21"]]
+    # a good night last: no banner, the history still there
+    page = write_report(settings_for(warehouse, tmp_path / "r"), None, now=lambda: NOW,
+                        nights=NIGHTS[2:], last_good=NIGHTS[2]).read_text()
+    assert 'class="banner' not in page and len(tables(page)["history"][0]) == 2
+    running = [{**NIGHTS[0], "state": "running", "failed_task": None, "reason": None}]
+    page = write_report(settings_for(warehouse, tmp_path / "r"), None, now=lambda: NOW,
+                        nights=running, last_good=None).read_text()
+    assert ("A night is running (started 23 Nov 2026 02:00 UTC); no night has succeeded yet; "
+            "the warehouse below is the last one published.") in html.unescape(page)
+
+
+def test_the_night_history_of_the_data_directory_shows(warehouse, tmp_path):
+    """Nights recorded by the night itself (ingest.nights): a good night, then one failing on marts DQ."""
+    from ingest import nights
+
+    out = tmp_path / "report"
+    s = settings_for(warehouse, out)
+    nights.start_night(s, "manual__1", "manual")
+    nights.finish_night(s, "manual__1", "success", published=True,
+                        dq={"raw": {"success": True, "evaluated": 30, "failed": 0}})
+    nights.start_night(s, "manual__2", "manual")
+    failed = {"success": False, "evaluated": 27, "failed": 1,
+              "failures": [{"table": "fct_inspections", "expectation": "expect_column_values_to_be_between",
+                            "detail": "3 letters more than 120 days after the inspection"}]}
+    nights.finish_night(s, "manual__2", "failed", failed_task="validate_marts", reason="1 expectation",
+                        dq={"raw": {"success": True, "evaluated": 30, "failed": 0}, "marts": failed})
+    (out / "failed_night" / "data_docs").mkdir(parents=True)
+    (out / "failed_night" / "data_docs" / "index.html").write_text("<html></html>")
+    page = write_report(s, None, now=lambda: NOW).read_text()
+    [banner] = re.findall(r'<p class="banner fail" role="alert">(.*?)</p>', page)
+    assert re.fullmatch(r"Last night \(.* UTC\) failed at validate_marts: 1 expectation; "
+                        r"the warehouse below is from the night of .* UTC\.", html.unescape(banner))
+    assert "Data quality: 1 of 27 checks failed" in page
+    [failures] = tables(page)["quality"]
+    assert failures[1] == ["marts", "–", "–", "3 letters more than 120 days after the inspection"]
+    assert '<a href="failed_night/data_docs/index.html">Open the data docs</a>' in page
+    [history] = tables(page)["history"]
+    assert [(r[1], r[2], r[4], r[5], r[6], r[7]) for r in history[1:]] == [
+        ("failed", "validate_marts", "30 passed", "27 checks, 1 failed", "no", "manual__2"),
+        ("success", "–", "30 passed", "–", "yes", "manual__1")]
+
+
+# --- the search index -------------------------------------------------------------------------
+
+def decode(ids: str) -> list[int]:
+    out, last = [], 0
+    for d in ids.split(","):
+        last += int(d, 36)
+        out.append(last)
+    return out
+
+
+def test_search_index_finds_stems_and_links_each_finding(warehouse, tmp_path):
+    from ingest.report.search import terms
+
+    out = tmp_path / "report"
+    write_report(settings_for(warehouse, out), None, now=lambda: NOW)
+    text = (out / "search-index.js").read_text()
+    assert text.startswith("window.OFSTED_SEARCH = ")
+    index = json.loads(text[len("window.OFSTED_SEARCH = "):].rstrip().rstrip(";"))
+    findings = q(warehouse, "select count(*) from marts.fct_findings")[0][0]
+    assert len(index["docs"]) == findings and len(index["pages"]) == 4
+    assert terms("Thresholds for agencies were applied") == ["threshold", "agency", "apply"]
+    assert terms("threshold") == terms("thresholds")
+    wanted = "Priority action finding 2 of inspection insp002."
+    text_id = index["texts"].index(wanted)
+    assert text_id in decode(index["terms"]["insp002"]) and text_id in decode(index["terms"]["priority"])
+    [doc] = [d for d in index["docs"] if d[3] == text_id]
+    page, anchor, date = index["inspections"][doc[0]]
+    code, label = index["categories"][doc[1]]
+    assert (index["pages"][page][1], date, label) == ("Dudley", "2010-05-18", "Priority action")
+    assert f'<li id="{anchor}-{code}-{doc[2]}">{wanted}' in (out / index["pages"][page][0]).read_text()
+    assert decode(index["page_terms"]["dudley"]) == [page]
 
 
 @pytest.mark.parametrize(("value", "top", "step"), [
@@ -330,25 +653,35 @@ def test_nice_scale(value, top, step):
 # --- in a real browser ------------------------------------------------------------------------
 
 def expected_chart_totals(warehouse: Path) -> dict[str, int]:
-    [(inspections, findings, priority)] = q(warehouse, """
+    """The total of every chart's bars, in the order the overview draws them."""
+    [(inspections, findings, priority, priority_matched)] = q(warehouse, """
         select count(*), sum(strength_count + satisfactory_count + area_for_development_count
                              + priority_action_count),
+               sum(priority_action_count),
                sum(priority_action_count) filter (where authority_key is not null)
         from marts.fct_inspections""")
     themed = q(warehouse, "select count(*) from marts.bridge_findings_themes")[0][0]
     return {"Inspections per year": inspections, "Findings per year, by category": findings,
+            "Priority actions per financial year": priority,
+            "Findings per financial year, by category": findings,
+            "Inspections by region": inspections,
             "Findings by category": findings, "Findings by theme": themed,
-            "Priority actions by authority": priority}
+            "Priority actions by authority": priority_matched}
+
+
+def assert_only_local_files(problems, out: Path) -> None:
+    assert problems.as_dict() == {"console_errors": [], "page_errors": [], "failed_requests": []}
+    for url in problems.requests:  # the pages, their stylesheet and scripts: nothing from the network
+        assert url.startswith("file://") and out.resolve().as_uri() in url, url
 
 
 def check_in_browser(path: Path, warehouse: Path, artefact: str) -> list[dict]:
     with open_page(path.as_uri()) as (page, problems):
         facts = chart_facts(page)
         assert page.title().startswith("Ofsted CRA letters")
-        assert page.locator("table").count() >= 4  # per year, categories, themes, authorities
+        assert page.locator("table").count() >= 6
         shot = screenshot(page, artefact)
-    assert problems.as_dict() == {"console_errors": [], "page_errors": [], "failed_requests": []}
-    assert problems.requests == [path.as_uri()]  # the page itself and nothing else
+    assert_only_local_files(problems, path.parent)
     totals = {k: v for k, v in expected_chart_totals(warehouse).items() if v}
     assert [f["title"] for f in facts] == list(totals)  # every chart with data is drawn
     for f in facts:
@@ -369,7 +702,108 @@ def test_report_renders_in_chromium(warehouse, tmp_path):
     with open_page(path.as_uri(), width=400, height=800) as (page, problems):
         assert page.evaluate("document.documentElement.scrollWidth") == 400
         assert all(f["width"] <= 400 and f["drawn"] == f["bars"] > 0 for f in chart_facts(page))
-    assert problems.as_dict() == {"console_errors": [], "page_errors": [], "failed_requests": []}
+    assert_only_local_files(problems, path.parent)
+
+
+THRESHOLD_FINDING = "Thresholds for access to children's social care are not understood by partner agencies."
+
+
+@pytest.mark.browser
+def test_search_box_works_offline_and_leads_to_the_finding(warehouse, tmp_path):
+    worded = tmp_path / "worded.duckdb"
+    shutil.copy(warehouse, worded)
+    con = duckdb.connect(str(worded))
+    con.execute("update marts.fct_findings set finding_text = ? "
+                "where finding_key = 'insp004-priority_action-1'", [THRESHOLD_FINDING])
+    con.close()
+    out = tmp_path / "report"
+    path = write_report(settings_for(worded, out), None, now=lambda: NOW)
+    with open_page(path.as_uri()) as (page, problems):
+        page.fill("#q", "threshold")
+        results = page.locator("#search-results li")
+        results.first.wait_for()
+        assert results.count() == 1
+        assert THRESHOLD_FINDING in results.first.inner_text()
+        assert "Dorset, 8 Feb 2011 · Priority action" in results.first.inner_text()
+        assert page.inner_text("#search-status") == "1 result for “threshold”."
+        page.fill("#q", "partner agency care")  # every word, stemmed: agencies ~ agency
+        assert page.locator("#search-results li").count() == 1
+        page.fill("#q", "finding")
+        assert page.locator("#search-results li").count() == q(
+            worded, "select count(*) from marts.fct_findings where finding_text ilike '%finding%'")[0][0]
+        page.fill("#q", "nowhere-to-be-found")
+        assert page.locator("#search-results li").count() == 0
+        assert page.inner_text("#search-status").startswith("0 results")
+        page.fill("#q", "thresholds")
+        screenshot(page, "report-search.png")
+        page.locator("#search-results li a").first.click()
+        page.wait_for_load_state("load")
+        assert page.url.startswith((out / "authorities").as_uri()) and "#inspection-insp004-" in page.url
+        target = page.url.split("#")[1]
+        assert page.locator(f"#{target}").inner_text().startswith(THRESHOLD_FINDING)
+        assert page.locator("h1").inner_text() == "Dorset"
+    assert_only_local_files(problems, out)
+
+
+@pytest.mark.browser
+def test_authority_page_in_chromium_links_inspections_and_letters(warehouse, tmp_path):
+    archive = tmp_path / "archive"
+    sha = f"{2:064x}"
+    (archive / sha[:2]).mkdir(parents=True)
+    (archive / sha[:2] / f"{sha}.html").write_text("<html><body><h1>Dudley letter</h1></body></html>")
+    out = tmp_path / "report"
+    write_report(settings_for(warehouse, out).with_overrides(archive_dir=archive), None, now=lambda: NOW)
+    with open_page((out / REPORT_FILE).as_uri()) as (page, problems):
+        page.click("#directory a:text-is('Dudley')")
+        page.wait_for_load_state("load")
+        assert page.locator("h1").inner_text() == "Dudley"
+        assert page.locator("section.inspection").count() == 2
+        assert page.locator("ol.findings li").count() == q(
+            warehouse, "select count(*) from marts.fct_findings where authority_key = 3")[0][0]
+        [chart] = chart_facts(page)
+        assert chart["drawn"] == chart["bars"] > 0
+        screenshot(page, "report-authority.png")
+        page.click("#inspection-insp002 a.next")
+        assert page.url.endswith("#inspection-insp005")
+        assert page.locator("#inspection-insp005 h2").is_visible()
+        page.click("#inspection-insp005 a.previous")
+        assert page.url.endswith("#inspection-insp002")
+        page.click("#inspection-insp002 a.letter")
+        page.wait_for_load_state("load")
+        assert page.locator("h1").inner_text() == "Dudley letter"
+    assert_only_local_files(problems, out)
+
+
+PRINT_CHECK_JS = """
+() => {
+  const clipped = Array.from(document.querySelectorAll('body *')).filter(el => {
+    const s = getComputedStyle(el);
+    return ['auto', 'scroll', 'hidden'].includes(s.overflowY) && el.scrollHeight > el.clientHeight + 1;
+  }).map(el => el.tagName + '.' + el.className);
+  const rows = Array.from(document.querySelectorAll('tbody tr'));
+  return {clipped, rows: rows.length,
+          shown: rows.filter(r => r.getBoundingClientRect().height > 0).length};
+}
+"""
+
+
+@pytest.mark.browser
+def test_tables_print_in_full(warehouse, tmp_path):
+    out = tmp_path / "report"
+    path = write_report(settings_for(warehouse, out), None, now=lambda: NOW)
+    pages = [path, *sorted((out / "authorities").glob("*.html"))[:1]]
+    for p in pages:
+        with open_page(p.as_uri()) as (page, problems):
+            page.emulate_media(media="print")
+            facts = page.evaluate(PRINT_CHECK_JS)
+            assert facts["clipped"] == [], p.name
+            assert facts["rows"] == facts["shown"] > 0
+            assert not page.locator("nav").is_visible()
+            if p == path:
+                screenshot(page, "report-print.png")
+                pdf = page.pdf()
+                assert pdf.startswith(b"%PDF")
+        assert_only_local_files(problems, out)
 
 
 @pytest.mark.slow
@@ -377,5 +811,28 @@ def test_report_renders_in_chromium(warehouse, tmp_path):
 def test_report_of_a_real_build_renders_in_chromium(tmp_path_factory, tmp_path):
     settings = real_warehouse(tmp_path_factory)
     dq = {"success": True, "evaluated": 57, "failed": 0, "failures": []}
+    docs = generate_dbt_docs(settings, tmp_path / "report" / "dbt_docs")
     path = write_report(settings, dq, out_dir=tmp_path / "report")
     check_in_browser(path, settings.published_warehouse, "report.png")
+    # dbt docs open on the project's overview, not dbt's stock "Welcome!"
+    assert '<a href="dbt_docs/index.html">dbt docs</a>' in path.read_text()
+    assert "Where to start" in (docs / "index.html").read_text(encoding="utf-8")
+    pages = sorted((tmp_path / "report" / "authorities").glob("*.html"))
+    matched = q(settings.published_warehouse, """
+        select count(distinct authority_key) + count(distinct authority_name_as_written)
+            filter (where authority_key is null) from marts.fct_inspections""")[0][0]
+    assert len(pages) == matched
+    letters = list((tmp_path / "report" / "letters").iterdir())
+    assert len(letters) == q(settings.published_warehouse, "select count(*) from marts.fct_inspections")[0][0]
+    # Dorset 2010 is covered today by Dorset Council and BCP, with population weights summing to 1
+    [dorset] = [p for p in pages if "<h1>Dorset</h1>" in p.read_text()]
+    listed = dorset.read_text().split('class="successors"')[1].split("</ul>")[0]
+    shares = {html.unescape(name): float(pct) for name, pct in
+              re.findall(r"<li>(.*?) \(E\d{8}\): ([\d.]+)% of it", listed)}
+    assert set(shares) == {"Dorset", "Bournemouth, Christchurch and Poole"}, shares  # Dorset: E06000059
+    assert abs(sum(shares.values()) - 100) < 0.2 and 0 < shares["Bournemouth, Christchurch and Poole"] < 50
+    with open_page(pages[0].as_uri()) as (page, problems):
+        href = page.locator("a.letter").first.get_attribute("href")
+        assert (pages[0].parent / href).resolve().is_file()
+        screenshot(page, "report-authority-real.png")
+    assert_only_local_files(problems, tmp_path / "report")
