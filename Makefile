@@ -8,16 +8,44 @@ export DO_NOT_TRACK := 1
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: setup run test test-fast lint bench clean
+.PHONY: setup run test test-fast lint bench clean lock up down night status
+
+LOCK    := requirements/dev.lock
+PROD_LOCK := requirements/production.lock
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Installs exactly the locked set (dev + production extras), then the project without deps.
+$(STAMP): pyproject.toml $(LOCK)
 	@command -v $(PY) >/dev/null 2>&1 || { echo "make: $(PY) not found (set PY=/path/to/python3.11)"; exit 1; }
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+## re-pin every dependency from pyproject.toml (dev lock first; production is a subset of it)
+lock:
+	test -x $(BIN)/uv || $(BIN)/pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra production --extra dev --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --no-header --annotation-style line --upgrade -o $(LOCK)
+	$(BIN)/uv pip compile pyproject.toml --extra production --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --no-header --annotation-style line -c $(LOCK) -o $(PROD_LOCK)
+
+## the local production-shaped stack: PostgreSQL, Redis, Airflow api-server, scheduler,
+## dag-processor, triggerer and a Celery worker under supervisord (see deploy/stack.py)
+up: setup
+	$(BIN)/python deploy/stack.py up
+
+down:
+	@test -x $(BIN)/python && $(BIN)/python deploy/stack.py down || true
+
+status:
+	$(BIN)/python deploy/stack.py status
+
+## trigger one night through the stack's REST API and follow it (exit 1 when it fails)
+night: setup
+	$(BIN)/python deploy/stack.py night
 
 ## run the nightly job once on the bundled sample letters
 run: setup
