@@ -63,6 +63,7 @@ lint: setup
 	$(BIN)/sqlfluff lint dbt_project/models dbt_project/tests dbt_project/analyses --processes 2
 
 ## benchmark scripts: each prints its figures (no timed assertions anywhere)
+bench: export PYTHONPATH := $(CURDIR)
 bench: setup
 	$(BIN)/python benchmarks/parse_bench.py
 	$(BIN)/python benchmarks/load_bench.py

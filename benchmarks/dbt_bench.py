@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/dbt_bench.py [--letters 5000] [--new 20] [--keep DIR]
 
-1. writes N synthetic letters (`ingest.synthetic`, text) into an inbox and loads them with the
-   real loader (`ingest.pipeline.run_load`) into a fresh warehouse in a temp dir;
+1. writes N synthetic letters (`devtools.synthetic`, text) into an inbox and loads them with the
+   real loader (`ingest.raw.pipeline.run_load`) into a fresh warehouse in a temp dir;
 2. `dbt parse` once (untimed), so every timed build uses dbt's partial parsing like a night does;
 3. times `dbt build` on the fresh warehouse (the first, full build);
 4. loads `--new` more letters and times `dbt build` (incremental: fct_findings and
@@ -30,10 +30,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from ingest.build import run_dbt
-from ingest.pipeline import run_load
+from devtools.synthetic import write_corpus
+from ingest.raw.pipeline import run_load
 from ingest.settings import Settings
-from ingest.synthetic import write_corpus
+from ingest.warehouse.build import run_dbt
 
 
 def bench_settings(root: Path) -> Settings:

@@ -2,11 +2,11 @@
 
     .venv/bin/python benchmarks/load_bench.py [--n 5000] [--small 1000] [--pdf-share 0.2]
 
-Writes a corpus of synthetic letters (text and PDF, `ingest.synthetic`), then, each in a
+Writes a corpus of synthetic letters (text and PDF, `devtools.synthetic`), then, each in a
 fresh subprocess so the peak RSS figures are independent:
 
 - parse-only: read every file and `parse_document` it (one core);
-- load: `ingest.pipeline.run_load` into an empty warehouse (read each inbox file once, write
+- load: `ingest.raw.pipeline.run_load` into an empty warehouse (read each inbox file once, write
   it durably to the archive, parse in batches to Arrow tables handed to the loader thread,
   bulk insert into DuckDB), once with parsing in the loading process and once with one parse
   worker process sharing the batches;
@@ -42,8 +42,8 @@ def _cpu_s() -> float:
 
 
 def child_parse(inbox: Path) -> dict:
-    from ingest.models import RejectedDocument
-    from ingest.parse import parse_document
+    from ingest.letters.models import RejectedDocument
+    from ingest.letters.parse import parse_document
 
     files = sorted(p for p in inbox.rglob("*") if p.is_file())
     c0 = _cpu_s()
@@ -62,7 +62,7 @@ def child_parse(inbox: Path) -> dict:
 
 
 def child_load(inbox: Path, work: Path, workers: int | None) -> dict:
-    from ingest.pipeline import default_parse_workers, run_load
+    from ingest.raw.pipeline import default_parse_workers, run_load
     from ingest.settings import Settings
 
     s = Settings.from_env({"OFSTED_DATA_DIR": str(work), "OFSTED_INBOX_DIR": str(inbox)})
@@ -82,8 +82,8 @@ def child_load(inbox: Path, work: Path, workers: int | None) -> dict:
 
 def child_fetch(inbox: Path, work: Path) -> dict:
     """The local fetcher alone (stat, copy to a verified temp file, hash), for comparison."""
-    from ingest.fetch import fetch_documents
     from ingest.settings import Settings
+    from ingest.sources import fetch_documents
 
     s = Settings.from_env({"OFSTED_DATA_DIR": str(work), "OFSTED_INBOX_DIR": str(inbox)})
     t0 = time.perf_counter()
@@ -98,7 +98,7 @@ def child_fetch(inbox: Path, work: Path) -> dict:
 
 def child_reparse(work: Path, workers: int | None) -> dict:
     """Archive -> parse -> replace rows: the ingest engine without the fetcher."""
-    from ingest.pipeline import run_reparse
+    from ingest.raw.pipeline import run_reparse
     from ingest.settings import Settings
 
     s = Settings.from_env({"OFSTED_DATA_DIR": str(work)})
@@ -149,7 +149,7 @@ def main() -> int:
         print(json.dumps(result))
         return 0
 
-    from ingest.synthetic import write_corpus
+    from devtools.synthetic import write_corpus
 
     with tempfile.TemporaryDirectory(prefix="load_bench_") as tmp:
         tmp_path = Path(tmp)

@@ -2,7 +2,7 @@
 
     python benchmarks/parse_bench.py [--text 600] [--pdf 60] [--rounds 7] [--seed 0]
 
-The letters are synthetic (`ingest.synthetic`: the real letters' style, every encoding, line
+The letters are synthetic (`devtools.synthetic`: the real letters' style, every encoding, line
 ending, bullet and layout variation, PDFs with letterhead, running header and page footers),
 generated in memory before timing. Each round times every measure once, interleaved, and the
 best round of each is reported (a shared machine only ever makes a round slower).
@@ -28,9 +28,9 @@ from collections.abc import Callable
 import pypdf
 import pypdfium2 as pdfium
 
-from ingest.models import RejectedDocument
-from ingest.parse import PARSER_VERSION, parse_document
-from ingest.synthetic import generate_letter, render_pdf
+from devtools.synthetic import generate_letter, render_pdf
+from ingest.letters.models import RejectedDocument
+from ingest.letters.parse import PARSER_VERSION, parse_document
 
 
 def pdfium_text(data: bytes) -> str:

@@ -4,7 +4,7 @@ Runs `ofsted run` in a subprocess, exactly as `make run` does, but on temporary 
 
 1. the bundled sample letters, on a fresh AIRFLOW_HOME (cold: metadata DB created);
 2. the same again (warm: nothing new; the DB and Cosmos' dbt ls cache are reused);
-3. N synthetic letters (`ingest.synthetic`, default 1,000) on a fresh data dir.
+3. N synthetic letters (`devtools.synthetic`, default 1,000) on a fresh data dir.
 
 For each it prints the wall time and the per-task durations from the Airflow metadata DB
 (SQLite, read with sqlite3), grouped: parse + load (fetch, batches, parse[n], load_raw),
@@ -100,7 +100,7 @@ def main() -> int:
             wall, rc, out = run_once(root / "sample", sample, home)
             report(label, wall, rc, task_rows(home), out)
         if not args.skip_synthetic:
-            from ingest.synthetic import write_corpus
+            from devtools.synthetic import write_corpus
 
             inbox = root / "synthetic"
             t0 = time.perf_counter()

@@ -23,12 +23,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pendulum
-from _notifiers import AlertNotifier, DataQualityFailed
 from airflow.sdk import Asset, CronTriggerTimetable, dag, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
 
 from ingest.settings import get_settings
+from orchestration.notifiers import AlertNotifier, DataQualityFailed
 
 SETTINGS = get_settings()
 POOL = "duckdb_writer"
@@ -60,25 +60,25 @@ DBT_MODE = ExecutionMode.WATCHER if SETTINGS.dbt_execution_mode == "watcher" els
 def ofsted_letters_nightly():
     @task(pool=POOL)
     def fetch() -> list[dict]:
-        from ingest.pipeline import fetch_and_archive
+        from ingest.raw.pipeline import fetch_and_archive
 
         return fetch_and_archive(SETTINGS)
 
     @task
     def batches(docs: list[dict]) -> list[dict]:
-        from ingest.pipeline import make_batches
+        from ingest.raw.pipeline import make_batches
 
         return [{"docs": b, "batch_no": n} for n, b in enumerate(make_batches(docs, SETTINGS.batch_size))]
 
     @task(execution_timeout=dt.timedelta(minutes=20))
     def parse(docs: list[dict], batch_no: int, run_id: str | None = None) -> str:
-        from ingest.pipeline import parse_batch
+        from ingest.raw.pipeline import parse_batch
 
         return parse_batch(SETTINGS, docs, run_id, batch_no)
 
     @task(pool=POOL, outlets=RAW_ASSETS, trigger_rule="none_failed")
     def load_raw(batch_paths: list[str] | None = None) -> dict:
-        from ingest.pipeline import load_batches
+        from ingest.raw.pipeline import load_batches
 
         paths = [batch_paths[i] for i in range(len(batch_paths or []))]  # indexed: no probe past the end
         return load_batches(SETTINGS, [p for p in paths if p])
@@ -86,8 +86,8 @@ def ofsted_letters_nightly():
     @task(pool=POOL, retries=0)
     def validate_raw(counts: dict, run_id: str | None = None) -> dict:
         from expectations.validate import validate_raw as check
-        from ingest.publish import staging_settings
-        from ingest.run import alert_on_dq_failure
+        from ingest.alerts import alert_on_dq_failure
+        from ingest.warehouse.publish import staging_settings
 
         dq = check(staging_settings(SETTINGS, run_id), run_id)
         if alert_on_dq_failure(SETTINGS, run_id, "raw tables", dq, counts, "validate_raw"):
@@ -97,8 +97,8 @@ def ofsted_letters_nightly():
     @task(pool=POOL, retries=0)
     def validate_marts(counts: dict, run_id: str | None = None) -> dict:
         from expectations.validate import validate_marts as check
-        from ingest.publish import staging_settings
-        from ingest.run import alert_on_dq_failure
+        from ingest.alerts import alert_on_dq_failure
+        from ingest.warehouse.publish import staging_settings
 
         dq = check(staging_settings(SETTINGS, run_id), run_id)
         if alert_on_dq_failure(SETTINGS, run_id, "marts", dq, counts, "validate_marts"):
@@ -107,21 +107,21 @@ def ofsted_letters_nightly():
 
     @task(pool=POOL)
     def dbt_docs(run_id: str | None = None) -> str:
-        from ingest.publish import generate_dbt_docs, staging_report_dir
+        from ingest.warehouse.publish import generate_dbt_docs, staging_report_dir
 
         return str(generate_dbt_docs(SETTINGS, staging_report_dir(SETTINGS, run_id) / "dbt_docs"))
 
     @task(pool=POOL, outlets=[PUBLISHED])
     def publish() -> dict:
-        from ingest.publish import publish as publish_warehouse
+        from ingest.warehouse.publish import publish as publish_warehouse
 
         return publish_warehouse(SETTINGS)
 
     @task
     def report(dq: dict, run_id: str | None = None) -> dict:
-        from ingest.pipeline import remove_run_files
-        from ingest.publish import publish_report, staging_settings
-        from ingest.report import write_report
+        from ingest.raw.pipeline import remove_run_files
+        from ingest.report.render import write_report
+        from ingest.warehouse.publish import publish_report, staging_settings
 
         write_report(staging_settings(SETTINGS, run_id), dq)
         published = publish_report(SETTINGS, run_id)
@@ -156,7 +156,7 @@ def ofsted_letters_nightly():
             dbt_executable_path=SETTINGS.dbt_executable,
         ),
         operator_args={"pool": POOL, "execution_timeout": dt.timedelta(minutes=60),
-                       "callback": "ingest.run.release_dbt_duckdb"},
+                       "callback": "ingest.warehouse.build.release_dbt_duckdb"},
     )
 
     docs = fetch()

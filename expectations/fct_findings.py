@@ -11,7 +11,7 @@ import great_expectations as gx
 import great_expectations.expectations as gxe
 
 from expectations import MIN_THEME_COVERAGE
-from ingest.models import CATEGORIES
+from ingest.letters.models import CATEGORIES
 
 TABLE = "marts.fct_findings"
 ID_COLUMNS: tuple[str, ...] = ("finding_key", "inspection_key", "category")

@@ -11,7 +11,7 @@ import great_expectations as gx
 import great_expectations.expectations as gxe
 
 from expectations import MAX_DAYS_TO_LETTER
-from ingest.models import CATEGORIES
+from ingest.letters.models import CATEGORIES
 
 TABLE = "marts.fct_inspections"
 ID_COLUMNS: tuple[str, ...] = ("inspection_key", "letter_authority_name", "inspection_start_date")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import great_expectations as gx
 import great_expectations.expectations as gxe
 
-from ingest.models import CATEGORIES
+from ingest.letters.models import CATEGORIES
 
 TABLE = "raw.findings"
 ID_COLUMNS: tuple[str, ...] = ("_sha256", "category", "ordinal")

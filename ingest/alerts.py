@@ -224,6 +224,29 @@ def _log_failure(settings: Settings, alert: Alert, channel: str, reason: str) ->
         log.error("cannot write the alert log %s: %s", settings.alert_log, _one_line(exc))
 
 
+# --- data-quality failures -----------------------------------------------------------------------
+
+def alert_on_dq_failure(settings: Settings, run_id: str, what: str, dq: dict, counts: dict | None,
+                        task_id: str | None = None, source: str = "ofsted_letters_nightly") -> bool:
+    """Send an alert when `dq` (from expectations.validate) failed; returns whether it did."""
+    if dq.get("success", False):
+        return False
+    summary = {k: v for k, v in (counts or {}).items() if isinstance(v, int | float)}
+    summary.update(evaluated=dq.get("evaluated", 0), failed=dq.get("failed", 0))
+    alert = Alert(
+        run_id=run_id,
+        title=f"{source}: {dq.get('failed', 0)} of {dq.get('evaluated', 0)} expectations failed "
+        f"on the {what}",
+        failures=list(dq.get("failures", [])),
+        counts=summary,
+        data_docs=str(dq.get("data_docs", "")),
+        severity="error",
+        task_id=task_id,
+    )
+    send_alert(settings, alert)
+    return True
+
+
 # --- helpers --------------------------------------------------------------------------------------
 
 def _safe_url(url: str) -> str:

@@ -33,7 +33,7 @@ def _add_parse(sub) -> None:
 
 
 def _run_parse(args) -> int:
-    from ingest.parse import cli_parse
+    from ingest.letters.parse import cli_parse
 
     return cli_parse(Path(args.file))
 
@@ -45,7 +45,7 @@ def _add_load(sub) -> None:
 
 
 def _run_load(args) -> int:
-    from ingest.load import cli_load
+    from ingest.raw.commands import cli_load
 
     return cli_load(_settings(args))
 
@@ -58,7 +58,7 @@ def _add_reparse(sub) -> None:
 
 
 def _run_reparse(args) -> int:
-    from ingest.load import cli_reparse
+    from ingest.raw.commands import cli_reparse
 
     return cli_reparse(_settings(args), everything=args.all)
 
@@ -71,7 +71,7 @@ def _add_build(sub) -> None:
 
 
 def _run_build(args) -> int:
-    from ingest.build import cli_build
+    from ingest.warehouse.build import cli_build
 
     return cli_build(_settings(args), full_refresh=args.full_refresh, select=args.select)
 
@@ -83,7 +83,7 @@ def _add_run(sub) -> None:
 
 
 def _run_run(args) -> int:
-    from ingest.run import cli_run
+    from orchestration.runner import cli_run
 
     return cli_run(_settings(args))
 
@@ -97,7 +97,7 @@ def _add_sql(sub) -> None:
 
 
 def _run_sql(args) -> int:
-    from ingest.query import cli_sql
+    from ingest.warehouse.query import cli_sql
 
     return cli_sql(_settings(args), query=args.query, file=args.file, fmt=args.format)
 
@@ -110,7 +110,7 @@ def _add_export(sub) -> None:
 
 
 def _run_export(args) -> int:
-    from ingest.query import cli_export
+    from ingest.warehouse.export import cli_export
 
     return cli_export(_settings(args), out_dir=Path(args.dir), csv=args.csv)
 
@@ -122,7 +122,7 @@ def _add_report(sub) -> None:
 
 
 def _run_report(args) -> int:
-    from ingest.report import cli_report
+    from ingest.report.render import cli_report
 
     return cli_report(_settings(args), out_dir=Path(args.out).resolve() if args.out else None)
 

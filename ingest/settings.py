@@ -1,42 +1,125 @@
 """The one typed settings object. The only module that reads os.environ.
 
-Every value comes from an environment variable documented in `.env.example`; the defaults
-make `make run` work on a fresh clone (local inbox = the bundled sample letters, everything
-written under `data/`). All paths are absolute: Cosmos runs dbt from a temporary copy of the
-project, so a relative path would resolve in the wrong place.
+Every value comes from an environment variable documented in `.env.example`; `ENV` is the one
+table mapping each field to its variable, read by `Settings.from_env` and written back by
+`Settings.to_env` (the environment that rebuilds the same settings in another process: the
+DAG file, dbt's profiles.yml). The defaults make `make run` work on a fresh clone (local inbox =
+the bundled sample letters, everything written under `data/`).
+
+Paths are made absolute (Cosmos runs dbt from a temporary copy of the project, so a relative
+path would resolve in the wrong place) without following symbolic links: the published report
+directory is a symlink swapped at every publish, and must be named, not resolved.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-def _path(env: dict[str, str], name: str, default: Path) -> Path:
-    raw = env.get(name)
-    p = Path(raw).expanduser() if raw else default
-    return p if p.is_absolute() else (PROJECT_ROOT / p).resolve()
+PROJECT_ROOT = Path(os.path.abspath(Path(__file__).parent.parent))
 
 
-def _int(env: dict[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    return int(raw) if raw not in (None, "") else default
+def absolute(p: str | Path) -> Path:
+    """`p` made absolute against the project root, normalised, symlinks left as they are."""
+    p = Path(p).expanduser()
+    return Path(os.path.normpath(p if p.is_absolute() else PROJECT_ROOT / p))
 
 
-def _float(env: dict[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    return float(raw) if raw not in (None, "") else default
+def _text(raw: str) -> str:
+    return raw
 
 
-def _list(env: dict[str, str], name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
-    raw = env.get(name)
-    if raw is None:
-        return default
+def _optional(raw: str) -> str | None:
+    return raw or None
+
+
+def _lower(raw: str) -> str:
+    return raw.strip().lower()
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {raw!r} (use true or false)")
+
+
+def _list(raw: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in raw.split(",") if x.strip())
+
+
+@dataclass(frozen=True)
+class Var:
+    """One setting: its environment variable, how its text is read, and its default (a value,
+    or a function of the settings read so far, for paths under the data directory)."""
+
+    env: str
+    read: Callable[[str], Any]
+    default: Any = None
+
+    def default_for(self, so_far: Mapping[str, Any]) -> Any:
+        return self.default(so_far) if callable(self.default) else self.default
+
+
+def _under_data(*parts: str) -> Callable[[Mapping[str, Any]], Path]:
+    return lambda so_far: Path(so_far["data_dir"], *parts)
+
+
+#: field -> its variable. Order matters only where a default reads an earlier field.
+ENV: dict[str, Var] = {
+    # --- where things live -------------------------------------------------------------
+    "data_dir": Var("OFSTED_DATA_DIR", absolute, PROJECT_ROOT / "data"),
+    "inbox_dir": Var("OFSTED_INBOX_DIR", absolute, PROJECT_ROOT / "data" / "sample_letters"),
+    "archive_dir": Var("OFSTED_ARCHIVE_DIR", absolute, _under_data("archive")),
+    "runs_dir": Var("OFSTED_RUNS_DIR", absolute, _under_data("runs")),
+    "work_warehouse": Var("OFSTED_WORK_WAREHOUSE", absolute, _under_data("warehouse", "ofsted_work.duckdb")),
+    "published_warehouse": Var("OFSTED_WAREHOUSE", absolute, _under_data("warehouse", "ofsted.duckdb")),
+    "report_dir": Var("OFSTED_REPORT_DIR", absolute, _under_data("report")),
+    "dbt_project_dir": Var("OFSTED_DBT_PROJECT_DIR", absolute, PROJECT_ROOT / "dbt_project"),
+    "dbt_profiles_dir": Var("OFSTED_DBT_PROFILES_DIR", absolute, PROJECT_ROOT / "dbt_project"),
+    "dbt_target_dir": Var("OFSTED_DBT_TARGET_DIR", absolute, PROJECT_ROOT / "dbt_project" / "target"),
+    # --- sources -----------------------------------------------------------------------
+    "source": Var("OFSTED_SOURCE", _lower, "local"),
+    "http_index_url": Var("OFSTED_HTTP_INDEX_URL", _optional),
+    "http_allowed_hosts": Var("OFSTED_HTTP_ALLOWED_HOSTS", _list, ()),
+    "http_timeout_s": Var("OFSTED_HTTP_TIMEOUT_S", float, 30.0),
+    "http_retries": Var("OFSTED_HTTP_RETRIES", int, 3),
+    "http_backoff_s": Var("OFSTED_HTTP_BACKOFF_S", float, 1.0),
+    "http_min_interval_s": Var("OFSTED_HTTP_MIN_INTERVAL_S", float, 1.0),
+    "http_user_agent": Var("OFSTED_HTTP_USER_AGENT", _text, "ofsted-letters/0.1 (data team)"),
+    "http_auth_token": Var("OFSTED_HTTP_AUTH_TOKEN", _optional),
+    "http_username": Var("OFSTED_HTTP_USERNAME", _optional),
+    "http_password": Var("OFSTED_HTTP_PASSWORD", _optional),
+    "http_proxy": Var("OFSTED_HTTP_PROXY", _optional),
+    "max_file_bytes": Var("OFSTED_MAX_FILE_BYTES", int, 20 * 1024 * 1024),
+    # --- parse / load ------------------------------------------------------------------
+    "batch_size": Var("OFSTED_BATCH_SIZE", int, 200),
+    # --- alerts ------------------------------------------------------------------------
+    "alert_channels": Var("OFSTED_ALERT_CHANNELS", _list, ("log",)),
+    "alert_log": Var("OFSTED_ALERT_LOG", absolute, _under_data("alerts", "alerts.jsonl")),
+    "alert_webhook_url": Var("OFSTED_ALERT_WEBHOOK_URL", _optional),
+    "smtp_host": Var("OFSTED_SMTP_HOST", _optional),
+    "smtp_port": Var("OFSTED_SMTP_PORT", int, 25),
+    "smtp_user": Var("OFSTED_SMTP_USER", _optional),
+    "smtp_password": Var("OFSTED_SMTP_PASSWORD", _optional),
+    "smtp_starttls": Var("OFSTED_SMTP_STARTTLS", _bool, False),
+    "alert_email_from": Var("OFSTED_ALERT_EMAIL_FROM", _text, "ofsted-letters@localhost"),
+    "alert_email_to": Var("OFSTED_ALERT_EMAIL_TO", _list, ()),
+    # --- airflow and dbt ---------------------------------------------------------------
+    "airflow_home": Var("AIRFLOW_HOME", absolute, PROJECT_ROOT / ".airflow"),
+    "dbt_execution_mode": Var("OFSTED_DBT_EXECUTION_MODE", _lower, "local"),
+    "dbt_executable": Var("OFSTED_DBT_EXECUTABLE", absolute, Path(sys.executable).parent / "dbt"),
+}
+
+
+class SettingsError(ValueError):
+    """A variable's value cannot be read (one line, naming the variable)."""
 
 
 @dataclass(frozen=True)
@@ -79,60 +162,47 @@ class Settings:
     smtp_starttls: bool
     alert_email_from: str
     alert_email_to: tuple[str, ...]
-    # --- airflow (used by `ofsted run`) ------------------------------------------------
+    # --- airflow and dbt ---------------------------------------------------------------
     airflow_home: Path
-    extra: dict[str, str] = field(default_factory=dict)
-    dbt_execution_mode: str = "local"  # Cosmos: "local" (a task per model) | "watcher"
-    dbt_executable: Path = Path(sys.executable).parent / "dbt"  # the venv's dbt, for Cosmos
+    dbt_execution_mode: str  # Cosmos: "local" | "watcher"
+    dbt_executable: Path  # the venv's dbt, for Cosmos
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        e = dict(os.environ if env is None else env)
-        data = _path(e, "OFSTED_DATA_DIR", PROJECT_ROOT / "data")
-        wh_dir = data / "warehouse"
-        return cls(
-            data_dir=data,
-            inbox_dir=_path(e, "OFSTED_INBOX_DIR", PROJECT_ROOT / "data" / "sample_letters"),
-            archive_dir=_path(e, "OFSTED_ARCHIVE_DIR", data / "archive"),
-            runs_dir=_path(e, "OFSTED_RUNS_DIR", data / "runs"),
-            work_warehouse=_path(e, "OFSTED_WORK_WAREHOUSE", wh_dir / "ofsted_work.duckdb"),
-            published_warehouse=_path(e, "OFSTED_WAREHOUSE", wh_dir / "ofsted.duckdb"),
-            report_dir=_path(e, "OFSTED_REPORT_DIR", data / "report"),
-            dbt_project_dir=_path(e, "OFSTED_DBT_PROJECT_DIR", PROJECT_ROOT / "dbt_project"),
-            dbt_profiles_dir=_path(e, "OFSTED_DBT_PROFILES_DIR", PROJECT_ROOT / "dbt_project"),
-            dbt_target_dir=_path(e, "OFSTED_DBT_TARGET_DIR", PROJECT_ROOT / "dbt_project" / "target"),
-            source=e.get("OFSTED_SOURCE", "local").strip().lower() or "local",
-            http_index_url=e.get("OFSTED_HTTP_INDEX_URL") or None,
-            http_allowed_hosts=_list(e, "OFSTED_HTTP_ALLOWED_HOSTS"),
-            http_timeout_s=_float(e, "OFSTED_HTTP_TIMEOUT_S", 30.0),
-            http_retries=_int(e, "OFSTED_HTTP_RETRIES", 3),
-            http_backoff_s=_float(e, "OFSTED_HTTP_BACKOFF_S", 1.0),
-            http_min_interval_s=_float(e, "OFSTED_HTTP_MIN_INTERVAL_S", 1.0),
-            http_user_agent=e.get("OFSTED_HTTP_USER_AGENT", "ofsted-letters/0.1 (data team)"),
-            http_auth_token=e.get("OFSTED_HTTP_AUTH_TOKEN") or None,
-            http_username=e.get("OFSTED_HTTP_USERNAME") or None,
-            http_password=e.get("OFSTED_HTTP_PASSWORD") or None,
-            http_proxy=e.get("OFSTED_HTTP_PROXY") or e.get("HTTPS_PROXY") or e.get("https_proxy") or None,
-            max_file_bytes=_int(e, "OFSTED_MAX_FILE_BYTES", 20 * 1024 * 1024),
-            batch_size=_int(e, "OFSTED_BATCH_SIZE", 200),
-            alert_channels=_list(e, "OFSTED_ALERT_CHANNELS", ("log",)),
-            alert_log=_path(e, "OFSTED_ALERT_LOG", data / "alerts" / "alerts.jsonl"),
-            alert_webhook_url=e.get("OFSTED_ALERT_WEBHOOK_URL") or None,
-            smtp_host=e.get("OFSTED_SMTP_HOST") or None,
-            smtp_port=_int(e, "OFSTED_SMTP_PORT", 25),
-            smtp_user=e.get("OFSTED_SMTP_USER") or None,
-            smtp_password=e.get("OFSTED_SMTP_PASSWORD") or None,
-            smtp_starttls=e.get("OFSTED_SMTP_STARTTLS", "false").lower() in ("1", "true", "yes"),
-            alert_email_from=e.get("OFSTED_ALERT_EMAIL_FROM", "ofsted-letters@localhost"),
-            alert_email_to=_list(e, "OFSTED_ALERT_EMAIL_TO"),
-            airflow_home=_path(e, "AIRFLOW_HOME", PROJECT_ROOT / ".airflow"),
-            dbt_execution_mode=e.get("OFSTED_DBT_EXECUTION_MODE", "local").strip().lower() or "local",
-            dbt_executable=_path(e, "OFSTED_DBT_EXECUTABLE", Path(sys.executable).parent / "dbt"),
-        )
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from `env` (default: os.environ); an unset or empty variable takes its default."""
+        e = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for name, var in ENV.items():
+            raw = e.get(var.env)
+            if raw is None or raw.strip() == "":
+                values[name] = var.default_for(values)
+                continue
+            try:
+                values[name] = var.read(raw)
+            except ValueError as exc:
+                raise SettingsError(f"{var.env}={raw!r}: {exc}") from None
+        return cls(**values)
 
-    def with_overrides(self, **kwargs) -> Settings:
-        """A copy with some fields replaced (the CLI's --inbox / --warehouse flags)."""
+    def to_env(self) -> dict[str, str]:
+        """The environment that makes `Settings.from_env()` rebuild these settings."""
+        out: dict[str, str] = {}
+        for name, var in ENV.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, tuple):
+                value = ",".join(value)
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            out[var.env] = str(value)
+        return out
+
+    def with_overrides(self, **kwargs: Any) -> Settings:
+        """A copy with some fields replaced (the CLI's flags); None leaves a field as it is."""
         return replace(self, **{k: v for k, v in kwargs.items() if v is not None})
+
+
+assert set(ENV) == {f.name for f in fields(Settings)}, "ENV and Settings must name the same fields"
 
 
 def get_settings() -> Settings:

@@ -154,10 +154,10 @@ def build_real_warehouse(tmp: Path, synthetic_letters: int = 0) -> Settings:
     The inbox is the bundled sample letters plus `synthetic_letters` generated ones (text, fixed
     seed), so the marts have several years, authorities with priority actions and many themes.
     """
-    from ingest.build import run_dbt
-    from ingest.pipeline import run_load
-    from ingest.publish import publish_warehouse
-    from ingest.synthetic import write_corpus
+    from devtools.synthetic import write_corpus
+    from ingest.raw.pipeline import run_load
+    from ingest.warehouse.build import run_dbt
+    from ingest.warehouse.publish import publish_warehouse
 
     inbox = tmp / "inbox"
     shutil.copytree(PROJECT_ROOT / "data" / "sample_letters", inbox)

@@ -1,9 +1,9 @@
 """Warehouses for the dbt tests and benchmark: raw tables filled with known letters.
 
-`write_raw` creates the raw schema from the contract (`ingest/schema.sql`, via
-`ingest.warehouse`) in a DuckDB file and inserts `Letter` records the way the loader stores
+`write_raw` creates the raw schema from the contract (`ingest/raw/schema.sql`, via
+`ingest.raw.db`) in a DuckDB file and inserts `Letter` records the way the loader stores
 them (one row per letter keyed by the sha256 of its bytes, its findings and copy
-recipients). The letters come from the real sample letters (parsed by `ingest.parse`) or
+recipients). The letters come from the real sample letters (parsed by `ingest.letters.parse`) or
 from the synthetic generator, so the expected values are known independently of dbt.
 """
 
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import duckdb
 
-from ingest.models import Letter
+from ingest.letters.models import Letter
+from ingest.raw.db import ensure_schema
 from ingest.settings import PROJECT_ROOT, Settings
-from ingest.warehouse import ensure_schema
 
 LETTER_COLUMNS = (
     "_sha256", "_content_hash", "_source_uri", "_archive_path", "_fetched_at", "_parsed_at",
@@ -76,7 +76,7 @@ def dbt_settings(tmp: Path, warehouse: Path | None = None, inbox: Path | None = 
 
 def real_letters(parsed_at: dt.datetime | None = None) -> list[RawLetter]:
     """The bundled real letters, parsed by the project's parser."""
-    from ingest.parse import parse_document
+    from ingest.letters.parse import parse_document
 
     at = parsed_at or dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     out = []
@@ -89,7 +89,7 @@ def real_letters(parsed_at: dt.datetime | None = None) -> list[RawLetter]:
 
 def synthetic_letters(seeds: Iterable[int], parsed_at: dt.datetime | None = None) -> list[RawLetter]:
     """Letters from the synthetic generator, keyed by the sha256 of their bytes."""
-    from ingest.synthetic import generate_letter
+    from devtools.synthetic import generate_letter
 
     at = parsed_at or dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     out = []
@@ -103,7 +103,7 @@ def synthetic_letters(seeds: Iterable[int], parsed_at: dt.datetime | None = None
 def letters_per_authority(parsed_at: dt.datetime | None = None) -> list[tuple[RawLetter, str]]:
     """One synthetic letter per authority of 2010, named as letters write it, with the GSS code
     it must be matched to."""
-    from ingest.synthetic import AUTHORITIES, generate_letter
+    from devtools.synthetic import AUTHORITIES, generate_letter
 
     at = parsed_at or dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     out = []

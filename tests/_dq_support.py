@@ -1,6 +1,6 @@
 """A small, valid work warehouse for the data-quality tests.
 
-Raw tables come from the real contract (`ingest/schema.sql`); the marts are built from them
+Raw tables come from the real contract (`ingest/raw/schema.sql`); the marts are built from them
 here in SQL with the column names of issue #4 (the dbt models' contract), so that every
 count agrees. Tests then break one rule with one SQL statement and check that exactly the
 expectation guarding it fails.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-SCHEMA_SQL = Path(__file__).resolve().parent.parent / "ingest" / "schema.sql"
+from ingest.raw.db import SCHEMA_SQL  # noqa: E402
 
 # (authority as the letter writes it, inspection start, letter days after end, inspector)
 LETTERS = [

@@ -7,8 +7,8 @@ from typing import Any
 
 import duckdb
 
+from devtools.synthetic import generate_letter, render_pdf
 from ingest.settings import PROJECT_ROOT, Settings
-from ingest.synthetic import generate_letter, render_pdf
 
 SAMPLES = PROJECT_ROOT / "data" / "sample_letters"
 RAW_TABLES = ("letters", "findings", "copy_recipients", "rejected_documents", "manifest")

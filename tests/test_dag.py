@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.run import POOL
 from ingest.settings import PROJECT_ROOT, Settings
+from orchestration.runner import POOL
 
 DAGS = PROJECT_ROOT / "dags"
 DAG_ID = "ofsted_letters_nightly"
@@ -19,7 +19,7 @@ DUCKDB_TASKS = {"fetch", "load_raw", "validate_raw", "validate_marts", "dbt_docs
 
 @pytest.fixture(scope="module")
 def bag():
-    from ingest.run import ensure_airflow_db
+    from orchestration.runner import ensure_airflow_db
 
     ensure_airflow_db(Settings.from_env())  # conftest points AIRFLOW_HOME at a temp dir
     from airflow.dag_processing.dagbag import BundleDagBag
@@ -62,7 +62,7 @@ def test_scheduled_at_two_in_the_morning_london_time(dag):
 
 
 def test_every_task_retries_with_backoff_times_out_and_alerts(dag):
-    from _notifiers import AlertNotifier
+    from orchestration.notifiers import AlertNotifier
 
     for task in dag.tasks:
         assert task.execution_timeout is not None and task.execution_timeout <= dt.timedelta(hours=1), task
@@ -126,7 +126,7 @@ def test_dbt_runs_in_process_and_releases_the_warehouse_with_absolute_paths(dag)
     for task in (t for t in dag.tasks if t.task_id.startswith("dbt.")):
         assert task.invocation_mode == InvocationMode.DBT_RUNNER, task.task_id
         # after every dbt command, failed or not: dbt-duckdb's connection closed, the file free
-        assert task.callback == "ingest.run.release_dbt_duckdb", task.task_id
+        assert task.callback == "ingest.warehouse.build.release_dbt_duckdb", task.task_id
     task = dag.task_dict["dbt.fct_inspections_model_build"]
     profiles = Path(task.profile_config.profiles_yml_filepath)
     assert profiles.is_absolute() and profiles.is_file()
@@ -139,7 +139,7 @@ def test_release_lets_another_connection_open_the_file_after_dbt_in_this_process
     import duckdb
     from dbt.cli.main import dbtRunner
 
-    from ingest.run import release_dbt_duckdb
+    from ingest.warehouse.build import release_dbt_duckdb
 
     settings = Settings.from_env({"OFSTED_DATA_DIR": str(tmp_path)})
     env = {"OFSTED_WORK_WAREHOUSE": str(settings.work_warehouse)}

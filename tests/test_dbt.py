@@ -31,9 +31,9 @@ from _dbt_support import (
     write_raw,
 )
 
-from ingest.build import cli_build, run_dbt
 from ingest.cli import main as ofsted
-from ingest.pipeline import run_load
+from ingest.raw.pipeline import run_load
+from ingest.warehouse.build import cli_build, run_dbt
 
 EXPECTED = json.loads((PROJECT_ROOT / "tests" / "fixtures" / "letters" / "real_expected.json").read_text())
 REAL = {k: v for k, v in EXPECTED.items() if not k.startswith("_")}

@@ -313,8 +313,8 @@ def test_data_docs_default_to_the_report_dir(settings: Settings) -> None:
 
 @pytest.mark.slow
 def test_suites_pass_on_the_real_dbt_build_of_the_sample_letters(tmp_path: Path) -> None:
-    from ingest.build import run_dbt
-    from ingest.pipeline import run_load
+    from ingest.raw.pipeline import run_load
+    from ingest.warehouse.build import run_dbt
 
     settings = Settings.from_env({"OFSTED_DATA_DIR": str(tmp_path)}).with_overrides(
         dbt_target_dir=tmp_path / "dbt_target"

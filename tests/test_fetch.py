@@ -13,19 +13,12 @@ from pathlib import Path
 import pytest
 from _http_support import Fault, TestHTTPServer, http_date
 
-from ingest.fetch import (
-    AllowedHosts,
-    FetchConfigError,
-    IncomingWriteError,
-    document_filename,
-    fetch_documents,
-    incoming_dir,
-    is_ignored_name,
-    parse_index,
-    parse_retry_after,
-)
-from ingest.models import FetchResult, KnownDocument
+from ingest.letters.models import FetchResult, KnownDocument
 from ingest.settings import Settings
+from ingest.sources import FetchConfigError, IncomingWriteError, fetch_documents, incoming_dir
+from ingest.sources.http import AllowedHosts, document_filename, parse_retry_after
+from ingest.sources.listing import parse_index
+from ingest.sources.local import is_ignored_name
 
 PDF_A = b"%PDF-1.4\n% letter a\n" + b"a" * 300 + b"\n%%EOF\n"
 TXT_B = b"Dear Ms Smith,\r\nInspection of Borsetshire children's services\r\n" * 5

@@ -14,10 +14,17 @@ from pathlib import Path
 import pytest
 from _load_support import SAMPLES, count, make_settings, manifest, query, snapshot, write_synthetic
 
-from ingest import parse
-from ingest.load import cli_load, cli_reparse
-from ingest.pipeline import fetch_and_archive, load_batches, make_batches, parse_batch, run_load, run_reparse
-from ingest.synthetic import generate_letter, render_pdf
+from devtools.synthetic import generate_letter, render_pdf
+from ingest.letters import parse
+from ingest.raw.commands import cli_load, cli_reparse
+from ingest.raw.pipeline import (
+    fetch_and_archive,
+    load_batches,
+    make_batches,
+    parse_batch,
+    run_load,
+    run_reparse,
+)
 
 
 def _sha(path: Path) -> str:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.models import RejectedDocument
-from ingest.parse import PARSER_VERSION, parse_document
+from ingest.letters.models import RejectedDocument
+from ingest.letters.parse import PARSER_VERSION, parse_document
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "letters"
 PAIRS = sorted(

@@ -10,8 +10,8 @@ import pytest
 from _parse_support import LETTERHEAD, PAGE_BREAK, encrypted_pdf, image_only_pdf, render_letter_pdf
 from fpdf import FPDF
 
-from ingest.models import RejectedDocument
-from ingest.parse import parse_document
+from ingest.letters.models import RejectedDocument
+from ingest.letters.parse import parse_document
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "letters"
 BROKEN_FINDING = "Core assessments do not consistently analyse the impact of parental mental health on"

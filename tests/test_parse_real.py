@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.models import Letter
-from ingest.parse import PARSER_VERSION, parse_document
+from ingest.letters.models import Letter
+from ingest.letters.parse import PARSER_VERSION, parse_document
 
 ROOT = Path(__file__).resolve().parent.parent
 LETTERS = ROOT / "data" / "sample_letters"

@@ -14,9 +14,9 @@ from _parse_support import render_letter_pdf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.models import CATEGORIES, Letter, RejectedDocument
-from ingest.parse import MAX_DOCUMENT_BYTES, cli_parse, parse_document
-from ingest.synthetic import generate_letter, render_pdf
+from devtools.synthetic import generate_letter, render_pdf
+from ingest.letters.models import CATEGORIES, Letter, RejectedDocument
+from ingest.letters.parse import MAX_DOCUMENT_BYTES, cli_parse, parse_document
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "letters"
@@ -160,7 +160,7 @@ def test_a_heading_repeated_continues_its_ordinals():
     assert strengths[-1][1] == "An extra strength."
 
 
-# --- letters in the style of the real ones (ingest.synthetic, with their correct parse) ----------
+# --- letters in the style of the real ones (devtools.synthetic, with their correct parse) ----------
 
 def _assert_synthetic(letter: Letter, expected: dict) -> None:
     got = json.loads(json.dumps(letter.to_json()))

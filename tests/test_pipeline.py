@@ -9,7 +9,8 @@ import pyarrow.parquet as pq
 from _http_support import Fault, TestHTTPServer
 from _load_support import SAMPLES, count, make_settings, manifest, query, write_synthetic
 
-from ingest.pipeline import (
+from devtools.synthetic import generate_letter, render_pdf
+from ingest.raw.pipeline import (
     content_hash,
     fetch_and_archive,
     load_batches,
@@ -17,7 +18,6 @@ from ingest.pipeline import (
     parse_batch,
     run_load,
 )
-from ingest.synthetic import generate_letter, render_pdf
 
 
 def test_make_batches_keeps_order_and_size():
@@ -111,7 +111,7 @@ def test_http_source_end_to_end(tmp_path):
 
 
 def test_archiver_group_commit(tmp_path):
-    from ingest import archive
+    from ingest.raw import archive
 
     root = tmp_path / "archive"
     srcs = []
@@ -152,7 +152,7 @@ def test_parse_worker_processes_load_the_same_rows(tmp_path):
 
 
 def test_dag_style_run_ids_and_cleanup(tmp_path):
-    from ingest.pipeline import remove_run_files
+    from ingest.raw.pipeline import remove_run_files
 
     s = make_settings(tmp_path, SAMPLES)
     docs = fetch_and_archive(s)

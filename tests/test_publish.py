@@ -11,7 +11,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingest.publish import (
+from ingest.settings import Settings
+from ingest.warehouse.publish import (
     mart_row_counts,
     publish,
     publish_directory,
@@ -20,7 +21,6 @@ from ingest.publish import (
     staging_report_dir,
     staging_settings,
 )
-from ingest.settings import Settings
 
 
 def _settings(tmp_path: Path) -> Settings:

@@ -18,8 +18,9 @@ import pytest
 from _analysts_support import INSPECTIONS, WORKED_QUESTIONS, make_marts_warehouse, real_warehouse
 
 from ingest.cli import main
-from ingest.publish import publish_warehouse
-from ingest.query import export_marts, run_query
+from ingest.warehouse.export import export_marts
+from ingest.warehouse.publish import publish_warehouse
+from ingest.warehouse.query import run_query
 
 
 @pytest.fixture(scope="module")

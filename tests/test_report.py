@@ -14,7 +14,7 @@ from _analysts_support import INSPECTIONS, UNMATCHED_NAME, make_marts_warehouse,
 from _browser_support import chart_facts, open_page, screenshot
 
 from ingest.cli import main
-from ingest.report import REPORT_FILE, dq_status, nice_scale, write_report
+from ingest.report.render import REPORT_FILE, dq_status, nice_scale, write_report
 from ingest.settings import Settings
 
 NOW = dt.datetime(2026, 11, 23, 6, 30, tzinfo=dt.UTC)

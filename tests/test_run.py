@@ -30,8 +30,8 @@ from _airflow_support import (
     start_smtp,
 )
 
-from ingest.pipeline import batch_path
-from ingest.publish import sha256_file, staging_report_dir
+from ingest.raw.pipeline import batch_path
+from ingest.warehouse.publish import sha256_file, staging_report_dir
 
 pytestmark = pytest.mark.slow
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ingest.run import ENV_NAMES, alert_on_dq_failure, cli_run, settings_env
-from ingest.settings import Settings
+from ingest.alerts import alert_on_dq_failure
+from ingest.settings import ENV, Settings
+from orchestration.runner import cli_run
 
 
 def test_the_dag_file_rebuilds_exactly_the_settings_of_the_command(tmp_path):
@@ -15,8 +16,8 @@ def test_the_dag_file_rebuilds_exactly_the_settings_of_the_command(tmp_path):
         inbox_dir=tmp_path / "inbox", work_warehouse=tmp_path / "w.duckdb",
         alert_channels=("log", "webhook"), alert_email_to=("a@example.org", "b@example.org"),
         smtp_starttls=True, http_allowed_hosts=("example.org",), batch_size=7)
-    env = settings_env(s)
-    assert set(env) <= set(ENV_NAMES.values())
+    env = s.to_env()
+    assert set(env) <= {v.env for v in ENV.values()}
     assert Settings.from_env(env) == s
 
 

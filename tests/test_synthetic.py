@@ -9,8 +9,8 @@ from collections import Counter
 
 import pypdfium2 as pdfium
 
-from ingest.models import CATEGORIES, Letter
-from ingest.synthetic import AUTHORITIES, generate_letter, render_pdf, write_corpus
+from devtools.synthetic import AUTHORITIES, generate_letter, render_pdf, write_corpus
+from ingest.letters.models import CATEGORIES, Letter
 
 
 def _norm(s: str) -> str:
@@ -129,7 +129,7 @@ def test_corpus_meets_the_data_quality_rules_it_is_used_to_exercise():
     (3-40 findings per letter, no authority inspected twice starting the same day)."""
     from collections import Counter
 
-    from ingest.synthetic import iter_corpus
+    from devtools.synthetic import iter_corpus
 
     starts: Counter[tuple[str, str]] = Counter()
     for _, letter, _ in iter_corpus(1500, seed=7):

@@ -28,8 +28,8 @@ class AlertNotifier(BaseNotifier):
         if getattr(exc, "alert_sent", False):
             return
         from ingest.alerts import Alert, send_alert
-        from ingest.publish import staging_report_dir
         from ingest.settings import get_settings
+        from ingest.warehouse.publish import staging_report_dir
 
         settings = get_settings()
         ti = context.get("ti") or context.get("task_instance")

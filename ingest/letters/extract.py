@@ -14,7 +14,7 @@ import re
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
-from ingest.models import RejectedDocument
+from ingest.letters.models import RejectedDocument
 
 MAX_PDF_PAGES = 50  # an inspection letter has 2-6 pages; more is not one of these letters
 

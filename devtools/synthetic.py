@@ -9,7 +9,7 @@ parse is known. Everything is deterministic from a seed:
     >>> s.to_bytes()      # in its own encoding (UTF-8, UTF-8 with BOM or cp1252) and line endings
     >>> render_pdf(s)     # the same letter as a PDF: letterhead, page header, "Page N of M"
 
-`python -m ingest.synthetic OUT_DIR N [--seed S] [--pdf-share 0.2] [--expected]` writes a corpus.
+`python -m devtools.synthetic OUT_DIR N [--seed S] [--pdf-share 0.2] [--expected]` writes a corpus.
 
 The authority names are the 152 English children's services authorities of 2010, written the
 way the letters write them ("Dorset County Council", "London Borough of Camden", "City of York
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingest.models import CopyRecipient, Finding, Letter
+from ingest.letters.models import CopyRecipient, Finding, Letter
 
 # --- reference data ---------------------------------------------------------------------------
 # gss_code | reference name (local_authorities_2010.csv) | name as the letters write it | place name
@@ -933,7 +933,7 @@ def render_pdf(letter: SyntheticLetter, *, seed: int | None = None) -> bytes:
 
     pdf = _LetterPDF(format="A4")
     pdf.core_fonts_encoding = "windows-1252"
-    pdf.set_creator("ingest.synthetic")
+    pdf.set_creator("devtools.synthetic")
     pdf.set_creation_date(dt.datetime(2010, 1, 1, tzinfo=dt.UTC))
     pdf.alias_nb_pages()
     pdf.set_auto_page_break(True, margin=rng.choice((20, 25, 30)))
@@ -1035,7 +1035,7 @@ def write_corpus(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ingest.synthetic", description="write synthetic letters")
+    ap = argparse.ArgumentParser(prog="python -m devtools.synthetic", description="write synthetic letters")
     ap.add_argument("out_dir")
     ap.add_argument("n", type=int)
     ap.add_argument("--seed", type=int, default=0)

@@ -42,11 +42,6 @@ def _safe(run_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)[:120] or "run"
 
 
-def versions_dir(settings: Settings) -> Path:
-    """Where published report directories live; `report_dir` links to one of them."""
-    return settings.report_dir.parent / f".{settings.report_dir.name}.versions"
-
-
 def staging_report_dir(settings: Settings, run_id: str) -> Path:
     """The directory a night builds its report, GX data docs and dbt docs into."""
     return settings.report_dir.parent / f".{settings.report_dir.name}.staging" / _safe(run_id)

@@ -7,7 +7,7 @@ command) is the only function here that reads a file.
 The letters are Ofsted's annual unannounced inspections of contact, referral and assessment
 arrangements (2009-2011). The parser works in linear passes over the lines:
 
-1. extract text (`ingest.extract`), normalise characters (ligatures, quotes, spaces) and
+1. extract text (`ingest.letters.extract`), normalise characters (ligatures, quotes, spaces) and
    line endings;
 2. split into pages (form feeds from PDFs, "Page N of M" footers in text) and drop page-number
    lines and header/footer lines repeated across pages;
@@ -24,8 +24,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ingest.extract import decode_text, extract_pdf_text, looks_like_pdf
-from ingest.models import CopyRecipient, Finding, Letter, RejectedDocument
+from ingest.letters.extract import decode_text, extract_pdf_text, looks_like_pdf
+from ingest.letters.models import CopyRecipient, Finding, Letter, RejectedDocument
 
 PARSER_VERSION = "1.0.0"
 MAX_DOCUMENT_BYTES = 20 * 1024 * 1024  # larger files are rejected unread

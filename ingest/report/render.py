@@ -6,7 +6,7 @@ artefact store exactly as it was written. Each chart has a table with the same f
 it (what a screen reader, a copy-paste into a spreadsheet, or a sceptical reader needs).
 
 Data is read from the published warehouse through the same locked, read-only connection as
-`ofsted sql` (`ingest.query.readonly`); the file is written to a temporary name and renamed.
+`ofsted sql` (`ingest.warehouse.query.readonly`); the file is written to a temporary name and renamed.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from typing import Any
 
 import duckdb
 
-from ingest.models import CATEGORIES
-from ingest.query import QueryError, readonly, with_one_line_errors
+from ingest.letters.models import CATEGORIES
 from ingest.settings import Settings
+from ingest.warehouse.query import QueryError, readonly, with_one_line_errors
 
 REPORT_FILE = "index.html"
 

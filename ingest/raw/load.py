@@ -1,4 +1,4 @@
-"""Parsed batches -> DuckDB raw tables, idempotently; and the `ofsted load` / `ofsted reparse` commands.
+"""Parsed batches -> DuckDB raw tables, idempotently.
 
 One transaction per batch: a crash (or a bad batch file) leaves the tables exactly as they were
 before that batch. Rows go in with `insert ... select` from the batch's Arrow table, never row
@@ -19,8 +19,6 @@ The first copy seen is the one loaded; re-loading the same inbox changes nothing
 from __future__ import annotations
 
 import datetime as dt
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,12 +27,12 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ingest.raw.db import WarehouseLocked, connect, ensure_schema
 from ingest.settings import Settings
-from ingest.warehouse import WarehouseLocked, connect, ensure_schema
 
 __all__ = [
-    "WarehouseLocked", "cli_load", "cli_reparse", "ensure_schema", "load_batch_file", "load_batch_table",
-    "open_warehouse", "read_state", "record_fetches",
+    "WarehouseLocked", "ensure_schema", "load_batch_file", "load_batch_table", "open_warehouse", "read_state",
+    "record_fetches",
 ]
 
 
@@ -136,10 +134,6 @@ def _last_per_uri(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
     """Rows -> Arrow, column by column (much faster than `Table.from_pylist`)."""
     return pa.Table.from_pydict({n: [r.get(n) for r in rows] for n in schema.names}, schema=schema)
-
-
-def manifest_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    return dict(con.execute("select status, count(*) from raw.manifest group by 1 order by 1").fetchall())
 
 
 def reparse_candidates(con: duckdb.DuckDBPyConnection, parser_version: str, everything: bool) -> list[dict]:
@@ -382,63 +376,3 @@ def _apply(con: duckdb.DuckDBPyConnection, table: pa.Table, plan: dict[str, Any]
                 duplicate_of = excluded.duplicate_of, detail = excluded.detail
         """)
         con.unregister("_man")
-
-
-# --- commands -------------------------------------------------------------------------------------------
-
-_LABEL_WIDTH = 10
-
-
-def format_document(d: dict[str, Any]) -> str:
-    """One line of `ofsted load` output: outcome, source URI and the detail (reason, original...)."""
-    detail = f"  ({d['detail']})" if d.get("detail") else ""
-    return f"{d['outcome']:<{_LABEL_WIDTH}} {d['source_uri']}{detail}"
-
-
-def format_summary(counts: dict[str, Any], warehouse: Path, verb: str = "loaded") -> str:
-    parts = [f"{counts.get(k, 0)} {k}" for k in ("new", "unchanged", "duplicate", "rejected", "failed")]
-    if counts.get("reparsed"):
-        parts.insert(0, f"{counts['reparsed']} reparsed")
-    return f"{verb} into {warehouse}: " + ", ".join(parts)
-
-
-def format_report(counts: dict[str, Any], warehouse: Path, verb: str = "loaded") -> list[str]:
-    """The lines `ofsted load` / `ofsted reparse` print: one per document that changed, then a summary."""
-    lines = [format_document(d) for d in counts.get("documents", [])]
-    return lines + [format_summary(counts, warehouse, verb)]
-
-
-def _print_document(d: dict[str, Any]) -> None:
-    print(format_document(d), flush=True)
-
-
-def _run_command(name: str, fn: Callable[[], dict[str, Any]], settings: Settings) -> int:
-    from ingest.fetch import FetchConfigError
-
-    try:
-        counts = fn()
-    except (WarehouseLocked, FetchConfigError) as exc:
-        print(f"ofsted {name}: error: {exc}", file=sys.stderr)
-        return 1
-    except duckdb.Error as exc:
-        msg = f"ofsted {name}: error: warehouse {settings.work_warehouse}: {exc}"
-        print(msg.splitlines()[0], file=sys.stderr)
-        return 1
-    for line in format_report(counts, settings.work_warehouse, "loaded" if name == "load" else "re-parsed"):
-        print(line)
-    return 0
-
-
-def cli_load(settings: Settings) -> int:
-    """`ofsted load`: exit 0 when the run worked, even if some documents were rejected or failed."""
-    from ingest.pipeline import run_load
-
-    return _run_command("load", lambda: run_load(settings, on_document=_print_document), settings)
-
-
-def cli_reparse(settings: Settings, everything: bool = False) -> int:
-    """`ofsted reparse [--all]`: re-parse the archive into the raw tables, without fetching."""
-    from ingest.pipeline import run_reparse
-
-    return _run_command("reparse", lambda: run_reparse(settings, everything, on_document=_print_document),
-                        settings)

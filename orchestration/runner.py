@@ -5,9 +5,8 @@ metadata DB, created on first use and migrated only when Airflow's version chang
 DAGs folder is the project's `dags/`, and the one-slot `duckdb_writer` pool is created
 here (in production: `airflow pools set duckdb_writer 1 ...`, see docker-compose.yml).
 
-Airflow is imported lazily, after the environment is set, so `ingest` stays importable and
-testable without it. The same module holds the small helpers the DAG's validate tasks
-call (`alert_on_dq_failure`).
+Airflow is imported lazily, after the environment is set. This package (`orchestration`)
+holds everything that needs Airflow; `ingest` never imports it.
 """
 
 from __future__ import annotations
@@ -25,65 +24,8 @@ DAG_ID = "ofsted_letters_nightly"
 POOL = "duckdb_writer"
 POOL_DESCRIPTION = "DuckDB allows one writing process per file: every task that opens the warehouse"
 
-# Settings field -> the environment variable `Settings.from_env` reads it from.
-ENV_NAMES: dict[str, str] = {
-    "data_dir": "OFSTED_DATA_DIR",
-    "inbox_dir": "OFSTED_INBOX_DIR",
-    "archive_dir": "OFSTED_ARCHIVE_DIR",
-    "runs_dir": "OFSTED_RUNS_DIR",
-    "work_warehouse": "OFSTED_WORK_WAREHOUSE",
-    "published_warehouse": "OFSTED_WAREHOUSE",
-    "report_dir": "OFSTED_REPORT_DIR",
-    "dbt_project_dir": "OFSTED_DBT_PROJECT_DIR",
-    "dbt_profiles_dir": "OFSTED_DBT_PROFILES_DIR",
-    "dbt_target_dir": "OFSTED_DBT_TARGET_DIR",
-    "source": "OFSTED_SOURCE",
-    "http_index_url": "OFSTED_HTTP_INDEX_URL",
-    "http_allowed_hosts": "OFSTED_HTTP_ALLOWED_HOSTS",
-    "http_timeout_s": "OFSTED_HTTP_TIMEOUT_S",
-    "http_retries": "OFSTED_HTTP_RETRIES",
-    "http_backoff_s": "OFSTED_HTTP_BACKOFF_S",
-    "http_min_interval_s": "OFSTED_HTTP_MIN_INTERVAL_S",
-    "http_user_agent": "OFSTED_HTTP_USER_AGENT",
-    "http_auth_token": "OFSTED_HTTP_AUTH_TOKEN",
-    "http_username": "OFSTED_HTTP_USERNAME",
-    "http_password": "OFSTED_HTTP_PASSWORD",
-    "http_proxy": "OFSTED_HTTP_PROXY",
-    "max_file_bytes": "OFSTED_MAX_FILE_BYTES",
-    "batch_size": "OFSTED_BATCH_SIZE",
-    "alert_channels": "OFSTED_ALERT_CHANNELS",
-    "alert_log": "OFSTED_ALERT_LOG",
-    "alert_webhook_url": "OFSTED_ALERT_WEBHOOK_URL",
-    "smtp_host": "OFSTED_SMTP_HOST",
-    "smtp_port": "OFSTED_SMTP_PORT",
-    "smtp_user": "OFSTED_SMTP_USER",
-    "smtp_password": "OFSTED_SMTP_PASSWORD",
-    "smtp_starttls": "OFSTED_SMTP_STARTTLS",
-    "alert_email_from": "OFSTED_ALERT_EMAIL_FROM",
-    "alert_email_to": "OFSTED_ALERT_EMAIL_TO",
-    "airflow_home": "AIRFLOW_HOME",
-    "dbt_execution_mode": "OFSTED_DBT_EXECUTION_MODE",
-    "dbt_executable": "OFSTED_DBT_EXECUTABLE",
-}
-
 
 # --- environment ---------------------------------------------------------------------------
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes `Settings.from_env()` rebuild `settings` (for the DAG file,
-    which reads its settings when Airflow parses it, and for dbt's profiles.yml)."""
-    out: dict[str, str] = {}
-    for name, env in ENV_NAMES.items():
-        value = getattr(settings, name)
-        if value is None:
-            continue
-        if isinstance(value, tuple):
-            value = ",".join(value)
-        elif isinstance(value, bool):
-            value = "true" if value else "false"
-        out[env] = str(value)
-    return out
-
 
 def airflow_env(settings: Settings) -> dict[str, str]:
     """Airflow's configuration for a local, in-process run."""
@@ -104,7 +46,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
 
 def apply_env(settings: Settings) -> None:
     """Put the settings and Airflow's config in os.environ (before Airflow is imported)."""
-    os.environ.update(settings_env(settings))
+    os.environ.update(settings.to_env())
     os.environ.update(airflow_env(settings))
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "ERROR")  # progress lines are ours
     os.environ.setdefault("DBT_QUIET", "true")  # dbt runs in this process: errors only on the console
@@ -138,45 +80,6 @@ def ensure_pool(slots: int = 1) -> None:
     existing = Pool.get_pool(POOL)
     if existing is None or existing.slots != slots:
         Pool.create_or_update_pool(POOL, slots=slots, description=POOL_DESCRIPTION, include_deferred=False)
-
-
-# --- dbt in-process ------------------------------------------------------------------------
-
-def release_dbt_duckdb(*_args: Any, **_kwargs: Any) -> None:
-    """Close dbt-duckdb's connection (it keeps one open for the life of the process), so the
-    warehouse is free for the next task in this process. A Cosmos `callback` (it runs after
-    every dbt command, failed or not)."""
-    import gc
-
-    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
-
-    DuckDBConnectionManager.close_all_connections()
-    gc.collect()  # the environment closes its DuckDB connection when collected
-
-
-# --- the validate tasks' alert ---------------------------------------------------------------
-
-def alert_on_dq_failure(settings: Settings, run_id: str, what: str, dq: dict, counts: dict | None,
-                        task_id: str | None = None) -> bool:
-    """Send an alert when `dq` (from expectations.validate) failed; returns whether it did."""
-    if dq.get("success", False):
-        return False
-    from ingest.alerts import Alert, send_alert
-
-    summary = {k: v for k, v in (counts or {}).items() if isinstance(v, int | float)}
-    summary.update(evaluated=dq.get("evaluated", 0), failed=dq.get("failed", 0))
-    alert = Alert(
-        run_id=run_id,
-        title=f"{DAG_ID}: {dq.get('failed', 0)} of {dq.get('evaluated', 0)} expectations failed "
-        f"on the {what}",
-        failures=list(dq.get("failures", [])),
-        counts=summary,
-        data_docs=str(dq.get("data_docs", "")),
-        severity="error",
-        task_id=task_id,
-    )
-    send_alert(settings, alert)
-    return True
 
 
 # --- progress and summary ------------------------------------------------------------------
@@ -268,7 +171,7 @@ def summary_lines(settings: Settings, run_id: str, state: str) -> list[str]:
         lines.append(f"report and data docs: {settings.report_dir}")
     else:
         lines.append(f"published warehouse unchanged: {settings.published_warehouse}")
-        from ingest.publish import staging_report_dir
+        from ingest.warehouse.publish import staging_report_dir
 
         lines.append(f"this run's data docs: {staging_report_dir(settings, run_id)}")
     return lines

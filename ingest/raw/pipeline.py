@@ -8,7 +8,7 @@ Every function returns JSON-serialisable values (the DAG passes them through XCo
 - `make_batches(docs, size)` splits them; `parse_batch(settings, docs, run_id, batch_no)`
   parses one batch from the archive into one Parquet file (no DuckDB: batches run in
   parallel on workers); `load_batches(settings, paths)` bulk-loads the files, one transaction
-  per batch (`ingest.load`).
+  per batch (`ingest.raw.load`).
 - `run_load(settings)` runs the three steps in-process, streaming batch by batch so memory
   stays flat as the corpus grows.
 """
@@ -34,8 +34,10 @@ from urllib.parse import unquote, urlsplit
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ingest import archive, fetch, parse
-from ingest.models import FetchResult, KnownDocument, Letter, RejectedDocument
+from ingest import sources as fetch
+from ingest.letters import parse
+from ingest.letters.models import FetchResult, KnownDocument, Letter, RejectedDocument
+from ingest.raw import archive, load
 from ingest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -150,7 +152,6 @@ def fetch_and_archive(settings: Settings) -> list[dict[str, Any]]:
     parser is returned even when the source says it has not changed. Fetched documents are
     recorded in the manifest with status `archived` until they are loaded.
     """
-    from ingest import load  # DuckDB side
 
     con = load.open_warehouse(settings)
     try:
@@ -394,7 +395,6 @@ def load_batches(settings: Settings, batch_paths: Iterable[str], *, replace: boo
     (`ofsted reparse`), letters already loaded get their rows replaced by the new parse.
     A batch that cannot be loaded raises after rolling back that batch only.
     """
-    from ingest import load
 
     total = empty_counts()
     con = load.open_warehouse(settings)
@@ -503,7 +503,6 @@ class _BatchRunner:
 
     # --- the loader thread ------------------------------------------------------------------
     def _load_loop(self) -> None:
-        from ingest import load
 
         while True:
             task = self._tasks.get()
@@ -536,7 +535,6 @@ def run_load(settings: Settings, run_id: str | None = None, *, parse_workers: in
     With `on_document`, each document's outcome (`{source_uri, outcome, detail}`) is passed to
     it as its batch commits instead of being collected in `documents`.
     """
-    from ingest import load
 
     run_id = run_id or new_run_id("load")
     workers = default_parse_workers() if parse_workers is None else parse_workers
@@ -601,7 +599,6 @@ def run_reparse(settings: Settings, everything: bool = False, run_id: str | None
                 on_document: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """`ofsted reparse`: re-parse archived documents (older parser versions, or all) and
     replace their rows; rejected documents are retried too. Nothing is fetched."""
-    from ingest import load
 
     run_id = run_id or new_run_id("reparse")
     con = load.open_warehouse(settings)

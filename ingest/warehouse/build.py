@@ -54,10 +54,11 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _release_warehouse() -> None:
+def release_dbt_duckdb(*_args: object, **_kwargs: object) -> None:
     """dbt-duckdb keeps its DuckDB connection open for the life of the process (its default
-    `keep_open`); drop it, so that once `run_dbt` returns the warehouse can be opened by other
-    processes and read-only in this one (DuckDB allows one writer per file)."""
+    `keep_open`); drop it, so that once a dbt command returns the warehouse can be opened by
+    other processes and read-only in this one (DuckDB allows one writer per file). Called after
+    `run_dbt`, and by the DAG as a Cosmos `callback` (after every dbt command, failed or not)."""
     from dbt.adapters.duckdb.connections import DuckDBConnectionManager
 
     DuckDBConnectionManager.close_all_connections()
@@ -76,7 +77,7 @@ def run_dbt(settings: Settings, args: list[str]) -> int:
         with _environment(env):
             result = dbtRunner().invoke(dbt_args(settings, args))
     finally:
-        _release_warehouse()
+        release_dbt_duckdb()
     if result.success:
         return EXIT_OK
     return EXIT_ERROR if result.exception is not None else EXIT_FAILED
@@ -84,7 +85,7 @@ def run_dbt(settings: Settings, args: list[str]) -> int:
 
 def _unbuildable(warehouse: Path) -> str | None:
     """Why dbt cannot build this warehouse (one line), or None."""
-    from ingest.warehouse import WarehouseLocked, connect
+    from ingest.raw.db import WarehouseLocked, connect
 
     if not warehouse.is_file():
         return f"no warehouse at {warehouse} (run `ofsted load` first)"

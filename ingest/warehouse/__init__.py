@@ -1,0 +1,1 @@
+"""The warehouse: dbt builds, write-audit-publish, and analysts' read-only access (sql, export)."""
