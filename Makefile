@@ -13,7 +13,17 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 LOCK    := requirements/dev.lock
 PROD_LOCK := requirements/production.lock
 
-setup: $(STAMP)
+MANIFEST := dbt_project/target/manifest.json
+DBT_SOURCES := $(shell find dbt_project/dbt_project.yml dbt_project/models dbt_project/seeds dbt_project/tests dbt_project/macros dbt_project/analyses -type f 2>/dev/null)
+
+setup: $(STAMP) $(MANIFEST)
+
+# The DAG renders its dbt tasks from this manifest (no dbt at DAG parse time); rebuilt when the
+# dbt project changes. `dbt parse` also leaves partial_parse.msgpack, which the tasks reuse.
+$(MANIFEST): $(STAMP) $(DBT_SOURCES)
+	cd dbt_project && DO_NOT_TRACK=1 OFSTED_WORK_WAREHOUSE="$$(../$(BIN)/python -c "from ingest.settings import get_settings; print(get_settings().work_warehouse)")" \
+	  ../$(BIN)/dbt parse --quiet --profiles-dir . --target-path target
+	touch $(MANIFEST)
 
 # Installs exactly the locked set (dev + production extras), then the project without deps.
 $(STAMP): pyproject.toml $(LOCK)
@@ -33,19 +43,19 @@ lock:
 	  --python-platform x86_64-manylinux_2_28 --no-header --annotation-style line -c $(LOCK) -o $(PROD_LOCK)
 
 ## the local production-shaped stack: PostgreSQL, Redis, Airflow api-server, scheduler,
-## dag-processor, triggerer and a Celery worker under supervisord (see deploy/stack.py)
+## dag-processor, triggerer and a Celery worker under supervisord (see orchestration/stack.py)
 up: setup
-	$(BIN)/python deploy/stack.py up
+	$(BIN)/python -m orchestration.stack up
 
 down:
-	@test -x $(BIN)/python && $(BIN)/python deploy/stack.py down || true
+	@if test -x $(BIN)/python; then $(BIN)/python -m orchestration.stack down; else echo 'stack: not running'; fi
 
 status:
-	$(BIN)/python deploy/stack.py status
+	$(BIN)/python -m orchestration.stack status
 
 ## trigger one night through the stack's REST API and follow it (exit 1 when it fails)
 night: setup
-	$(BIN)/python deploy/stack.py night
+	$(BIN)/python -m orchestration.stack night
 
 ## run the nightly job once on the bundled sample letters
 run: setup
@@ -70,6 +80,7 @@ bench: setup
 	$(BIN)/python benchmarks/dbt_bench.py
 	$(BIN)/python benchmarks/theme_quality.py
 	$(BIN)/python benchmarks/run_bench.py
+	$(BIN)/python benchmarks/stack_bench.py
 
 clean:
 	rm -rf data/archive data/warehouse data/runs data/alerts data/report .airflow dbt_project/target
