@@ -4,9 +4,9 @@
 Every night at 02:00 Europe/London: fetch new or changed Ofsted letters and archive them,
 parse them in batches (one mapped task per batch), load the raw tables, check them with
 Great Expectations, build the dimensional warehouse with dbt (one `dbt build` per layer:
-seeds, staging, marts, each with the tests its models complete; through Cosmos), check the marts, then publish: the work warehouse is swapped
-atomically into the file analysts read, and the static report, GX data docs and dbt docs
-are swapped in beside it.
+seeds, staging, marts, each with the tests its models complete; through Cosmos), check the
+marts, then publish: the work warehouse is swapped atomically into the file analysts read,
+and the static report, GX data docs and dbt docs are swapped in beside it.
 
 `fetch -> batches -> parse[n] -> load_raw -> validate_raw -> dbt(seeds -> staging -> marts)
 -> validate_marts -> dbt_docs -> publish -> report`
@@ -23,8 +23,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pendulum
-from airflow.sdk import Asset, CronTriggerTimetable, dag, task
-from airflow.sdk import TaskGroup, chain
+from airflow.sdk import Asset, CronTriggerTimetable, TaskGroup, chain, dag, task
 from cosmos import ProfileConfig
 from cosmos.constants import InvocationMode
 from cosmos.operators.local import DbtBuildLocalOperator

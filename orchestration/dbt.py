@@ -67,14 +67,15 @@ def layer_nodes(project_dir: Path) -> dict[str, list[str]]:
     try:
         nodes = json.loads(path.read_text())["nodes"]
     except (OSError, ValueError, KeyError) as exc:
-        raise ManifestError(f"dbt manifest {path} is unreadable ({type(exc).__name__}): run `make setup`") from None
+        raise ManifestError(f"dbt manifest {path} is unreadable ({type(exc).__name__}): "
+                            "run `make setup`") from None
     out: dict[str, list[str]] = {layer: [] for layer in LAYERS}
     for node in nodes.values():
         if node.get("resource_type") not in ("model", "seed"):
             continue
         layer = _layer_of(node)
         if layer is None:
-            raise ManifestError(f"dbt {node['resource_type']} {node.get('original_file_path')} is in no layer "
-                                f"of orchestration/dbt.py LAYERS")
+            raise ManifestError(f"dbt {node['resource_type']} {node.get('original_file_path')} is in "
+                                "no layer of orchestration/dbt.py LAYERS")
         out[layer].append(node["name"])
     return {layer: sorted(names) for layer, names in out.items()}

@@ -34,14 +34,15 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestration.runner import DAG_ID, POOL, POOL_DESCRIPTION
 from ingest.settings import PROJECT_ROOT, Settings, get_settings
+from orchestration.runner import DAG_ID, POOL, POOL_DESCRIPTION
 
 DEPLOY = PROJECT_ROOT / "deploy"
 SHARED_ENV = DEPLOY / "airflow.env"
 VENV_BIN = Path(sys.executable).parent
 ADMIN = "admin"
 TERMINAL = {"success", "failed", "skipped", "upstream_failed", "removed"}
+PASSED_THROUGH = {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"}  # none else of the caller's env
 AIRFLOW_PROGRAMS = ("api-server", "scheduler", "dag-processor", "triggerer", "celery-worker")
 
 
@@ -140,7 +141,8 @@ def stack_env(settings: Settings, lay: Layout, gen: dict[str, str]) -> dict[str,
     """The whole environment of every stack process: shared file + this host's values."""
     pg = f"airflow:{gen['STACK_POSTGRES_PASSWORD']}@127.0.0.1:{gen['STACK_POSTGRES_PORT']}/airflow"
     api = f"http://127.0.0.1:{gen['STACK_API_PORT']}"
-    env = dict(read_env_file(SHARED_ENV))
+    env = {k: v for k, v in os.environ.items() if k in PASSED_THROUGH}
+    env.update(read_env_file(SHARED_ENV))
     env.update(settings.to_env())
     env.update({
         "AIRFLOW_HOME": str(lay.airflow_home),
@@ -180,7 +182,8 @@ def load_config(settings: Settings, create: bool = False) -> tuple[Layout, dict[
 # --- PostgreSQL and Redis ------------------------------------------------------------------
 
 def _pg_bin() -> Path:
-    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                      key=lambda p: int(p.parent.parent.name))
     if not versions:
         raise StackError("PostgreSQL not found under /usr/lib/postgresql: apt-get install postgresql")
     return versions[-1].parent
@@ -258,7 +261,8 @@ def _wait(what: str, probe, timeout: float) -> None:
         except Exception as exc:  # the probe's failure is the reason to keep waiting
             last = exc
         time.sleep(0.5)
-    raise StackError(f"{what} not ready after {timeout:.0f}s" + (f": {type(last).__name__}: {last}" if last else ""))
+    why = f": {type(last).__name__}: {last}" if last else ""
+    raise StackError(f"{what} not ready after {timeout:.0f}s{why}")
 
 
 def ensure_airflow_database(gen: dict[str, str]) -> None:
@@ -385,7 +389,8 @@ def up(settings: Settings, echo=print) -> dict[str, str]:
         _migrate(lay, env)
         ctl(lay, "start", *AIRFLOW_PROGRAMS)
         api = f"http://127.0.0.1:{gen['STACK_API_PORT']}"
-        _wait("api-server", lambda: urllib.request.urlopen(f"{api}/api/v2/version", timeout=3).status == 200, 120)
+        _wait("api-server", lambda: urllib.request.urlopen(f"{api}/api/v2/version", timeout=3).status == 200,
+              120)
     except BaseException:
         down(settings, echo=lambda _line: None)
         raise
@@ -546,7 +551,8 @@ def night(settings: Settings, echo=print, timeout: float = 3600) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m orchestration.stack", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m orchestration.stack",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["up", "down", "status", "night"])
     args = parser.parse_args(argv)
     settings = get_settings()

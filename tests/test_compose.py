@@ -17,7 +17,14 @@ import yaml
 
 from ingest.settings import ENV, PROJECT_ROOT, Settings
 from orchestration.runner import POOL
-from orchestration.stack import SHARED_ENV, Layout, generate_secrets, read_env_file, stack_env, supervisor_conf
+from orchestration.stack import (
+    SHARED_ENV,
+    Layout,
+    generate_secrets,
+    read_env_file,
+    stack_env,
+    supervisor_conf,
+)
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
 ENV_EXAMPLE = PROJECT_ROOT / ".env.example"
@@ -62,7 +69,8 @@ def test_every_airflow_3_component_runs_with_the_local_stacks_command(compose, t
 def test_compose_and_the_local_stack_share_one_configuration(compose, tmp_path):
     shared = read_env_file(SHARED_ENV)
     assert shared["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
-    local = stack_env(Settings.from_env({"OFSTED_DATA_DIR": str(tmp_path)}), Layout(tmp_path / "stack"), generate_secrets())
+    local = stack_env(Settings.from_env({"OFSTED_DATA_DIR": str(tmp_path)}), Layout(tmp_path / "stack"),
+                      generate_secrets())
     for key, value in shared.items():
         assert local[key] == value, key  # the local stack runs with every shared value
     for name, svc in _airflow(compose).items():
@@ -72,8 +80,9 @@ def test_compose_and_the_local_stack_share_one_configuration(compose, tmp_path):
         # and every per-deployment Airflow setting the local stack sets, compose sets too
         per_host = {k for k in local if k.startswith("AIRFLOW__") and k not in shared}
         assert per_host - set(svc["environment"]) <= {
-            "AIRFLOW__API__BASE_URL", "AIRFLOW__LOGGING__BASE_LOG_FOLDER", "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT",
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT", "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT",
+            "AIRFLOW__API__BASE_URL", "AIRFLOW__LOGGING__BASE_LOG_FOLDER",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT", "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT",
         }, name  # those take Airflow's defaults inside a container
 
 
