@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.settings import PROJECT_ROOT, Settings, get_settings
+from orchestration.logs import last_error
 from orchestration.runner import DAG_ID, POOL, POOL_DESCRIPTION
 
 DEPLOY = PROJECT_ROOT / "deploy"
@@ -488,18 +489,15 @@ def _failure_reason(api: Api, run_id: str, ti: dict) -> str:
             f"{ti['task_id']}/logs/{max(ti.get('try_number') or 1, 1)}?map_index={mi}")
     try:
         content = api.get(path).get("content", [])
+        reason = last_error(content if isinstance(content, list) else [])
     except StackError as exc:
-        return f"{ti.get('state')} (its log is unreadable: {exc})"
-    reason = ""
-    for event in content if isinstance(content, list) else []:
-        if not isinstance(event, dict) or event.get("level") not in ("error", "critical"):
-            continue
-        for detail in event.get("error_detail") or []:
-            if isinstance(detail, dict) and detail.get("exc_type"):
-                reason = f"{detail['exc_type']}: {detail.get('exc_value', '')}"
-        if not reason:
-            reason = str(event.get("event", ""))
-    return (reason or str(ti.get("state"))).splitlines()[0][:300]
+        reason = f"(its log is unreadable: {exc})"
+    if not reason:  # it never ran: the scheduler's message ("state mismatch" etc.) is in the event log
+        events = api.get(f"/api/v2/eventLogs?dag_id={DAG_ID}&run_id={urllib.request.quote(run_id, safe='')}"
+                         f"&task_id={ti['task_id']}&order_by=-when&limit=20").get("event_logs", [])
+        extras = [f"{e.get('event')}: {e.get('extra')}" for e in events if e.get("extra")]
+        reason = extras[0] if extras else f"{ti.get('state')} without an error in its log or the event log"
+    return reason.splitlines()[0][:300]
 
 
 def night(settings: Settings, echo=print, timeout: float = 3600) -> int:
@@ -533,7 +531,7 @@ def night(settings: Settings, echo=print, timeout: float = 3600) -> int:
                 took = f"{ti['duration']:6.1f}s" if ti.get("duration") is not None else "      -"
                 mark = {"success": "ok  ", "skipped": "skip"}.get(ti["state"], "FAIL")
                 extra = ""
-                if ti["state"] in ("failed", "upstream_failed") and ti["state"] == "failed":
+                if ti["state"] == "failed":
                     failed.append(ti)
                     extra = f"  -- {_failure_reason(api, run_id, ti)}"
                 echo(f"  {mark} {took}  {name}{extra}", flush=True)

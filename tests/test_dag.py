@@ -213,3 +213,41 @@ def test_assets_for_the_raw_tables_and_the_published_warehouse(dag):
     raw = {a.name for a in dag.task_dict["load_raw"].outlets}
     assert raw >= {"ofsted.raw.letters", "ofsted.raw.findings", "ofsted.raw.rejected_documents"}
     assert [a.name for a in dag.task_dict["publish"].outlets] == ["ofsted.published_warehouse"]
+
+
+def test_an_alert_for_a_task_that_failed_without_an_exception_says_why(tmp_path, monkeypatch):
+    """Under a scheduler a task can fail outside its own process (the executor or scheduler fails
+    it); its callback then gets no exception. The alert names the reason all the same."""
+    import json
+
+    from orchestration.notifiers import AlertNotifier
+
+    alerts = tmp_path / "alerts.jsonl"
+    monkeypatch.setenv("OFSTED_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("OFSTED_ALERT_LOG", str(alerts))
+    monkeypatch.setenv("AIRFLOW__LOGGING__BASE_LOG_FOLDER", str(tmp_path / "logs"))
+
+    class TI:
+        dag_id, run_id, task_id, map_index = DAG_ID, "manual__x", "load_raw", -1
+        try_number, state = 2, "failed"
+
+    def detail() -> str:
+        return json.loads(alerts.read_text().splitlines()[-1])["failures"][0]["detail"]
+
+    # the scheduler's message, where Airflow passes it on
+    AlertNotifier().notify({"ti": TI(), "run_id": "manual__x", "reason": "Executor CeleryExecutor reported "
+                            "that the task instance finished with state failed"})
+    assert detail().startswith("Executor CeleryExecutor reported")
+    # the last error of this try's own log
+    log = tmp_path / "logs" / f"dag_id={DAG_ID}" / "run_id=manual__x" / "task_id=load_raw" / "attempt=2.log"
+    log.parent.mkdir(parents=True)
+    log.write_text(json.dumps({"level": "info", "event": "starting"}) + "\n" + json.dumps(
+        {"level": "error", "event": "Task failed with exception", "error_detail": [
+            {"exc_type": "AirflowException",
+             "exc_value": "Invalid auth token: Signature verification failed"}]}))
+    AlertNotifier().notify({"ti": TI(), "run_id": "manual__x"})
+    assert detail() == "AirflowException: Invalid auth token: Signature verification failed"
+    # nothing at all: still not a bare "failed"
+    log.unlink()
+    AlertNotifier().notify({"ti": TI(), "run_id": "manual__x"})
+    assert "failed before it ran" in detail() and "try 2" in detail()
