@@ -95,7 +95,7 @@ def parse_cold(root: Path) -> None:
     if done.returncode != 0:
         print("DAG parse failed: " + done.stderr.strip().splitlines()[-1])
         return
-    imp, parse, tasks = done.stdout.split()
+    imp, parse, tasks = done.stdout.strip().splitlines()[-1].split()
     print(f"== DAG parse, cold: DagBag filled in {parse}s ({tasks} tasks; "
           f"importing Airflow first took {imp}s)")
 

@@ -115,9 +115,13 @@ def nights():
         ns["second"] = stack(env, "night")
         ns["snap2"] = snapshot(settings.published_warehouse)
 
-        (project / "tests" / f"{PLANTED}.sql").write_text(
-            "-- planted by tests/test_stack.py: fails on every inspection\n"
-            "select inspection_key from {{ ref('fct_inspections') }}\n")
+        planted = project / "tests" / f"{PLANTED}.sql"
+        planted.write_text("-- planted by tests/test_stack.py: fails on every inspection\n"
+                           "select inspection_key from {{ ref('fct_inspections') }}\n")
+        # dated before the manifest until `dbt parse` below rewrites it, so the dag-processor never
+        # sees a stale manifest meanwhile (it would rightly refuse the DAG)
+        old = (project / "target" / "manifest.json").stat().st_mtime - 60
+        os.utime(planted, (old, old))
         dbt = str(Path(sys.executable).parent / "dbt")
         parsed = subprocess.run([dbt, "parse", "--quiet", "--profiles-dir", ".", "--target-path", "target"],
                                 cwd=project, capture_output=True, text=True, timeout=300,
@@ -164,7 +168,7 @@ def test_second_night_succeeds_and_changes_nothing(nights):
 
 def test_a_failing_dbt_test_turns_the_night_red_names_the_test_and_alerts(nights):
     third = nights["third"]
-    assert third.returncode == 1, third.stdout
+    assert third.returncode == 1, third.stdout + third.stderr
     assert "FAILED" in third.stdout.splitlines()[-1]
     failed = [ln for ln in third.stderr.splitlines() if ln.startswith("night: failed task")]
     assert failed and "dbt.marts" in failed[0] and PLANTED in failed[0], third.stderr
