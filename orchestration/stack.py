@@ -460,18 +460,20 @@ class Api:
 
 
 def _wait_for_dag(api: Api, timeout: float = 120) -> dict:
+    """The DAG as the dag-processor last parsed it; a one-line error when its file does not
+    import now (e.g. a stale dbt manifest), even if an older parse is still registered."""
     deadline = time.monotonic() + timeout
     while True:
-        try:
-            return api.get(f"/api/v2/dags/{DAG_ID}")
-        except StackError as exc:
-            if "HTTP 404" not in str(exc):
-                raise
         errors = api.get("/api/v2/importErrors").get("import_errors", [])
         mine = [e for e in errors if DAG_ID in str(e.get("filename", ""))]
         if mine:
             last = [ln for ln in str(mine[0].get("stack_trace", "")).splitlines() if ln.strip()]
             raise StackError(f"{DAG_ID} does not import: {last[-1] if last else '?'}")
+        try:
+            return api.get(f"/api/v2/dags/{DAG_ID}")
+        except StackError as exc:
+            if "HTTP 404" not in str(exc):
+                raise
         if time.monotonic() > deadline:
             raise StackError(f"{DAG_ID} not parsed by the dag-processor after {timeout:.0f}s")
         time.sleep(1)
