@@ -26,10 +26,9 @@ import pendulum
 from airflow.sdk import Asset, CronTriggerTimetable, TaskGroup, chain, dag, task
 from cosmos import ProfileConfig
 from cosmos.constants import InvocationMode
-from cosmos.operators.local import DbtBuildLocalOperator
 
 from ingest.settings import get_settings
-from orchestration.dbt import LAYERS, layer_nodes
+from orchestration.dbt import LAYERS, DbtLayerOperator, layer_nodes
 from orchestration.notifiers import AlertNotifier, DataQualityFailed
 
 SETTINGS = get_settings()
@@ -132,7 +131,7 @@ def ofsted_letters_nightly():
 
     with TaskGroup(group_id="dbt") as dbt:
         layers = [
-            DbtBuildLocalOperator(
+            DbtLayerOperator(
                 task_id=layer,
                 doc_md=f"`dbt build --select {' '.join(LAYERS[layer])}`: {', '.join(nodes) or '(nothing)'}",
                 project_dir=SETTINGS.dbt_project_dir,

@@ -10,13 +10,19 @@ runs with the marts), so a failing test fails its layer's task and names itself 
 DAG parsing reads no dbt: the layers come from the manifest that `make setup` (and the
 Dockerfile) builds with `dbt parse`, so parsing costs a JSON read. A missing manifest, or one
 older than any file of the dbt project, fails the parse with a one-line message, as does a
-model that no layer selects.
+model that no layer selects. A layer whose only failures are dbt tests fails at once, without
+retries (rebuilding cannot change a failed test's data); other dbt errors are retried.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+from cosmos.exceptions import CosmosDbtRunError
+from cosmos.operators.local import DbtBuildLocalOperator
+
+from orchestration.notifiers import DbtTestsFailed
 
 # task id -> dbt selector; the order is the order of the night
 LAYERS: dict[str, list[str]] = {
@@ -79,3 +85,33 @@ def layer_nodes(project_dir: Path) -> dict[str, list[str]]:
                                 "no layer of orchestration/dbt.py LAYERS")
         out[layer].append(node["name"])
     return {layer: sorted(names) for layer, names in out.items()}
+
+
+def manifest_tests(project_dir: Path) -> set[str]:
+    """Names of the dbt tests in the manifest (data tests, singular and generic)."""
+    try:
+        nodes = json.loads(manifest_path(project_dir).read_text())["nodes"]
+    except (OSError, ValueError, KeyError):
+        return set()
+    return {n["name"] for n in nodes.values() if n.get("resource_type") == "test"}
+
+
+def failed_nodes(message: str) -> list[str]:
+    """Node names in Cosmos' "dbt invocation completed with errors: <name>: <result>" lines."""
+    body = message.split("completed with errors:", 1)[-1] if "completed with errors:" in message else ""
+    return [line.split(":", 1)[0].strip() for line in body.splitlines() if ":" in line]
+
+
+
+class DbtLayerOperator(DbtBuildLocalOperator):
+    """A layer's `dbt build`. When every failed node is a test, raise DbtTestsFailed (no retry:
+    the alert names the tests now, not after two rebuilds of the same data)."""
+
+    def execute(self, context, **kwargs):
+        try:
+            return super().execute(context, **kwargs)
+        except CosmosDbtRunError as exc:
+            names = failed_nodes(str(exc))
+            if names and set(names) <= manifest_tests(Path(self.project_dir)):
+                raise DbtTestsFailed(str(exc)) from exc
+            raise

@@ -25,6 +25,10 @@ class DataQualityFailed(AirflowFailException):
     alert_sent = True
 
 
+class DbtTestsFailed(AirflowFailException):
+    """dbt tests failed (their names and results in the message): fail now, no retry."""
+
+
 class AlertNotifier(BaseNotifier):
     """Send one alert per failed task through the channels chosen in settings."""
 
@@ -46,7 +50,8 @@ class AlertNotifier(BaseNotifier):
         alert = Alert(
             run_id=run_id,
             title=f"ofsted_letters_nightly: task {name} failed (try {getattr(ti, 'try_number', '?')})",
-            failures=[{"table": None, "expectation": f"task {name}", "detail": detail.splitlines()[0][:500]}],
+            failures=[{"table": None, "expectation": f"task {name}",
+                        "detail": "; ".join(ln.strip() for ln in detail.splitlines() if ln.strip())[:1000]}],
             counts={"failed_tasks": 1},
             data_docs=str(staging_report_dir(settings, run_id)),
             severity="error",

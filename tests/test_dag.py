@@ -251,3 +251,25 @@ def test_an_alert_for_a_task_that_failed_without_an_exception_says_why(tmp_path,
     log.unlink()
     AlertNotifier().notify({"ti": TI(), "run_id": "manual__x"})
     assert "failed before it ran" in detail() and "try 2" in detail()
+
+
+def test_a_layer_whose_only_failures_are_dbt_tests_fails_without_retry(dag, monkeypatch):
+    from cosmos.exceptions import CosmosDbtRunError
+    from cosmos.operators.local import DbtBuildLocalOperator
+
+    from orchestration.notifiers import DbtTestsFailed
+
+    task = dag.task_dict["dbt.marts"]
+    outcome = {}
+
+    def fake_build(self, context, **kwargs):  # what Cosmos raises after a failed `dbt build`
+        raise CosmosDbtRunError(outcome["message"])
+
+    monkeypatch.setattr(DbtBuildLocalOperator, "execute", fake_build)
+    outcome["message"] = ("dbt invocation completed with errors: assert_every_inspection_matches_an_authority"
+                          ": Got 1 result, configured to fail if != 0")
+    with pytest.raises(DbtTestsFailed, match="assert_every_inspection_matches_an_authority"):
+        task.execute({})
+    outcome["message"] = "dbt invocation completed with errors: fct_findings: IO Error: Could not set lock"
+    with pytest.raises(CosmosDbtRunError):  # a model that could not build: retried as usual
+        task.execute({})
