@@ -130,6 +130,7 @@ def main() -> None:
     parser.add_argument("--skip-run", action="store_true")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="ofsted-stack-bench-"))
+    os.chmod(root, 0o755)  # the `postgres` OS user must reach the stack's cluster below it
     try:
         parse_cold(root)
         if not args.skip_stack:
