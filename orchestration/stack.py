@@ -440,14 +440,19 @@ class Api:
         req.add_header("Content-Type", "application/json")
         if auth:
             req.add_header("Authorization", f"Bearer {self.token}")
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return json.loads(resp.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")[:300]
-            raise StackError(f"{method} {path}: HTTP {exc.code} {detail}") from exc
-        except (urllib.error.URLError, OSError) as exc:
-            raise StackError(f"api-server at {self.base} unreachable ({exc}); is the stack up?") from exc
+        for attempt in range(3):  # a busy api-server (one worker, 2 cores) may time out on a GET
+            try:
+                with urllib.request.urlopen(req, timeout=30) as resp:
+                    return json.loads(resp.read() or b"{}")
+            except urllib.error.HTTPError as exc:
+                detail = exc.read().decode(errors="replace")[:300]
+                raise StackError(f"{method} {path}: HTTP {exc.code} {detail}") from exc
+            except (urllib.error.URLError, OSError) as exc:
+                if attempt == 2 or method != "GET":  # never repeat a POST: it may have triggered a run
+                    raise StackError(f"api-server at {self.base} unreachable ({exc}); "
+                                     "is the stack up?") from exc
+                time.sleep(2)
+        raise AssertionError("unreachable")
 
     def get(self, path: str) -> dict:
         return self._call("GET", path)
