@@ -78,6 +78,7 @@ bench: setup
 	$(BIN)/python benchmarks/parse_bench.py
 	$(BIN)/python benchmarks/load_bench.py
 	$(BIN)/python benchmarks/dbt_bench.py
+	$(BIN)/python benchmarks/analysts_bench.py
 	$(BIN)/python benchmarks/theme_quality.py
 	$(BIN)/python benchmarks/run_bench.py
 	$(BIN)/python benchmarks/stack_bench.py

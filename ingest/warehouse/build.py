@@ -85,7 +85,7 @@ def run_dbt(settings: Settings, args: list[str]) -> int:
 
 def _unbuildable(warehouse: Path) -> str | None:
     """Why dbt cannot build this warehouse (one line), or None."""
-    from ingest.raw.db import WarehouseLocked, connect
+    from ingest.raw.db import WarehouseLocked, connect, ensure_schema
 
     if not warehouse.is_file():
         return f"no warehouse at {warehouse} (run `ofsted load` first)"
@@ -96,6 +96,8 @@ def _unbuildable(warehouse: Path) -> str | None:
     try:
         (has_raw,) = con.execute("select count(*) from information_schema.tables "
                                  "where table_schema = 'raw' and table_name = 'letters'").fetchone()
+        if has_raw:  # a file from an older release gets the raw tables dbt now reads (raw.quarantine)
+            ensure_schema(con)
     finally:
         con.close()
     return None if has_raw else f"{warehouse} has no raw tables (run `ofsted load` first)"
