@@ -8,16 +8,54 @@ export DO_NOT_TRACK := 1
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: setup run test test-fast lint bench clean
+.PHONY: setup run test test-fast lint bench clean lock up down night status
 
-setup: $(STAMP)
+LOCK    := requirements/dev.lock
+PROD_LOCK := requirements/production.lock
 
-$(STAMP): pyproject.toml
+MANIFEST := dbt_project/target/manifest.json
+DBT_SOURCES := $(shell find dbt_project/dbt_project.yml dbt_project/models dbt_project/seeds dbt_project/tests dbt_project/macros dbt_project/analyses -type f 2>/dev/null)
+
+setup: $(STAMP) $(MANIFEST)
+
+# The DAG renders its dbt tasks from this manifest (no dbt at DAG parse time); rebuilt when the
+# dbt project changes. `dbt parse` also leaves partial_parse.msgpack, which the tasks reuse.
+$(MANIFEST): $(STAMP) $(DBT_SOURCES)
+	cd dbt_project && DO_NOT_TRACK=1 OFSTED_WORK_WAREHOUSE="$$(../$(BIN)/python -c "from ingest.settings import get_settings; print(get_settings().work_warehouse)")" \
+	  ../$(BIN)/dbt parse --quiet --profiles-dir . --target-path target
+	touch $(MANIFEST)
+
+# Installs exactly the locked set (dev + production extras), then the project without deps.
+$(STAMP): pyproject.toml $(LOCK)
 	@command -v $(PY) >/dev/null 2>&1 || { echo "make: $(PY) not found (set PY=/path/to/python3.11)"; exit 1; }
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+## re-pin every dependency from pyproject.toml (dev lock first; production is a subset of it)
+lock:
+	test -x $(BIN)/uv || $(BIN)/pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra production --extra dev --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --no-header --annotation-style line --upgrade -o $(LOCK)
+	$(BIN)/uv pip compile pyproject.toml --extra production --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --no-header --annotation-style line -c $(LOCK) -o $(PROD_LOCK)
+
+## the local production-shaped stack: PostgreSQL, Redis, Airflow api-server, scheduler,
+## dag-processor, triggerer and a Celery worker under supervisord (see orchestration/stack.py)
+up: setup
+	$(BIN)/python -m orchestration.stack up
+
+down:
+	@if test -x $(BIN)/python; then $(BIN)/python -m orchestration.stack down; else echo 'stack: not running'; fi
+
+status:
+	$(BIN)/python -m orchestration.stack status
+
+## trigger one night through the stack's REST API and follow it (exit 1 when it fails)
+night: setup
+	$(BIN)/python -m orchestration.stack night
 
 ## run the nightly job once on the bundled sample letters
 run: setup
@@ -44,6 +82,7 @@ bench: setup
 	$(BIN)/python benchmarks/theme_quality.py
 	$(BIN)/python benchmarks/run_bench.py
 	$(BIN)/python benchmarks/report_bench.py
+	$(BIN)/python benchmarks/stack_bench.py
 
 clean:
 	rm -rf data/archive data/warehouse data/runs data/alerts data/report .airflow dbt_project/target

@@ -3,13 +3,13 @@
 
 Every night at 02:00 Europe/London: fetch new or changed Ofsted letters and archive them,
 parse them in batches (one mapped task per batch), load the raw tables, check them with
-Great Expectations, build the dimensional warehouse with dbt (a task per model and its
-tests, through Cosmos), check the marts, then publish: the work warehouse is swapped
-atomically into the file analysts read, and the static report, GX data docs and dbt docs
-are swapped in beside it.
+Great Expectations, build the dimensional warehouse with dbt (one `dbt build` per layer:
+seeds, staging, marts, each with the tests its models complete; through Cosmos), check the
+marts, then publish: the work warehouse is swapped atomically into the file analysts read,
+and the static report, GX data docs and dbt docs are swapped in beside it.
 
-`fetch -> batches -> parse[n] -> load_raw -> validate_raw -> dbt -> validate_marts -> dbt_docs
--> publish -> report`
+`fetch -> batches -> parse[n] -> load_raw -> validate_raw -> dbt(seeds -> staging -> marts)
+-> validate_marts -> dbt_docs -> publish -> report`
 
 Every task that opens the work DuckDB file runs in the one-slot pool `duckdb_writer`
 (DuckDB allows one writing process per file); dbt runs in the task's process and lets go of
@@ -23,11 +23,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pendulum
-from airflow.sdk import Asset, CronTriggerTimetable, dag, task
-from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
+from airflow.sdk import Asset, CronTriggerTimetable, TaskGroup, chain, dag, task
+from cosmos import ProfileConfig
+from cosmos.constants import InvocationMode
 
 from ingest.settings import get_settings
+from orchestration.dbt import LAYERS, DbtLayerOperator, layer_nodes
 from orchestration.notifiers import (
     AlertNotifier,
     DataQualityFailed,
@@ -44,7 +45,7 @@ RAW_ASSETS = [Asset(name=f"ofsted.raw.{t}", uri=f"x-duckdb://ofsted-work/raw/{t}
 PUBLISHED = Asset(name="ofsted.published_warehouse", uri="x-duckdb://ofsted-published/warehouse")
 # a task that writes in the data directory: one at a time on this machine (the data dir lock)
 WRITES = {"pool": POOL, "pre_execute": hold_data_dir, "post_execute": let_go_of_data_dir}
-DBT_MODE = ExecutionMode.WATCHER if SETTINGS.dbt_execution_mode == "watcher" else ExecutionMode.LOCAL
+DBT_LAYERS = layer_nodes(SETTINGS.dbt_project_dir)  # from the manifest: no dbt runs at parse time
 
 
 @dag(
@@ -143,36 +144,30 @@ def ofsted_letters_nightly():
         remove_run_files(SETTINGS, run_id)  # the night is published: its parse batches are scratch
         return published
 
-    dbt = DbtTaskGroup(
-        group_id="dbt",
-        project_config=ProjectConfig(
-            dbt_project_path=SETTINGS.dbt_project_dir,
-            env_vars={"OFSTED_WORK_WAREHOUSE": str(SETTINGS.work_warehouse), "DO_NOT_TRACK": "1"},
-            install_dbt_deps=False,  # no dbt packages
-        ),
-        profile_config=ProfileConfig(
-            profile_name="ofsted_letters",
-            target_name="work",
-            profiles_yml_filepath=SETTINGS.dbt_profiles_dir / "profiles.yml",
-        ),
-        execution_config=ExecutionConfig(
-            execution_mode=DBT_MODE,
-            invocation_mode=InvocationMode.DBT_RUNNER,  # in-process; the callback releases the file
-            test_indirect_selection=TestIndirectSelection.CAUTIOUS,  # a model's own tests only
-            dbt_executable_path=SETTINGS.dbt_executable,
-        ),
-        render_config=RenderConfig(
-            load_method=LoadMode.DBT_LS,
-            # LOCAL: `dbt build --select <model>`, the model then its tests, in one task.
-            # WATCHER: one `dbt build` for the lot; a sensor per model and per model's tests.
-            test_behavior=TestBehavior.BUILD if DBT_MODE == ExecutionMode.LOCAL else TestBehavior.AFTER_EACH,
-            should_detach_multiple_parents_tests=True,  # relationships run once both sides are built
-            invocation_mode=InvocationMode.SUBPROCESS,
-            dbt_executable_path=SETTINGS.dbt_executable,
-        ),
-        operator_args={**WRITES, "execution_timeout": dt.timedelta(minutes=60),
-                       "callback": "ingest.warehouse.build.release_dbt_duckdb"},
-    )
+    with TaskGroup(group_id="dbt") as dbt:
+        layers = [
+            DbtLayerOperator(
+                task_id=layer,
+                doc_md=f"`dbt build --select {' '.join(LAYERS[layer])}`: {', '.join(nodes) or '(nothing)'}",
+                project_dir=SETTINGS.dbt_project_dir,
+                profile_config=ProfileConfig(
+                    profile_name="ofsted_letters",
+                    target_name="work",
+                    profiles_yml_filepath=SETTINGS.dbt_profiles_dir / "profiles.yml",
+                ),
+                select=LAYERS[layer],
+                indirect_selection="buildable",  # a test runs once every model it reads is built
+                env={"OFSTED_WORK_WAREHOUSE": str(SETTINGS.work_warehouse), "DO_NOT_TRACK": "1"},
+                install_deps=False,  # no dbt packages
+                invocation_mode=InvocationMode.DBT_RUNNER,  # in-process; the callback releases the file
+                dbt_executable_path=str(SETTINGS.dbt_executable),
+                callback="ingest.warehouse.build.release_dbt_duckdb",
+                **WRITES,
+                execution_timeout=dt.timedelta(minutes=60),
+            )
+            for layer, nodes in DBT_LAYERS.items()
+        ]
+        chain(*layers)
 
     docs = fetch()
     counts = load_raw(parse.expand_kwargs(batches(docs)))

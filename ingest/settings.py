@@ -101,6 +101,7 @@ ENV: dict[str, Var] = {
     "max_file_bytes": Var("OFSTED_MAX_FILE_BYTES", int, 20 * 1024 * 1024),
     # --- parse / load ------------------------------------------------------------------
     "batch_size": Var("OFSTED_BATCH_SIZE", int, 200),
+    "batch_store": Var("OFSTED_BATCH_STORE", _optional),
     # --- alerts ------------------------------------------------------------------------
     "alert_channels": Var("OFSTED_ALERT_CHANNELS", _list, ("log",)),
     "alert_log": Var("OFSTED_ALERT_LOG", absolute, _under_data("alerts", "alerts.jsonl")),
@@ -114,7 +115,6 @@ ENV: dict[str, Var] = {
     "alert_email_to": Var("OFSTED_ALERT_EMAIL_TO", _list, ()),
     # --- airflow and dbt ---------------------------------------------------------------
     "airflow_home": Var("AIRFLOW_HOME", absolute, PROJECT_ROOT / ".airflow"),
-    "dbt_execution_mode": Var("OFSTED_DBT_EXECUTION_MODE", _lower, "local"),
     "dbt_executable": Var("OFSTED_DBT_EXECUTABLE", absolute, Path(sys.executable).parent / "dbt"),
 }
 
@@ -153,6 +153,7 @@ class Settings:
     max_file_bytes: int
     # --- parse / load ------------------------------------------------------------------
     batch_size: int  # documents per parse batch (one mapped Airflow task each)
+    batch_store: str | None  # fsspec URL parse batches go to (s3://...); None: runs_dir
     # --- alerts ------------------------------------------------------------------------
     alert_channels: tuple[str, ...]  # any of: log, webhook, email
     alert_log: Path
@@ -166,7 +167,6 @@ class Settings:
     alert_email_to: tuple[str, ...]
     # --- airflow and dbt ---------------------------------------------------------------
     airflow_home: Path
-    dbt_execution_mode: str  # Cosmos: "local" | "watcher"
     dbt_executable: Path  # the venv's dbt, for Cosmos
 
     @classmethod

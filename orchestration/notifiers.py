@@ -15,17 +15,26 @@ the command holds the lock and the tasks run in its process: the lock is re-entr
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import json
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseNotifier
 from airflow.sdk.exceptions import AirflowFailException
+
+from orchestration.logs import last_error
 
 
 class DataQualityFailed(AirflowFailException):
     """Expectations failed; the alert naming them has already been sent. Never retried."""
 
     alert_sent = True
+
+
+class DbtTestsFailed(AirflowFailException):
+    """dbt tests failed (their names and results in the message): fail now, no retry."""
 
 
 LOCK_WAIT_S = 600.0  # a writing task waits this long for another writer before it fails
@@ -123,7 +132,7 @@ class AlertNotifier(BaseNotifier):
         exc = context.get("exception")
         ti = context.get("ti") or context.get("task_instance")
         name = _task_name(ti)
-        detail = f"{type(exc).__name__}: {exc}" if exc is not None else "failed"
+        detail = failure_reason(context)
         try:
             record_failed_night(context, name, str(exc) if exc is not None and str(exc) else detail)
         finally:
@@ -139,10 +148,49 @@ class AlertNotifier(BaseNotifier):
         alert = Alert(
             run_id=run_id,
             title=f"ofsted_letters_nightly: task {name} failed (try {getattr(ti, 'try_number', '?')})",
-            failures=[{"table": None, "expectation": f"task {name}", "detail": detail.splitlines()[0][:500]}],
+            failures=[{"table": None, "expectation": f"task {name}",
+                        "detail": "; ".join(ln.strip() for ln in detail.splitlines() if ln.strip())[:1000]}],
             counts={"failed_tasks": 1},
             data_docs=str(staging_report_dir(settings, run_id)),
             severity="error",
             task_id=name,
         )
         send_alert(settings, alert)
+
+
+def _logged_error(ti: Any) -> str | None:
+    """The last error the task's own log file recorded for this try (same machine or shared logs)."""
+    from airflow.configuration import conf
+
+    mi = getattr(ti, "map_index", -1)
+    path = (Path(conf.get("logging", "base_log_folder")) / f"dag_id={ti.dag_id}" / f"run_id={ti.run_id}"
+            / f"task_id={ti.task_id}" / (f"map_index={mi}" if mi not in (None, -1) else "")
+            / f"attempt={getattr(ti, 'try_number', 1)}.log")
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, path.stat().st_size - 512 * 1024))
+            lines = fh.read().decode(errors="replace").splitlines()
+    except OSError:
+        return None
+    events = []
+    for line in lines:
+        with contextlib.suppress(ValueError):
+            events.append(json.loads(line))
+    return last_error(events)
+
+
+def failure_reason(context: Any) -> str:
+    """Why a task failed, never just "failed": its exception; else the reason Airflow passed on
+    (the executor's or scheduler's message); else the last error in its log; else what is known."""
+    exc = context.get("exception")
+    if exc is not None:
+        return f"{type(exc).__name__}: {exc}"
+    if context.get("reason"):
+        return str(context["reason"])
+    ti = context.get("ti") or context.get("task_instance")
+    logged = _logged_error(ti) if ti is not None else None
+    if logged:
+        return logged
+    return (f"no exception reached the task and its log for try {getattr(ti, 'try_number', '?')} has no "
+            f"error: it failed before it ran (state {getattr(ti, 'state', '?')}); the scheduler's log and "
+            "Airflow's event log give the executor's message")

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -79,7 +83,7 @@ def test_every_task_retries_with_backoff_times_out_and_alerts(dag):
 
 def test_every_task_that_opens_duckdb_is_in_the_one_slot_pool(dag):
     dbt_tasks = {t.task_id for t in dag.tasks if t.task_id.startswith("dbt.")}
-    assert len(dbt_tasks) > 10
+    assert dbt_tasks == {"dbt.seeds", "dbt.staging", "dbt.marts"}
     for task in dag.tasks:
         if task.task_id in DUCKDB_TASKS | dbt_tasks:
             assert task.pool == POOL, task.task_id
@@ -97,25 +101,33 @@ def test_parse_is_mapped_over_batches(dag):
 
 def test_tags_and_docs(dag):
     assert set(dag.tags) >= {"ofsted", "dbt", "great-expectations", "nightly"}
-    assert "fetch -> batches -> parse[n] -> load_raw -> validate_raw -> dbt" in dag.doc_md
+    assert "fetch -> batches -> parse[n] -> load_raw -> validate_raw -> dbt(seeds -> staging -> marts)" \
+        in dag.doc_md
     assert dag.owner == "data-team"
 
 
-def test_a_task_per_model_and_the_order_of_the_night(dag):
+def test_a_dbt_build_per_layer_covers_every_model_and_the_order_of_the_night(dag):
     models = {p.stem for p in (PROJECT_ROOT / "dbt_project" / "models").rglob("*.sql")}
-    tasks = set(dag.task_dict)
-    for model in models:
-        assert f"dbt.{model}_model_build" in tasks, model
-    dbt_tasks = [t for t in dag.tasks if t.task_id.startswith("dbt.")]
+    seeds = {p.stem for p in (PROJECT_ROOT / "dbt_project" / "seeds").glob("*.csv")}
+    built = {}
+    for layer in ("seeds", "staging", "marts"):
+        task = dag.task_dict[f"dbt.{layer}"]
+        assert task.base_cmd == ["build"], layer
+        assert task.indirect_selection == "buildable", layer  # a test runs once all it reads is built
+        for name in models | seeds:
+            if name in task.doc_md:
+                built.setdefault(name, []).append(layer)
+    assert set(built) == models | seeds  # every model and seed is built by some layer ...
+    assert all(len(v) == 1 for v in built.values()), built  # ... and by one only
 
     def upstream(task_id: str) -> set[str]:
         return dag.task_dict[task_id].get_flat_relative_ids(upstream=True)
 
     assert {"fetch", "batches", "parse"} <= upstream("load_raw")
     assert "load_raw" in upstream("validate_raw")
-    for t in dbt_tasks:
-        assert "validate_raw" in upstream(t.task_id), t.task_id  # dbt only on checked raw tables
-        assert t.task_id in upstream("validate_marts"), t.task_id  # GX after every dbt process exits
+    assert "validate_raw" in upstream("dbt.seeds")  # dbt only on checked raw tables
+    assert "dbt.seeds" in upstream("dbt.staging") and "dbt.staging" in upstream("dbt.marts")
+    assert "dbt.marts" in upstream("validate_marts")  # GX after every dbt process exits
     assert {"validate_marts", "dbt_docs"} <= upstream("publish")
     assert "publish" in upstream("report")
 
@@ -127,11 +139,42 @@ def test_dbt_runs_in_process_and_releases_the_warehouse_with_absolute_paths(dag)
         assert task.invocation_mode == InvocationMode.DBT_RUNNER, task.task_id
         # after every dbt command, failed or not: dbt-duckdb's connection closed, the file free
         assert task.callback == "ingest.warehouse.build.release_dbt_duckdb", task.task_id
-    task = dag.task_dict["dbt.fct_inspections_model_build"]
-    profiles = Path(task.profile_config.profiles_yml_filepath)
-    assert profiles.is_absolute() and profiles.is_file()
-    assert Path(task.project_dir).is_absolute()
-    assert Path(task.env["OFSTED_WORK_WAREHOUSE"]).is_absolute()
+        profiles = Path(task.profile_config.profiles_yml_filepath)
+        assert profiles.is_absolute() and profiles.is_file()
+        assert Path(task.project_dir).is_absolute()
+        assert Path(task.env["OFSTED_WORK_WAREHOUSE"]).is_absolute()
+
+
+def _parse_dag_file(env: dict[str, str], project: Path) -> subprocess.CompletedProcess:
+    """Import the DAG file in a fresh interpreter against another dbt project dir."""
+    code = ("import runpy, sys\n"
+            f"sys.path.insert(0, {str(DAGS)!r})\n"
+            f"runpy.run_path({str(DAGS / (DAG_ID + '.py'))!r})\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **env, "OFSTED_DBT_PROJECT_DIR": str(project),
+                               "OFSTED_DBT_PROFILES_DIR": str(PROJECT_ROOT / "dbt_project")})
+
+
+def test_a_missing_or_stale_manifest_fails_the_parse_in_one_line(tmp_path):
+    project = tmp_path / "dbt_project"
+    shutil.copytree(PROJECT_ROOT / "dbt_project", project,
+                    ignore=shutil.ignore_patterns("logs", "dbt_packages"))
+    manifest = project / "target" / "manifest.json"
+    assert manifest.is_file(), "make setup builds the manifest"
+    os.utime(manifest)  # copied: make it newer than every project file
+    assert _parse_dag_file({}, project).returncode == 0
+
+    model = project / "models" / "marts" / "fct_findings.sql"
+    os.utime(model, (time.time() + 5, time.time() + 5))
+    stale = _parse_dag_file({}, project)
+    assert stale.returncode != 0
+    last = stale.stderr.strip().splitlines()[-1]
+    assert "ManifestError" in last and "is older than" in last and "fct_findings.sql" in last
+    assert "make setup" in last
+
+    manifest.unlink()
+    missing = _parse_dag_file({}, project)
+    assert "is missing: run `make setup`" in missing.stderr.strip().splitlines()[-1]
 
 
 def test_release_lets_another_connection_open_the_file_after_dbt_in_this_process(tmp_path):
@@ -170,3 +213,63 @@ def test_assets_for_the_raw_tables_and_the_published_warehouse(dag):
     raw = {a.name for a in dag.task_dict["load_raw"].outlets}
     assert raw >= {"ofsted.raw.letters", "ofsted.raw.findings", "ofsted.raw.rejected_documents"}
     assert [a.name for a in dag.task_dict["publish"].outlets] == ["ofsted.published_warehouse"]
+
+
+def test_an_alert_for_a_task_that_failed_without_an_exception_says_why(tmp_path, monkeypatch):
+    """Under a scheduler a task can fail outside its own process (the executor or scheduler fails
+    it); its callback then gets no exception. The alert names the reason all the same."""
+    import json
+
+    from orchestration.notifiers import AlertNotifier
+
+    alerts = tmp_path / "alerts.jsonl"
+    monkeypatch.setenv("OFSTED_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("OFSTED_ALERT_LOG", str(alerts))
+    monkeypatch.setenv("AIRFLOW__LOGGING__BASE_LOG_FOLDER", str(tmp_path / "logs"))
+
+    class TI:
+        dag_id, run_id, task_id, map_index = DAG_ID, "manual__x", "load_raw", -1
+        try_number, state = 2, "failed"
+
+    def detail() -> str:
+        return json.loads(alerts.read_text().splitlines()[-1])["failures"][0]["detail"]
+
+    # the scheduler's message, where Airflow passes it on
+    AlertNotifier().notify({"ti": TI(), "run_id": "manual__x", "reason": "Executor CeleryExecutor reported "
+                            "that the task instance finished with state failed"})
+    assert detail().startswith("Executor CeleryExecutor reported")
+    # the last error of this try's own log
+    log = tmp_path / "logs" / f"dag_id={DAG_ID}" / "run_id=manual__x" / "task_id=load_raw" / "attempt=2.log"
+    log.parent.mkdir(parents=True)
+    log.write_text(json.dumps({"level": "info", "event": "starting"}) + "\n" + json.dumps(
+        {"level": "error", "event": "Task failed with exception", "error_detail": [
+            {"exc_type": "AirflowException",
+             "exc_value": "Invalid auth token: Signature verification failed"}]}))
+    AlertNotifier().notify({"ti": TI(), "run_id": "manual__x"})
+    assert detail() == "AirflowException: Invalid auth token: Signature verification failed"
+    # nothing at all: still not a bare "failed"
+    log.unlink()
+    AlertNotifier().notify({"ti": TI(), "run_id": "manual__x"})
+    assert "failed before it ran" in detail() and "try 2" in detail()
+
+
+def test_a_layer_whose_only_failures_are_dbt_tests_fails_without_retry(dag, monkeypatch):
+    from cosmos.exceptions import CosmosDbtRunError
+    from cosmos.operators.local import DbtBuildLocalOperator
+
+    from orchestration.notifiers import DbtTestsFailed
+
+    task = dag.task_dict["dbt.marts"]
+    outcome = {}
+
+    def fake_build(self, context, **kwargs):  # what Cosmos raises after a failed `dbt build`
+        raise CosmosDbtRunError(outcome["message"])
+
+    monkeypatch.setattr(DbtBuildLocalOperator, "execute", fake_build)
+    outcome["message"] = ("dbt invocation completed with errors: assert_every_inspection_matches_an_authority"
+                          ": Got 1 result, configured to fail if != 0")
+    with pytest.raises(DbtTestsFailed, match="assert_every_inspection_matches_an_authority"):
+        task.execute({})
+    outcome["message"] = "dbt invocation completed with errors: fct_findings: IO Error: Could not set lock"
+    with pytest.raises(CosmosDbtRunError):  # a model that could not build: retried as usual
+        task.execute({})

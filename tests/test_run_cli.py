@@ -8,7 +8,6 @@ from pathlib import Path
 
 from ingest.alerts import alert_on_dq_failure
 from ingest.settings import ENV, Settings
-from orchestration.runner import cli_run
 
 
 def test_the_dag_file_rebuilds_exactly_the_settings_of_the_command(tmp_path):
@@ -19,14 +18,6 @@ def test_the_dag_file_rebuilds_exactly_the_settings_of_the_command(tmp_path):
     env = s.to_env()
     assert set(env) <= {v.env for v in ENV.values()}
     assert Settings.from_env(env) == s
-
-
-def test_watcher_mode_is_refused_with_one_line(tmp_path, capsys):
-    s = Settings.from_env({"OFSTED_DATA_DIR": str(tmp_path), "OFSTED_DBT_EXECUTION_MODE": "watcher"})
-    assert cli_run(s) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "triggerer" in err
-    assert not (tmp_path / "warehouse").exists()
 
 
 def _dq(success: bool) -> dict:

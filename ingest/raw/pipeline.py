@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -267,9 +268,23 @@ def batch_path(settings: Settings, run_id: str, batch_no: int) -> Path:
     return settings.runs_dir / folder / f"batch_{int(batch_no):05d}.parquet"
 
 
+def batch_url(settings: Settings, run_id: str, batch_no: int) -> str:
+    """Where a batch goes: `batch_path` on the local disk, or the same layout under the fsspec
+    URL `settings.batch_store` (shared by Celery workers on other machines)."""
+    local = batch_path(settings, run_id, batch_no)
+    if not settings.batch_store:
+        return str(local)
+    return f"{settings.batch_store.rstrip('/')}/{local.parent.name}/{local.name}"
+
+
 def remove_run_files(settings: Settings, run_id: str) -> None:
     """Delete a run's batch files (scratch) once its load has committed: for the DAG's last step."""
-    shutil.rmtree(batch_path(settings, run_id, 0).parent, ignore_errors=True)
+    if not settings.batch_store:
+        shutil.rmtree(batch_path(settings, run_id, 0).parent, ignore_errors=True)
+        return
+    fs, folder = fsspec.core.url_to_fs(batch_url(settings, run_id, 0).rsplit("/", 1)[0])
+    if fs.exists(folder):
+        fs.rm(folder, recursive=True)
 
 
 def _ts(value: Any) -> dt.datetime | None:
@@ -332,9 +347,14 @@ def parse_batch(settings: Settings, docs: list[dict[str, Any]], run_id: str, bat
     step can record them. Re-running the same run_id/batch_no rewrites the same file
     atomically.
     """
+    table = parse_table(settings, docs)
+    if settings.batch_store:  # an object store's put is atomic: no temp file, no rename
+        url = batch_url(settings, run_id, batch_no)
+        with fsspec.open(url, "wb", auto_mkdir=True) as fh:
+            pq.write_table(table, fh, compression="zstd")
+        return url
     path = batch_path(settings, run_id, batch_no)
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = parse_table(settings, docs)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         pq.write_table(table, tmp, compression="zstd")
@@ -377,7 +397,12 @@ def load_batches(settings: Settings, batch_paths: Iterable[str], *, replace: boo
     con = load.open_warehouse(settings)
     try:
         for p in batch_paths:
-            merge_counts(total, load.load_batch_file(con, Path(p), replace=replace))
+            if "://" in p:  # written by parse_batch to settings.batch_store
+                with fsspec.open(p, "rb") as fh:
+                    table = pq.read_table(fh)
+                merge_counts(total, load.load_batch_table(con, table, replace=replace))
+            else:
+                merge_counts(total, load.load_batch_file(con, Path(p), replace=replace))
     finally:
         con.close()
     return total

@@ -1,0 +1,196 @@
+"""The night under the production-shaped local stack (`make up / night / down`), end to end.
+
+One stack in a temporary data directory (its own PostgreSQL cluster, Redis, api-server,
+scheduler, dag-processor, triggerer and Celery worker): two nights on the sample letters, then
+a night with a planted failing dbt test, then the stack is stopped and nothing it started is
+left running. Needs Debian's `postgresql` and `redis-server` (.ci/run installs them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ingest.settings import PROJECT_ROOT, Settings
+
+INSTALLED = Path("/usr/bin/redis-server").exists() and any(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(2400),  # the module's stack and its three nights count against its first test
+    pytest.mark.skipif(not INSTALLED, reason="needs Debian's postgresql and redis-server "
+                                             "(apt-get install postgresql redis-server)"),
+]
+PLANTED = "assert_planted_by_the_stack_test"
+SNAPSHOT = ("marts.fct_inspections", "marts.fct_findings", "marts.dim_authorities",
+            "marts.bridge_findings_themes")
+
+
+def stack(env: dict[str, str], command: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "orchestration.stack", command], env=env, cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def snapshot(path: Path) -> dict[str, list[tuple]]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return {t: con.execute(f"select * from {t} order by all").fetchall() for t in SNAPSHOT}
+    finally:
+        con.close()
+
+
+def descendants(pid: int) -> set[int]:
+    """`pid` and every process below it (from /proc)."""
+    children: dict[int, set[int]] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, set()).add(int(proc.name))
+    out, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        out.add(p)
+        todo.extend(children.get(p, set()) - out)
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def listening(pids: set[int]) -> list[str]:
+    """host:port of every TCP socket in LISTEN state held by one of `pids`."""
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in (Path("/proc") / str(pid) / "fd").iterdir():
+                link = os.readlink(fd)
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+        except OSError:
+            continue
+    out = []
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            cols = line.split()
+            if cols[3] == "0A" and cols[9] in inodes:
+                addr, port = cols[1].split(":")
+                host = ".".join(str(b) for b in reversed(bytes.fromhex(addr))) if table == "tcp" else addr
+                out.append(f"{host}:{int(port, 16)}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def nights():
+    root = Path(tempfile.mkdtemp(prefix="ofsted-stack-"))
+    os.chmod(root, 0o755)  # the `postgres` OS user must reach its cluster under it
+    project = root / "dbt_project"  # a copy, so the test can plant a failing dbt test in it
+    shutil.copytree(PROJECT_ROOT / "dbt_project", project,
+                    ignore=shutil.ignore_patterns("logs", "dbt_packages"))
+    os.utime(project / "target" / "manifest.json")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "OFSTED_"))}
+    env = {**base, "OFSTED_DATA_DIR": str(root / "data"), "OFSTED_INBOX_DIR": str(PROJECT_ROOT / "data" /
+           "sample_letters"), "OFSTED_DBT_PROJECT_DIR": str(project), "OFSTED_DBT_PROFILES_DIR": str(project)}
+    settings = Settings.from_env(env)
+    ns = {"settings": settings, "root": root}
+    try:
+        ns["up"] = stack(env, "up")
+        assert ns["up"].returncode == 0, ns["up"].stdout + ns["up"].stderr
+        ns["up_again"] = stack(env, "up")
+        ns["first"] = stack(env, "night")
+        assert ns["first"].returncode == 0, ns["first"].stdout + ns["first"].stderr[-3000:]
+        ns["snap1"] = snapshot(settings.published_warehouse)
+        ns["second"] = stack(env, "night")
+        ns["snap2"] = snapshot(settings.published_warehouse)
+
+        planted = project / "tests" / f"{PLANTED}.sql"
+        planted.write_text("-- planted by tests/test_stack.py: fails on every inspection\n"
+                           "select inspection_key from {{ ref('fct_inspections') }}\n")
+        # dated before the manifest until `dbt parse` below rewrites it, so the dag-processor never
+        # sees a stale manifest meanwhile (it would rightly refuse the DAG)
+        old = (project / "target" / "manifest.json").stat().st_mtime - 60
+        os.utime(planted, (old, old))
+        dbt = str(Path(sys.executable).parent / "dbt")
+        parsed = subprocess.run([dbt, "parse", "--quiet", "--profiles-dir", ".", "--target-path", "target"],
+                                cwd=project, capture_output=True, text=True, timeout=300,
+                                env={**env, "OFSTED_WORK_WAREHOUSE": str(settings.work_warehouse)})
+        assert parsed.returncode == 0, parsed.stdout + parsed.stderr
+        ns["third"] = stack(env, "night")
+        ns["snap3"] = snapshot(settings.published_warehouse)
+        lines = settings.alert_log.read_text().splitlines() if settings.alert_log.exists() else []
+        ns["alerts"] = [json.loads(line) for line in lines if line.strip()]
+        ns["secrets"] = [v for k, v in (line.split("=", 1) for line in
+                         (settings.data_dir / "stack" / "stack.env").read_text().splitlines())
+                         if "PASSWORD" in k or "SECRET" in k or "FERNET" in k]
+        pids = descendants(int((settings.data_dir / "stack" / "supervisord.pid").read_text()))
+        ns["listening"] = listening(pids)
+        ns["down"] = stack(env, "down")
+        ns["left"] = [pid for pid in pids if alive(pid)]
+        ns["status_after"] = stack(env, "status")
+        yield ns
+    finally:
+        if "down" not in ns:
+            stack(env, "down")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_first_night_publishes_the_sample_letters_and_prints_a_line_per_task(nights):
+    out = nights["first"].stdout
+    for task in ("fetch", "parse[0]", "load_raw", "validate_raw", "dbt.seeds", "dbt.staging", "dbt.marts",
+                 "validate_marts", "dbt_docs", "publish", "report"):
+        assert f"  {task}" in out, task
+    assert "SUCCESS" in out.splitlines()[-1]
+    assert len(nights["snap1"]["marts.fct_inspections"]) == 3
+    assert len(nights["snap1"]["marts.fct_findings"]) == 50
+
+
+def test_up_twice_is_harmless(nights):
+    assert nights["up_again"].returncode == 0
+    assert "already running" in nights["up_again"].stdout
+
+
+def test_second_night_succeeds_and_changes_nothing(nights):
+    assert nights["second"].returncode == 0, nights["second"].stdout + nights["second"].stderr[-2000:]
+    assert nights["snap2"] == nights["snap1"]
+
+
+def test_a_failing_dbt_test_turns_the_night_red_names_the_test_and_alerts(nights):
+    third = nights["third"]
+    assert third.returncode == 1, third.stdout + third.stderr
+    assert "FAILED" in third.stdout.splitlines()[-1]
+    failed = [ln for ln in third.stderr.splitlines() if ln.startswith("night: failed task")]
+    assert failed and "dbt.marts" in failed[0] and PLANTED in failed[0], third.stderr
+    assert "publish" not in {ln.split()[-1] for ln in third.stdout.splitlines() if ln.startswith("  ok")}
+    assert nights["snap3"] == nights["snap1"]  # the published warehouse was left as it was
+    alerts = [a for a in nights["alerts"] if "dbt.marts" in json.dumps(a)]
+    assert alerts and PLANTED in json.dumps(alerts[-1]), nights["alerts"][-3:]
+
+
+def test_no_secret_reaches_a_log_and_the_stack_listens_on_localhost_only(nights):
+    logs = nights["settings"].data_dir / "stack" / "logs"
+    text = "".join(p.read_text(errors="replace") for p in logs.rglob("*.log"))
+    text += nights["first"].stdout + nights["first"].stderr + nights["up"].stdout + nights["up"].stderr
+    assert nights["secrets"] and text
+    for secret in nights["secrets"]:
+        assert secret not in text
+    assert len(nights["listening"]) >= 4, nights["listening"]  # postgres, redis, api-server, health check
+    assert all(s.startswith("127.0.0.1:") for s in nights["listening"]), nights["listening"]
+
+
+def test_down_stops_everything_it_started(nights):
+    assert nights["down"].returncode == 0, nights["down"].stderr
+    assert nights["left"] == [], nights["left"]
+    assert "not running" in nights["status_after"].stdout
