@@ -15,7 +15,13 @@ from _http_support import Fault, TestHTTPServer, http_date
 
 from ingest.letters.models import FetchResult, KnownDocument
 from ingest.settings import Settings
-from ingest.sources import FetchConfigError, IncomingWriteError, fetch_documents, incoming_dir
+from ingest.sources import (
+    FetchConfigError,
+    IncomingWriteError,
+    SourceUnavailable,
+    fetch_documents,
+    incoming_dir,
+)
 from ingest.sources.http import AllowedHosts, document_filename, parse_retry_after
 from ingest.sources.listing import parse_index
 from ingest.sources.local import is_ignored_name
@@ -507,26 +513,72 @@ def test_local_unchanged_files_are_not_read_again(tmp_path):
     assert [u for u, st_ in _statuses(fourth).items() if st_ == "fetched"] == [uri]
 
 
-def test_local_oversized_and_unreadable_files_fail_without_stopping_the_rest(tmp_path):
+def test_local_oversized_files_are_rejected_unread_and_links_skipped(tmp_path):
     inbox = _inbox(tmp_path)
     (inbox / "huge.pdf").write_bytes(b"%PDF" + b"0" * 2000)
     (inbox / "gone.pdf").symlink_to(inbox / "nowhere.pdf")
     s = _local(tmp_path, inbox, max_file_bytes=1000)
     got = _run(s)
-    assert got[(inbox / "huge.pdf").as_uri()].reason == (
-        "file is 2004 bytes, over the limit of 1000 (OFSTED_MAX_FILE_BYTES)"
-    )
-    assert got[(inbox / "gone.pdf").as_uri()].status == "failed"
-    assert got[(inbox / "gone.pdf").as_uri()].reason.startswith("broken symbolic link")
+    huge = got[(inbox / "huge.pdf").as_uri()]
+    assert (huge.status, huge.reason) == (
+        "rejected", "file too large: 2004 bytes, over the limit of 1000 bytes (OFSTED_MAX_FILE_BYTES)")
+    assert huge.etag is not None and huge.sha256 is None  # unchanged next run: not rejected again
+    assert got[(inbox / "gone.pdf").as_uri()].status == "skipped"
+    assert got[(inbox / "gone.pdf").as_uri()].reason.startswith("symbolic link to ")
     assert sorted(r.filename for r in got.values() if r.status == "fetched") == ["a.pdf", "b.txt", "c.txt"]
     assert len(_leftovers(s)) == 3
 
 
-def test_missing_inbox_is_one_failed_result(tmp_path):
+def test_local_links_fifos_sockets_are_skipped_and_nothing_outside_is_read(tmp_path):
+    inbox = _inbox(tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_bytes(b"outside the inbox")
+    (inbox / "secret.txt").symlink_to(outside / "secret.txt")
+    (inbox / "linked_dir").symlink_to(outside, target_is_directory=True)
+    os.mkfifo(inbox / "pipe.txt")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(inbox / "sock.txt"))
+    try:
+        got = _run(_local(tmp_path, inbox))
+    finally:
+        sock.close()
+    reasons = {Path(u).name: r.reason for u, r in got.items() if r.status == "skipped"}
+    assert reasons == {
+        "secret.txt": f"symbolic link to {outside / 'secret.txt'}: links are not followed "
+                      "(put the file itself in the inbox)",
+        "linked_dir": f"symbolic link to {outside}: links are not followed "
+                      "(put the file itself in the inbox)",
+        "pipe.txt": "not a regular file: FIFO (named pipe)",
+        "sock.txt": "not a regular file: socket",
+    }
+    fetched = [r for r in got.values() if r.status == "fetched"]
+    assert b"outside the inbox" not in b"".join(Path(r.path).read_bytes() for r in fetched)
+
+
+def test_missing_inbox_is_a_failed_fetch(tmp_path):
     inbox = tmp_path / "nope"
-    got = _run(_local(tmp_path, inbox))
-    assert _statuses(got) == {inbox.as_uri(): "failed"}
-    assert "does not exist" in got[inbox.as_uri()].reason
+    with pytest.raises(SourceUnavailable, match="does not exist"):
+        _run(_local(tmp_path, inbox))
+
+
+def test_an_unreadable_sub_folder_fails_the_fetch_after_the_rest_is_read(tmp_path, monkeypatch):
+    """CI runs as root (permissions do not stop it): the folder's listing error is injected."""
+    inbox = _inbox(tmp_path)
+    real_scandir = os.scandir
+    locked = str(inbox / "2024" / "march")
+
+    def scandir(path="."):
+        if os.fspath(path) == locked:
+            raise PermissionError(13, "Permission denied", locked)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    seen: list[FetchResult] = []
+    with pytest.raises(SourceUnavailable, match=f"cannot read folder {locked}: Permission denied"):
+        for r in fetch_documents(_local(tmp_path, inbox), {}):
+            seen.append(r)
+    assert sorted(r.filename for r in seen) == ["a.pdf", "b.txt"]  # the readable ones were handed over
 
 
 def test_allowed_hosts_settings_and_url_tricks(tmp_path):

@@ -1,8 +1,10 @@
 """Pure parsing: the bytes of one inspection letter (PDF or text) -> `Letter`.
 
 `parse_document` either returns a complete `Letter` or raises `RejectedDocument` with a
-one-line reason; it never half-parses. It does no file I/O: `cli_parse` (the `ofsted parse`
-command) is the only function here that reads a file.
+one-line reason; it never half-parses. It does no file I/O and sets no size cap: the readers
+(sources, `ingest.letters.isolate`) enforce `OFSTED_MAX_FILE_BYTES` before bytes reach it, and
+run it in a worker process with time and memory limits. Every pattern runs in linear time on
+any input (no nested or lazy quantifiers that can backtrack over the same text twice).
 
 The letters are Ofsted's annual unannounced inspections of contact, referral and assessment
 arrangements (2009-2011). The parser works in linear passes over the lines:
@@ -18,17 +20,13 @@ arrangements (2009-2011). The parser works in linear passes over the lines:
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from ingest.letters.extract import decode_text, extract_pdf_text, looks_like_pdf
 from ingest.letters.models import CopyRecipient, Finding, Letter, RejectedDocument
 
 PARSER_VERSION = "1.0.0"
-MAX_DOCUMENT_BYTES = 20 * 1024 * 1024  # larger files are rejected unread
 
 # --- characters -------------------------------------------------------------------------------
 
@@ -168,59 +166,32 @@ _COMPOUND_PREFIXES = frozenset((
 
 # --- public API -------------------------------------------------------------------------------
 
-def parse_document(data: bytes, filename: str) -> Letter:
-    """Parse one letter. Raises `RejectedDocument` (one-line reason) for anything it cannot read."""
+def parse_document(data: bytes, filename: str, on_extracted: Callable[[], None] | None = None) -> Letter:
+    """Parse one letter. Raises `RejectedDocument` (one-line reason) for anything it cannot read.
+
+    `on_extracted` is called once the text is out of the PDF (or decoded), before parsing: the
+    isolating worker uses it to name the stage a limit stopped."""
     try:
-        return _parse(data, filename)
-    except RejectedDocument:
+        return _parse(data, filename, on_extracted)
+    except (RejectedDocument, MemoryError):
         raise
     except Exception as exc:  # a safety net: the contract is "parse or reject", never crash
         raise RejectedDocument(f"internal parser error ({type(exc).__name__}); document not parsed") from exc
 
 
-def cli_parse(path: Path) -> int:
-    """`ofsted parse FILE`: print the record (exit 0) or the rejection (exit 2) as JSON."""
-    try:
-        size = path.stat().st_size
-        if size > MAX_DOCUMENT_BYTES:
-            raise RejectedDocument(_too_large(size))
-        data = path.read_bytes()
-        letter = parse_document(data, path.name)
-    except RejectedDocument as rej:
-        _print_json({"status": "rejected", "reason": rej.reason})
-        return 2
-    except OSError as exc:
-        _print_json({"status": "rejected", "reason": f"cannot read {path}: {exc.strerror or exc}"})
-        return 2
-    _print_json(letter.to_json())
-    return 0
-
-
-def _print_json(obj: dict) -> None:
-    try:
-        print(json.dumps(obj, ensure_ascii=False, indent=2))
-    except UnicodeEncodeError:  # a terminal that cannot show the letter's characters
-        print(json.dumps(obj, indent=2))
-    sys.stdout.flush()
-
-
-def _too_large(size: int) -> str:
-    return f"file too large: {size} bytes (limit {MAX_DOCUMENT_BYTES})"
-
-
 # --- the parse --------------------------------------------------------------------------------
 
-def _parse(data: bytes, filename: str) -> Letter:
+def _parse(data: bytes, filename: str, on_extracted: Callable[[], None] | None = None) -> Letter:
     if not data or not data.strip():
         raise RejectedDocument("empty file")
-    if len(data) > MAX_DOCUMENT_BYTES:
-        raise RejectedDocument(_too_large(len(data)))
     if looks_like_pdf(data, filename):
         source_format = "pdf"
         raw = extract_pdf_text(data)
     else:
         source_format = "text"
         raw = decode_text(data)
+    if on_extracted is not None:
+        on_extracted()
     lines = clean_lines(raw)
     return _read_letter(lines, source_format)
 

@@ -36,12 +36,18 @@ from urllib.parse import urlsplit
 
 from ingest.letters.models import FetchResult, KnownDocument
 from ingest.settings import Settings
-from ingest.sources.common import FetchConfigError, IncomingWriteError, incoming_dir
+from ingest.sources.common import (
+    FetchConfigError,
+    IncomingWriteError,
+    SourceUnavailable,
+    incoming_dir,
+)
 from ingest.sources.http import HttpSource
 from ingest.sources.local import fetch_local, read_local_documents
 
 __all__ = [
-    "FetchConfigError", "IncomingWriteError", "fetch_documents", "incoming_dir", "read_local_documents",
+    "FetchConfigError", "IncomingWriteError", "SourceUnavailable", "fetch_documents", "incoming_dir",
+    "read_local_documents",
 ]
 
 
