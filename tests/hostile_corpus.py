@@ -78,12 +78,6 @@ def flate_bomb(inflated: int = 1536 * 1024 * 1024) -> bytes:
     ])
 
 
-def slow_text_pdf(n: int = 60_000) -> bytes:
-    """Tens of thousands of one-character text runs at one spot (Flate-compressed: ~100 KB)."""
-    ops = b"BT /F1 12 Tf 72 700 Td " + b"(a) Tj 0 0 Td " * n + b"ET"
-    return _page_pdf(ops, flate=True)
-
-
 def many_pages_pdf(pages: int = 400) -> bytes:
     kids = b" ".join(b"%d 0 R" % (5 + i) for i in range(pages))
     objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, pages),
@@ -106,8 +100,8 @@ def pathological_text(size: int = 180 * 1024) -> bytes:
     return head + body + b"\n"
 
 
-def binary_garbage(size: int = 300_000) -> bytes:
-    return bytes((i * 2654435761 >> 13) & 0xFF for i in range(size))
+def binary_garbage(size: int = 300_000, seed: int = 1) -> bytes:
+    return bytes((i * 2654435761 * seed >> 13) & 0xFF for i in range(size))
 
 
 @dataclass(frozen=True)
@@ -144,14 +138,14 @@ def _oversized(p: Path) -> None:
 
 
 ATTACKS: tuple[Attack, ...] = (
-    Attack("self_xobject.pdf", "rejected", "", _bytes(self_drawing_xobject)),
-    Attack("flate_bomb.pdf", "rejected", "", _bytes(flate_bomb)),
-    Attack("slow_text.pdf", "rejected", "", _bytes(slow_text_pdf)),
+    Attack("self_xobject.pdf", "rejected", "exceeded", _bytes(self_drawing_xobject)),
+    Attack("flate_bomb.pdf", "rejected", "exceeded", _bytes(flate_bomb)),
+    Attack("nested_forms.pdf", "rejected", "exceeded", _bytes(lambda: nested_forms_pdf(5))),
     Attack("many_pages.pdf", "rejected", "pages", _bytes(many_pages_pdf)),
     Attack("deep_nesting.pdf", "rejected", "", _bytes(deep_nesting_pdf)),
     Attack("regex_pathological.txt", "rejected", "", _bytes(pathological_text)),
     Attack("garbage.pdf", "rejected", "PDF", _bytes(binary_garbage)),
-    Attack("garbage.txt", "rejected", "binary", _bytes(binary_garbage)),
+    Attack("garbage.txt", "rejected", "binary", _bytes(lambda: binary_garbage(seed=7))),
     Attack("oversized.txt", "rejected", "too large", _oversized),
     Attack("link_outside.txt", "skipped", "symbolic link", _symlink_outside),
     Attack("a_fifo.txt", "skipped", "FIFO", _fifo),
@@ -164,3 +158,19 @@ def build(inbox: Path, attacks: tuple[Attack, ...] = ATTACKS) -> list[Attack]:
     for a in attacks:
         a.write(inbox / a.name)
     return list(attacks)
+
+
+def nested_forms_pdf(depth: int = 6, fanout: int = 10) -> bytes:
+    """'Billion laughs' in PDF: form k draws form k-1 `fanout` times; the page draws the top one.
+    A few KB, fanout**depth text runs to lay out: slow, and memory grows with it."""
+    first = 6
+    objs: list[bytes] = []
+    for k in range(depth + 1):
+        if k == 0:
+            content = b"BT /F1 9 Tf (x) Tj ET"
+            res = b"<< /Font << /F1 4 0 R >> >>"
+        else:
+            content = b" ".join(b"q 1 0 0 1 %d 0 cm /X Do Q" % j for j in range(fanout))
+            res = b"<< /XObject << /X %d 0 R >> >>" % (first + k - 1)
+        objs.append(stream(content, b" /Type /XObject /Subtype /Form /BBox [0 0 612 792] /Resources " + res))
+    return _page_pdf(b"/X Do", b"/XObject << /X %d 0 R >>" % (first + depth), more=objs)

@@ -265,8 +265,10 @@ class IsolatedParser:
             for i in list(active):
                 a, w = active[i], self._workers[i]
                 w.sample_memory()
-                if not w.proc.is_alive() and not w.conn.poll():
-                    self._fail_current(i, active, out, self._death_reason(w, a))
+                if a.get("eof") or not w.proc.is_alive():
+                    self._receive(i, active, out)  # what it answered before it died counts
+                    if i in active:
+                        self._fail_current(i, active, out, self._death_reason(w, active[i]))
                 elif now - a["since"] > self.limits.wall_s:
                     w.kill()
                     self._fail_current(i, active, out,
@@ -296,7 +298,8 @@ class IsolatedParser:
                     return
                 a["stage"] = _first_stage(a["queue"][a["pos"]])
         except (EOFError, OSError):
-            w.proc.join(1)  # it died: the loop names the cause
+            a["eof"] = True  # it died: the loop names the cause
+            w.proc.join(1)
 
     def _fail_current(self, i: int, active: dict[int, dict[str, Any]], out: dict[Any, Outcome],
                       reason: str) -> None:
