@@ -97,7 +97,7 @@ def pathological_text(size: int = 180 * 1024) -> bytes:
             b"assessment arrangements within Sometown children's services\n\n")
     unit = b"children's services in the under section 12 of the " + b"x " * 20
     body = unit * (size // len(unit))
-    return head + body + b"\n"
+    return head + body + b"\n\nAreas for development\n\n- one.\n\nYours sincerely\n"
 
 
 def binary_garbage(size: int = 300_000, seed: int = 1) -> bytes:
