@@ -86,3 +86,31 @@ def test_reparse_retry_rejected_retries_with_raised_limits(tmp_path):
     assert again["candidates"] == 1 and again["rejected"] == 1
     assert "exceeded" in query(s, "select reason from raw.rejected_documents")[0][0]
     assert manifest(s)["slow.pdf"][0] == "rejected"
+
+
+@pytest.mark.slow
+def test_the_night_through_the_dag_rejects_the_attacks_and_publishes(tmp_path, hostile_inbox):
+    """`ofsted run` (the DAG in-process) on the hostile inbox: the night succeeds, the letters
+    are published, every attack is rejected or skipped with its reason."""
+    from _airflow_support import ofsted_run, run_env, settings_for
+
+    # parsing the DAG file runs `dbt ls` (until the layout issue's manifest mode lands): on a
+    # busy two-core machine that can pass Airflow's 30 s import timeout
+    env = run_env(tmp_path, hostile_inbox, AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT="180", **LIMITS)
+    done = ofsted_run(env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    s = settings_for(env)
+    n_rejected = sum(a.outcome == "rejected" for a in ATTACKS)
+    assert f"letters: new 3, unchanged 0, duplicate 0, rejected {n_rejected}" in done.stdout
+    import duckdb
+
+    con = duckdb.connect(str(s.published_warehouse), read_only=True)
+    try:
+        assert con.execute("select count(*) from marts.fct_inspections").fetchone()[0] == 3
+        rejected = {Path(u).name: r for u, r in
+                    con.execute("select _source_uri, reason from raw.rejected_documents").fetchall()}
+        skipped = {Path(u).name: d for u, d in con.execute(
+            "select source_uri, detail from raw.manifest where status = 'skipped'").fetchall()}
+    finally:
+        con.close()
+    _check_outcomes(rejected, skipped)

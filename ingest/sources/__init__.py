@@ -41,6 +41,7 @@ from ingest.sources.common import (
     IncomingWriteError,
     SourceUnavailable,
     incoming_dir,
+    redact_url,
 )
 from ingest.sources.http import HttpSource
 from ingest.sources.local import fetch_local, read_local_documents
@@ -60,6 +61,6 @@ def fetch_documents(settings: Settings, known: Mapping[str, KnownDocument]) -> I
         if not index_url:
             raise FetchConfigError("OFSTED_SOURCE=http needs OFSTED_HTTP_INDEX_URL (the listing to read)")
         if urlsplit(index_url).scheme not in ("http", "https") or not urlsplit(index_url).hostname:
-            raise FetchConfigError(f"OFSTED_HTTP_INDEX_URL is not an http(s) URL: {index_url!r}")
+            raise FetchConfigError(f"OFSTED_HTTP_INDEX_URL is not an http(s) URL: {redact_url(index_url)!r}")
         return HttpSource(settings, known).run()
     raise FetchConfigError(f"unknown source {settings.source!r}: OFSTED_SOURCE must be 'local' or 'http'")

@@ -38,6 +38,20 @@ def incoming_dir(settings: Settings) -> Path:
 
 
 
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#@\s]*@")
+
+
+def redact_url(url: str) -> str:
+    """The URL with any `user:pass@` replaced by `***@` (the rest unchanged, so two URLs that
+    differ only in their credentials stay one key); stored and printed in place of the URL."""
+    return _USERINFO.sub(r"\1***@", url, count=1)
+
+
+def redact_text(text: str | None) -> str | None:
+    """Every URL's `user:pass@` in a message redacted."""
+    return _USERINFO.sub(r"\1***@", text) if text else text
+
+
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
