@@ -377,3 +377,48 @@ def test_lost_archive_copy_is_reported_and_restored_by_the_next_load(tmp_path, i
     assert counts["reparsed"] == 1 and counts["failed"] == 0
     assert archived.read_bytes() == original.read_bytes()
     assert manifest(s)[original.name][0] == "loaded"
+
+
+def test_a_full_disk_during_load_is_reported_as_itself(tmp_path, inbox, monkeypatch, capsys):
+    """DuckDB may end the transaction itself on an I/O error; the rollback that follows must
+    not replace "No space left on device" with "cannot rollback - no transaction is active"."""
+    from ingest.raw import load
+
+    s = make_settings(tmp_path, inbox)
+    real_apply = load._apply
+
+    def disk_full(con, *args, **kwargs):
+        real_apply(con, *args, **kwargs)
+        con.rollback()  # what DuckDB does to the transaction when its write fails
+        raise duckdb.IOException("IO Error: Could not write file: No space left on device")
+
+    monkeypatch.setattr(load, "_apply", disk_full)
+    assert cli_load(s) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith("No space left on device"), err
+    assert "rollback" not in err[0]
+    monkeypatch.undo()
+    assert run_load(s)["new"] == 8  # nothing was half-loaded: the next run loads everything
+
+
+def test_orphaned_archive_temp_files_are_cleaned_by_the_next_run(tmp_path, inbox):
+    s = make_settings(tmp_path, inbox)
+    run_load(s)
+    folder = next(p for p in s.archive_dir.iterdir() if p.is_dir())
+    orphan = folder / f".{'a' * 64}.pdf.0123abcd.tmp"
+    orphan.write_bytes(b"half a file from a run that died")
+    run_load(s)
+    assert not orphan.exists()
+    assert not list(s.archive_dir.rglob("*.tmp"))
+
+
+def test_an_archive_write_error_keeps_its_cause_and_is_retried(tmp_path, inbox, capsys):
+    s = make_settings(tmp_path, inbox)
+    s.archive_dir.parent.mkdir(parents=True)
+    s.archive_dir.write_text("a file where the archive folder should be")
+    cli_load(s)
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1].endswith("0 new, 0 unchanged, 0 duplicate, 0 rejected, 8 failed")
+    assert all(line.endswith("(cannot archive: Not a directory)") for line in out[:-1])
+    s.archive_dir.unlink()
+    assert run_load(s)["new"] == 8

@@ -55,6 +55,10 @@ def _run_command(name: str, fn: Callable[[], dict[str, Any]], settings: Settings
         msg = f"ofsted {name}: error: warehouse {settings.work_warehouse}: {exc}"
         print(msg.splitlines()[0], file=sys.stderr)
         return 1
+    except OSError as exc:  # a full disk, a permission: the OS's own words, and where
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"ofsted {name}: error: {exc.strerror or exc}{where}".splitlines()[0], file=sys.stderr)
+        return 1
     for line in format_report(counts, settings.work_warehouse, "loaded" if name == "load" else "re-parsed"):
         print(line)
     return 0
