@@ -300,6 +300,7 @@ def test_cli_parse_prints_the_record(capsys):
     (lambda d: d, "not a regular file: directory"),
     (lambda d: _fifo(d / "pipe.txt"), "not a regular file: FIFO"),
     (lambda d: Path("/dev/zero"), "not a regular file: character device"),
+    (lambda d: _socket(d / "sock.txt"), "not a regular file: socket"),
     (lambda d: _write(d / "empty.txt", b""), "empty file"),
     (lambda d: _sparse(d / "huge.pdf", 20 * 1024 * 1024 + 10), "file too large"),
     (lambda d: _write(d / "school.txt", (FIXTURES / "not_cra_school_letter.txt").read_bytes()),
@@ -332,6 +333,14 @@ def test_ofsted_parse_command_end_to_end(tmp_path):
 
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
+    return path
+
+
+def _socket(path: Path) -> Path:
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(path))
     return path
 
 

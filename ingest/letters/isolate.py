@@ -20,6 +20,7 @@ the size cap), so large bytes never cross the pipe.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import math
 import multiprocessing
@@ -73,11 +74,16 @@ def too_large(size: int | None, cap: int) -> str:
 def read_bounded(path: Path | str, cap: int) -> bytes:
     """The bytes of a regular file, reading at most `cap` + 1 bytes whatever the file is.
 
-    Opened without following a final symlink's target check-then-use race: opened non-blocking
-    (a FIFO never hangs), then refused unless it is a regular file. Raises `RejectedDocument`
+    Opened non-blocking (a FIFO never hangs) and checked on the open descriptor (no
+    check-then-use race): anything but a regular file is refused. Raises `RejectedDocument`
     for a file that is not regular or is larger than `cap`; OSError for one that cannot be read.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a socket (or a device with no driver) cannot be opened
+            raise RejectedDocument(f"not a regular file: {file_kind(os.stat(path).st_mode)}") from None
+        raise
     try:
         st = os.fstat(fd)
         kind = file_kind(st.st_mode)
