@@ -216,7 +216,7 @@ class IsolatedParser:
 
     Thread-safe: one batch at a time (the pool is shared by every caller in a process)."""
 
-    _TICK_S = 0.2
+    _TICK_S = 0.05  # how often a busy worker's memory is sampled and its wall time checked
 
     def __init__(self, limits: Limits, workers: int = 1):
         self.limits = limits
