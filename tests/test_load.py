@@ -422,3 +422,30 @@ def test_an_archive_write_error_keeps_its_cause_and_is_retried(tmp_path, inbox, 
     assert all(line.endswith("(cannot archive: Not a directory)") for line in out[:-1])
     s.archive_dir.unlink()
     assert run_load(s)["new"] == 8
+
+
+def test_a_failed_fetch_fails_the_command_after_loading_what_it_could(tmp_path, inbox, monkeypatch,
+                                                                      capsys):
+    missing = make_settings(tmp_path / "a", tmp_path / "no-such-inbox")
+    assert cli_load(missing) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"ofsted load: error: fetch failed: inbox folder {tmp_path / 'no-such-inbox'} "
+                   "does not exist or is not a folder"]
+
+    # a sub-folder that cannot be listed (injected: CI runs as root, which permissions do not stop)
+    real_scandir = os.scandir
+    locked = str(inbox / "more")
+
+    def scandir(path="."):
+        if os.fspath(path) == locked:
+            raise PermissionError(13, "Permission denied", locked)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    s = make_settings(tmp_path / "b", inbox)
+    assert cli_load(s) == 1
+    captured = capsys.readouterr()
+    assert captured.err.strip() == (
+        f"ofsted load: error: fetch failed: cannot read folder {locked}: Permission denied")
+    assert sum(line.startswith("new ") for line in captured.out.splitlines()) == 3
+    assert count(s, "letters") == 3  # the three letters beside it were loaded

@@ -570,11 +570,15 @@ def _run(settings: Settings, con: Any, run_id: str, work: Iterable[tuple], *, re
     ("manifest", seen, failed) rows to record, in order; returns the counts."""
     runner = _BatchRunner(settings, con, run_id, replace=replace, on_document=on_document)
     try:
-        for kind, *payload in work:
-            if kind == "docs":
-                runner.submit(payload[0])
-            else:
-                runner.record(payload[0], payload[1], _now())
+        try:
+            for kind, *payload in work:
+                if kind == "docs":
+                    runner.submit(payload[0])
+                else:
+                    runner.record(payload[0], payload[1], _now())
+        except fetch.SourceUnavailable:
+            runner.finish()  # what could be read is loaded; then the night fails
+            raise
         total = runner.finish()
     finally:
         runner.close()
