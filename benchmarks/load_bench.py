@@ -62,6 +62,16 @@ def child_parse(inbox: Path) -> dict:
             "per_s": len(files) / dt, "per_cpu_s": len(files) / cpu, "peak_rss_mb": _peak_rss_mb()}
 
 
+def _worker_usage(s, workers: int | None) -> tuple[float, int]:
+    """CPU seconds and summed peak RSS of the isolated parse workers (children of the
+    forkserver, so not in RUSAGE_CHILDREN)."""
+    from ingest.letters import isolate
+    from ingest.raw.pipeline import parse_workers
+
+    pool = isolate.shared_parser(isolate.Limits.from_settings(s), workers or parse_workers(s))
+    return pool.usage()
+
+
 def child_load(inbox: Path, work: Path, workers: int | None) -> dict:
     from ingest.raw.pipeline import parse_workers, run_load
     from ingest.settings import Settings
@@ -73,11 +83,12 @@ def child_load(inbox: Path, work: Path, workers: int | None) -> dict:
     t0 = time.perf_counter()
     counts = run_load(s, parse_workers=workers, on_document=lambda d: None)
     dt = time.perf_counter() - t0
-    cpu = _cpu_s() - c0
+    worker_cpu, worker_rss = _worker_usage(s, workers)
+    cpu = _cpu_s() - c0 + worker_cpu
     return {"mode": "load", "n": n, "new": counts["new"], "duplicate": counts["duplicate"],
             "rejected": counts["rejected"], "failed": counts["failed"], "seconds": dt, "per_s": n / dt,
             "per_cpu_s": n / cpu,
-            "peak_rss_mb": _peak_rss_mb(), "children_peak_rss_mb": _peak_rss_mb(resource.RUSAGE_CHILDREN),
+            "peak_rss_mb": _peak_rss_mb(), "children_peak_rss_mb": worker_rss / 2**20,
             "batch_size": s.batch_size, "workers": workers or default_workers,
             "default_workers": default_workers}
 
@@ -108,7 +119,7 @@ def child_reparse(work: Path, workers: int | None) -> dict:
     t0 = time.perf_counter()
     counts = run_reparse(s, everything=True, parse_workers=workers, on_document=lambda d: None)
     dt = time.perf_counter() - t0
-    cpu = _cpu_s() - c0
+    cpu = _cpu_s() - c0 + _worker_usage(s, workers)[0]
     n = counts["candidates"]
     return {"mode": "reparse", "n": n, "reparsed": counts["reparsed"], "seconds": dt, "per_s": n / dt,
             "per_cpu_s": n / cpu, "peak_rss_mb": _peak_rss_mb()}

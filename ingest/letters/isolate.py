@@ -227,6 +227,23 @@ class IsolatedParser:
         self._lock = threading.Lock()
         self.replaced = 0
 
+    def usage(self) -> tuple[float, int]:
+        """CPU seconds used and summed peak RSS (bytes) of the live workers, from /proc: for
+        benchmarks (the workers are not this process's children under forkserver)."""
+        cpu, peak = 0.0, 0
+        tick = os.sysconf("SC_CLK_TCK")
+        for w in self._workers:
+            try:
+                with open(f"/proc/{w.proc.pid}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+                cpu += (int(fields[11]) + int(fields[12])) / tick
+                with open(f"/proc/{w.proc.pid}/status") as fh:
+                    hwm = next((line for line in fh if line.startswith("VmHWM:")), "VmHWM: 0 kB")
+                peak += int(hwm.split()[1]) * 1024
+            except (OSError, ValueError, IndexError):
+                continue
+        return cpu, peak
+
     def close(self) -> None:
         with self._lock:
             for w in self._workers:
