@@ -163,10 +163,6 @@ def _syncfs(path: Path) -> bool:
         os.close(fd)
 
 
-def read(archive_dir: Path, rel: str) -> bytes:
-    return (archive_dir / rel).read_bytes()
-
-
 def clean_orphans(archive_dir: Path) -> int:
     """Delete the staging files (`.<sha256>.<ext>.<random>.tmp`) a run killed mid-write left
     behind; called at the start of a fetch (one night at a time holds the data directory).
