@@ -449,3 +449,33 @@ def test_a_failed_fetch_fails_the_command_after_loading_what_it_could(tmp_path, 
         f"ofsted load: error: fetch failed: cannot read folder {locked}: Permission denied")
     assert sum(line.startswith("new ") for line in captured.out.splitlines()) == 3
     assert count(s, "letters") == 3  # the three letters beside it were loaded
+
+
+def test_a_warehouse_from_before_rejections_without_hash_is_migrated(tmp_path):
+    """raw.rejected_documents used to be keyed by _sha256: opening such a warehouse rekeys it
+    by _rejection_key, keeping every row, and a file rejected unread can then be recorded."""
+    from ingest.raw.db import connect
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("create schema raw")
+    con.execute("""create table raw.rejected_documents (_sha256 varchar primary key,
+        _source_uri varchar not null, _archive_path varchar, _parser_version varchar not null,
+        reason varchar not null, first_seen_at timestamptz not null, last_seen_at timestamptz not null)""")
+    con.execute("insert into raw.rejected_documents values ('ab12', 'file:///in/x.pdf', 'ab/ab12.pdf', "
+                "'1.0.0', 'empty file', '2026-01-01 02:00:00+00', '2026-01-02 02:00:00+00')")
+    con.close()
+
+    con = connect(path)
+    try:
+        assert con.execute("select _rejection_key, _sha256, _source_uri, reason from raw.rejected_documents"
+                           ).fetchall() == [("ab12", "ab12", "file:///in/x.pdf", "empty file")]
+        con.execute("insert into raw.rejected_documents values ('file:///in/big.txt @ 2026-01-03T02:00:00Z', "
+                    "null, 'file:///in/big.txt', null, '1.0.0', 'file too large', now(), now())")
+    finally:
+        con.close()
+    con = connect(path)  # a second open changes nothing
+    try:
+        assert con.execute("select count(*) from raw.rejected_documents").fetchone()[0] == 2
+    finally:
+        con.close()
