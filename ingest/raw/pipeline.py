@@ -10,7 +10,13 @@ Every function returns JSON-serialisable values (the DAG passes them through XCo
   parallel on workers); `load_batches(settings, paths)` bulk-loads the files, one transaction
   per batch (`ingest.raw.load`).
 - `run_load(settings)` runs the three steps in-process, streaming batch by batch so memory
-  stays flat as the corpus grows.
+  stays flat as the corpus grows; `run_reparse` feeds archived documents down the same path
+  (`_run`).
+
+Every document is parsed by `parse_table`, in the process's pool of isolated worker processes
+(`ingest.letters.isolate`), whichever way the night runs: a document that breaches its CPU,
+wall-time or memory limit is a rejected row, never a dead loader. A fetch that fails as a whole
+(`SourceUnavailable`) raises once what could be read is archived (and, in-process, loaded).
 """
 
 from __future__ import annotations
