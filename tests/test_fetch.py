@@ -443,6 +443,19 @@ def test_a_gzip_bomb_is_refused_at_the_cap_without_inflating_it(tmp_path, server
     assert ok.status == "fetched" and Path(ok.path).read_bytes() == TXT_B
 
 
+def test_cut_off_compressed_data_is_not_a_document(tmp_path, server):
+    import gzip
+
+    whole = gzip.compress(TXT_B * 50)
+    server.serve("/cut.txt", TXT_B)
+    half = whole[:len(whole) // 2]
+    server.inject("/cut.txt", Fault(status=200, headers={"Content-Encoding": "gzip"}, body=half), times=None)
+    server.serve_index("/", ["cut.txt"])
+    got = _run(_settings(tmp_path, http_index_url=server.url("/")))
+    cut = got[server.url("/cut.txt")]
+    assert (cut.status, cut.reason) == ("failed", "DecodingError: Content-Encoding gzip: compressed data cut off")
+
+
 def test_a_server_dripping_its_headers_is_cut_off_at_the_deadline(tmp_path, server):
     """One deadline from connect to last byte: headers sent a byte at a time, each within the
     read timeout, are abandoned after 10 x OFSTED_HTTP_TIMEOUT_S, and not retried."""

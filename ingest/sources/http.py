@@ -108,6 +108,12 @@ class _BoundedDecoder:
             data = self._inflate(layer, data)
         return data
 
+    def finish(self) -> None:
+        """Every layer must have reached its end: a cut-off compressed stream is not a document."""
+        for name, d, _ in self._layers:
+            if not d.eof:
+                raise _Failed(f"DecodingError: Content-Encoding {name}: compressed data cut off")
+
     def _inflate(self, layer: list, data: bytes) -> bytes:
         name, d, produced = layer
         out = []
@@ -466,6 +472,7 @@ class HttpSource:
             raise _Retry(f"incomplete download: received {got}{of} bytes ({cause})") from None
         if expected is not None and r.num_bytes_downloaded != expected:
             raise _Retry(f"incomplete download: received {r.num_bytes_downloaded} of {expected} bytes")
+        decoder.finish()
 
     def _read_index(self, r: httpx.Response, final_url: str) -> tuple[bytes, str, str]:
         expected = self._check_length(r)
