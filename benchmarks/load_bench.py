@@ -63,8 +63,8 @@ def child_parse(inbox: Path) -> dict:
 
 
 def _worker_usage(s, workers: int | None) -> tuple[float, int]:
-    """CPU seconds and summed peak RSS of the isolated parse workers (children of the
-    forkserver, so not in RUSAGE_CHILDREN)."""
+    """CPU seconds and summed peak RSS of the isolated parse workers (still running, so not
+    yet in RUSAGE_CHILDREN)."""
     from ingest.letters import isolate
     from ingest.raw.pipeline import parse_workers
 

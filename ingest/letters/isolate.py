@@ -22,15 +22,18 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import json
 import math
-import multiprocessing
 import os
 import resource
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
@@ -38,7 +41,7 @@ from typing import Any
 from ingest.letters.models import Letter, RejectedDocument
 
 # what a worker is doing with the current document, for the reason of a breach
-_STAGE_PDF, _STAGE_TEXT, _STAGE_PARSE = "pdf extraction", "text decoding", "parsing"
+_STAGE_PDF, _STAGE_PARSE = "pdf extraction", "parsing"
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,7 @@ def _arm_cpu(limit_s: float) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
-def _worker_main(conn: Connection, limits: Limits) -> None:
+def _worker_main(conn: Connection, limits: Limits) -> None:  # runs in the worker process
     """Serve documents from `conn` until it closes: (key, data or None, path, filename) in,
     ("stage", key, stage) and ("done", key, Letter | reason) out."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
@@ -150,10 +153,13 @@ def _worker_main(conn: Connection, limits: Limits) -> None:
             try:
                 if data is None:
                     data = read_bounded(path, limits.max_bytes)
+                # the parent assumes the stage from the file name; a message only where it changes
+                # (a PDF by its bytes under another name; a PDF's text extracted)
                 pdf = extract.looks_like_pdf(data, filename)
-                conn.send(("stage", key, _STAGE_PDF if pdf else _STAGE_TEXT))
-                result: Any = parse.parse_document(data, filename, on_extracted=functools.partial(
-                    conn.send, ("stage", key, _STAGE_PARSE)))
+                if pdf != _named_pdf(filename):
+                    conn.send(("stage", key, _STAGE_PDF if pdf else _STAGE_PARSE))
+                extracted = functools.partial(conn.send, ("stage", key, _STAGE_PARSE)) if pdf else None
+                result: Any = parse.parse_document(data, filename, on_extracted=extracted)
             except RejectedDocument as rej:
                 result = rej.reason
             except MemoryError:
@@ -169,13 +175,31 @@ def _worker_main(conn: Connection, limits: Limits) -> None:
 
 # --- the parent side --------------------------------------------------------------------------
 
+# the worker imports this very package (not whatever `ingest` its working directory holds)
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+_WORKER_BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); "
+                "from ingest.letters.isolate import worker_entry; worker_entry(sys.argv[2:])")
+
+
 class _Worker:
-    def __init__(self, ctx: Any, limits: Limits):
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, limits), daemon=True, name="parse-worker")
-        self.proc.start()
-        child.close()
+    """One worker: a fresh interpreter (nothing of the parent's `__main__` is imported),
+    talking over a socket pair."""
+
+    def __init__(self, limits: Limits):
+        ours, theirs = socket.socketpair()
+        cmd = [sys.executable, "-c", _WORKER_BOOT, _PACKAGE_ROOT, str(theirs.fileno()),
+               json.dumps(asdict(limits))]
+        try:
+            self.proc = subprocess.Popen(cmd, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
+        finally:
+            theirs.close()
+        self.conn = Connection(ours.detach())
         self.peak_vm = 0
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
     def sample_memory(self) -> None:
         try:
@@ -185,15 +209,17 @@ class _Worker:
             pass
 
     def kill(self) -> None:
-        if self.proc.is_alive():
+        if self.alive:
             self.proc.kill()
-        self.proc.join(5)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5)
         self.conn.close()
 
     def stop(self) -> None:
         with contextlib.suppress(OSError):
             self.conn.send(None)
-        self.proc.join(2)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(2)
         self.kill()
 
 
@@ -221,15 +247,13 @@ class IsolatedParser:
     def __init__(self, limits: Limits, workers: int = 1):
         self.limits = limits
         self.size = max(1, workers)
-        self._ctx = multiprocessing.get_context("forkserver" if "forkserver" in
-                                                multiprocessing.get_all_start_methods() else "spawn")
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
         self.replaced = 0
 
     def usage(self) -> tuple[float, int]:
         """CPU seconds used and summed peak RSS (bytes) of the live workers, from /proc: for
-        benchmarks (the workers are not this process's children under forkserver)."""
+        benchmarks (a live worker's usage is not yet in RUSAGE_CHILDREN)."""
         cpu, peak = 0.0, 0
         tick = os.sysconf("SC_CLK_TCK")
         for w in self._workers:
@@ -252,11 +276,11 @@ class IsolatedParser:
 
     def _worker(self, i: int) -> _Worker:
         while len(self._workers) <= i:
-            self._workers.append(_Worker(self._ctx, self.limits))
+            self._workers.append(_Worker(self.limits))
         w = self._workers[i]
-        if not w.proc.is_alive():
+        if not w.alive:
             w.kill()
-            w = self._workers[i] = _Worker(self._ctx, self.limits)
+            w = self._workers[i] = _Worker(self.limits)
             self.replaced += 1
         return w
 
@@ -278,6 +302,7 @@ class IsolatedParser:
         for i, q in queues.items():
             if q:
                 self._send(i, q, active)
+        last_sample = 0.0
         while active:
             conns = {self._workers[i].conn: i for i in active}
             ready = wait(list(conns), timeout=self._TICK_S)
@@ -285,10 +310,13 @@ class IsolatedParser:
             for c in ready:
                 i = conns[c]
                 self._receive(i, active, out)
+            sample = now - last_sample >= self._TICK_S
+            last_sample = now if sample else last_sample
             for i in list(active):
                 a, w = active[i], self._workers[i]
-                w.sample_memory()
-                if a.get("eof") or not w.proc.is_alive():
+                if sample:
+                    w.sample_memory()
+                if a.get("eof") or not w.alive:
                     self._receive(i, active, out)  # what it answered before it died counts
                     if i in active:
                         self._fail_current(i, active, out, self._death_reason(w, active[i]))
@@ -322,7 +350,6 @@ class IsolatedParser:
                 a["stage"] = _first_stage(a["queue"][a["pos"]])
         except (EOFError, OSError):
             a["eof"] = True  # it died: the loop names the cause
-            w.proc.join(1)
 
     def _fail_current(self, i: int, active: dict[int, dict[str, Any]], out: dict[Any, Outcome],
                       reason: str) -> None:
@@ -337,8 +364,11 @@ class IsolatedParser:
             self._worker(i)  # replace it now: the next batch finds a warm worker
 
     def _death_reason(self, w: _Worker, a: dict[str, Any]) -> str:
-        w.proc.join(1)
-        code = w.proc.exitcode
+        try:
+            code = w.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            w.proc.kill()
+            code = w.proc.wait()
         stage = a["stage"]
         if code == -signal.SIGXCPU:
             return f"{stage} exceeded {self.limits.cpu_s:g} s of CPU time"
@@ -349,8 +379,12 @@ class IsolatedParser:
         return f"{stage} crashed its worker process ({name})"
 
 
+def _named_pdf(filename: str) -> bool:
+    return filename.lower().endswith(".pdf")
+
+
 def _first_stage(job: tuple[Any, bytes | None, str | None, str]) -> str:
-    return "reading the file" if job[1] is None else _STAGE_PARSE
+    return _STAGE_PDF if _named_pdf(job[3]) else _STAGE_PARSE
 
 
 def _outcome(value: Any, stage: str, limits: Limits) -> Outcome:
@@ -387,3 +421,8 @@ def close_shared_parser() -> None:
         if _POOL is not None:
             _POOL.close()
             _POOL = None
+
+
+def worker_entry(argv: list[str]) -> None:
+    """A worker process's main: `FD LIMITS_JSON` (see `_Worker`)."""
+    _worker_main(Connection(int(argv[0])), Limits(**json.loads(argv[1])))
