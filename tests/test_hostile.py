@@ -66,7 +66,8 @@ def test_load_keeps_the_letters_and_rejects_every_attack(tmp_path, hostile_inbox
 
 
 def manifest_details(s) -> dict[str, tuple]:
-    return {Path(u).name: (st, d) for u, st, d in query(s, "select source_uri, status, detail from raw.manifest")}
+    rows = query(s, "select source_uri, status, detail from raw.manifest")
+    return {Path(u).name: (st, d) for u, st, d in rows}
 
 
 def test_reparse_retry_rejected_retries_with_raised_limits(tmp_path):
