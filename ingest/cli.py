@@ -93,13 +93,23 @@ def _add_sql(sub) -> None:
     p.add_argument("query", nargs="?", help="SQL text")
     p.add_argument("-f", "--file", help="read the SQL from a file")
     p.add_argument("--warehouse", help="DuckDB file to read; default: the published warehouse")
-    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--format", choices=("table", "csv", "json", "markdown"), default="table")
+    _add_width_flags(p)
+
+
+def _add_width_flags(p) -> None:
+    p.add_argument("--max-width", type=int, metavar="N",
+                   help="table format: cut cells at N characters (default 60; 0 = never; "
+                        "a single column is never cut)")
+    p.add_argument("--wrap", action="store_true",
+                   help="table format: wrap long cells onto more lines instead of cutting them")
 
 
 def _run_sql(args) -> int:
     from ingest.warehouse.query import cli_sql
 
-    return cli_sql(_settings(args), query=args.query, file=args.file, fmt=args.format)
+    return cli_sql(_settings(args), query=args.query, file=args.file, fmt=args.format,
+                   max_width=args.max_width, wrap=args.wrap)
 
 
 def _add_export(sub) -> None:
