@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from _analysts_support import INSPECTIONS, WORKED_QUESTIONS, make_marts_warehouse, real_warehouse
+from _analysts_support import AUTHORITIES, INSPECTIONS, WORKED_QUESTIONS, make_marts_warehouse, real_warehouse
 
 from ingest.cli import main
 from ingest.warehouse.export import export_marts
@@ -319,7 +319,8 @@ def test_export_writes_every_mart_as_parquet_and_csv(capsys, warehouse, tmp_path
                                             "where table_schema = 'marts' order by 1")]
     assert len(tables) == 7
     assert sorted(p.name for p in out_dir.iterdir()) == sorted(
-        [f"{t}.parquet" for t in tables] + [f"{t}.csv" for t in tables])
+        [f"{t}.parquet" for t in tables] + [f"{t}.csv" for t in tables]
+        + [f"{t}.schema.json" for t in tables] + [".ofsted-export.json"])
     for t in tables:
         expected = duck(warehouse, f"select * from marts.{t} order by all")
         count = len(expected)
@@ -345,7 +346,8 @@ def test_export_again_replaces_files_and_leaves_no_temp_files(warehouse, tmp_pat
     first = export_marts(warehouse, out_dir)
     second = export_marts(warehouse, out_dir)
     assert [(r["table"], r["rows"]) for r in first] == [(r["table"], r["rows"]) for r in second]
-    assert sorted(p.name for p in out_dir.iterdir()) == sorted(f"{r['table']}.parquet" for r in first)
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(
+        [f"{r['table']}.parquet" for r in first] + [".ofsted-export.json"])
     assert pq.read_table(out_dir / "fct_findings.parquet").num_rows == sum(len(i[4]) for i in INSPECTIONS)
 
 
@@ -623,3 +625,51 @@ def test_too_many_external_files_loads_the_first_and_says_so(monkeypatch, capsys
     assert rc == 0 and out.splitlines() == ["table_name", "t0", "t1", "t2"]
     assert err == "ofsted sql: warning: 2 files in " + str(d) + \
         " not loaded (OFSTED_EXTERNAL_MAX_FILES is 3), first: t3.csv\n"
+
+
+def test_export_csv_keeps_codes_as_text_and_says_each_columns_type(warehouse, tmp_path):
+    import pandas as pd
+
+    export_marts(warehouse, tmp_path, csv_too=True)
+    raw = (tmp_path / "dim_authorities.csv").read_text().splitlines()
+    assert raw[1].startswith('1,"E10000009","835","Dorset"')  # text quoted, numbers not
+    schema = json.loads((tmp_path / "dim_authorities.schema.json").read_text())
+    types = {c["name"]: c["type"] for c in schema["columns"]}
+    assert types["dfe_la_code"] == "VARCHAR" and types["authority_key"] == "INTEGER"
+    assert types["current_authority_names"] == "VARCHAR[]" and schema["rows"] == len(duck(
+        warehouse, "select * from marts.dim_authorities"))
+    dtypes = {c["name"]: "string" for c in schema["columns"] if c["csv_type"] == "VARCHAR"}
+    df = pd.read_csv(tmp_path / "dim_authorities.csv", dtype=dtypes)
+    assert sorted(df["dfe_la_code"]) == sorted(a[2] for a in AUTHORITIES)
+    # Parquet is typed as in DuckDB
+    assert str(pq.read_schema(tmp_path / "dim_authorities.parquet").field("dfe_la_code").type) == "string"
+
+
+def test_export_removes_the_previous_exports_files_and_only_those(warehouse, tmp_path):
+    out_dir = tmp_path / "export"
+    out_dir.mkdir()
+    (out_dir / "my_notes.csv").write_text("mine\n")  # not written by an export: kept
+    (tmp_path / "outside.parquet").write_text("kept")
+    export_marts(warehouse, out_dir, csv_too=True)
+    assert (out_dir / "fct_findings.csv").exists()
+    # a table that is gone from the warehouse since the last export, and a manifest that names
+    # a file outside the folder, as if edited
+    (out_dir / "old_mart.parquet").write_text("from an older export")
+    manifest = json.loads((out_dir / ".ofsted-export.json").read_text())
+    manifest["files"] += ["old_mart.parquet", "../outside.parquet"]
+    (out_dir / ".ofsted-export.json").write_text(json.dumps(manifest))
+    results = export_marts(warehouse, out_dir)  # Parquet only this time
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(
+        [f"{r['table']}.parquet" for r in results] + [".ofsted-export.json", "my_notes.csv"])
+    assert (tmp_path / "outside.parquet").read_text() == "kept"
+
+
+def test_an_exported_csv_read_back_as_an_ext_table_keeps_its_types(monkeypatch, capsys, warehouse, tmp_path):
+    export_marts(warehouse, tmp_path / "mine", csv_too=True)
+    monkeypatch.setenv("OFSTED_EXTERNAL_DIR", str(tmp_path / "mine"))
+    rc, out, err = sql(capsys, warehouse, "--format", "csv",
+                       "select column_name, data_type from information_schema.columns "
+                       "where table_catalog = 'ext' and table_name = 'dim_authorities' "
+                       "and column_name in ('authority_key', 'dfe_la_code', 'valid_from') order by 1")
+    assert rc == 0 and err == ""
+    assert out.splitlines()[1:] == ["authority_key,INTEGER", "dfe_la_code,VARCHAR", "valid_from,DATE"]
