@@ -96,15 +96,18 @@ def _fold(text: str | None) -> str:
 
 
 def content_hash(letter: Letter) -> str:
-    """sha256 of the letter's normalised parse: authority, inspection dates and findings.
+    """sha256 of the letter's normalised parse: authority, inspection dates, letter date and findings.
 
     The same letter as text and as PDF, or with other line endings or encoding, parses to
-    the same authority, dates and finding texts, so it gets the same hash.
+    the same authority, dates and finding texts, so it gets the same hash. A re-dated letter
+    (a correction) gets another hash: it is loaded, and dbt makes it a new version of the
+    inspection (dbt_project/README.md, "Inspections and letter versions").
     """
     parts = [
         _fold(letter.authority_name),
         letter.inspection_start_date.isoformat(),
         letter.inspection_end_date.isoformat(),
+        letter.letter_date.isoformat() if letter.letter_date else "",
     ]
     parts += [f"{f.category}|{_fold(f.text)}" for f in letter.findings]
     return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()

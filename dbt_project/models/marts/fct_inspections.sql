@@ -1,48 +1,79 @@
--- One row per inspection (one letter = one inspection), with the authority as at the
--- inspection, its findings counted by category and the same authority's previous inspection.
--- Letters whose authority cannot be matched are kept (is_authority_matched = false).
+-- One row per inspection (authority + first day of the inspection), described by its current
+-- letter (the latest letter date, ties: the latest fetched; int_letters_versioned), with the
+-- authority as at the inspection, the current letter's findings counted by category, how many
+-- letters describe it and the same authority's previous inspection. Letters whose authority
+-- cannot be matched are kept (is_authority_matched = false).
 with
 
-inspections as (
+letters as (
 
-    select * from {{ ref('int_inspections_matched') }}
+    select * from {{ ref('int_letters_versioned') }}
 
 ),
 
 findings as (
 
-    select * from {{ ref('stg_raw__findings') }}
+    select * from {{ ref('int_findings_keyed') }}
+
+),
+
+current_letters as (
+
+    select * from letters
+    where is_current_version
 
 ),
 
 finding_counts as (
 
     select
-        _sha256,
+        inspection_key,
         count(*) filter (where category = 'strength') as strength_count,
         count(*) filter (where category = 'satisfactory') as satisfactory_count,
         count(*) filter (where category = 'area_for_development') as area_for_development_count,
         count(*) filter (where category = 'priority_action') as priority_action_count,
         count(*) as finding_count
     from findings
-    group by _sha256
+    where is_current_version
+    group by inspection_key
+
+),
+
+authority_codes as (
+
+    -- DfE LA code of the authority, and today's authorities covering its area (GSS and DfE)
+    select
+        gss_code,
+        any_value(dfe_la_code) as dfe_la_code,
+        list(successor_gss_code order by successor_gss_code) as current_gss_codes,
+        list(successor_dfe_la_code order by successor_gss_code) as current_dfe_la_codes
+    from {{ ref('bridge_authority_successions') }}
+    group by gss_code
+
+),
+
+working_days as (
+
+    select
+        date_day,
+        working_day_number
+    from {{ ref('dim_dates') }}
 
 ),
 
 keyed as (
 
     select
-        {{ surrogate_key(['inspections._sha256']) }} as inspection_key,
         case
-            when inspections.gss_code is not null
-                then {{ surrogate_key(['inspections.gss_code']) }}
+            when current_letters.gss_code is not null
+                then {{ surrogate_key(['current_letters.gss_code']) }}
         end as authority_key,
         case
-            when inspections.inspector_name is not null
-                then {{ surrogate_key(['lower(inspections.inspector_name)']) }}
+            when current_letters.inspector_name is not null
+                then {{ surrogate_key(['lower(current_letters.inspector_name)']) }}
         end as inspector_key,
-        inspections.*
-    from inspections
+        current_letters.*
+    from current_letters
 
 ),
 
@@ -56,10 +87,20 @@ final as (
         keyed.authority_name as authority_name_as_written,
         keyed.is_authority_matched,
         keyed.authority_match_method,
+        keyed.letter_version,
+        keyed.letter_version > 1 as is_corrected,
+        keyed.first_published_date,
         keyed.letter_date,
         keyed.inspection_start_date,
         keyed.inspection_end_date,
+        keyed.first_published_date - keyed.inspection_end_date as days_from_inspection_to_first_letter,
         keyed.letter_date - keyed.inspection_end_date as days_from_inspection_to_letter,
+        -- working days (dim_dates.is_working_day) after the inspection's last day up to and
+        -- including the first / the current letter's date
+        cast(first_letter_day.working_day_number - inspection_end_day.working_day_number as integer)
+            as working_days_from_inspection_to_first_letter,
+        cast(letter_day.working_day_number - inspection_end_day.working_day_number as integer)
+            as working_days_from_inspection_to_letter,
         coalesce(finding_counts.strength_count, 0) as strength_count,
         coalesce(finding_counts.satisfactory_count, 0) as satisfactory_count,
         coalesce(finding_counts.area_for_development_count, 0) as area_for_development_count,
@@ -80,12 +121,20 @@ final as (
         keyed.statutory_basis,
         keyed.summary,
         keyed.source_format,
+        authority_codes.dfe_la_code,
+        authority_codes.current_gss_codes,
+        authority_codes.current_dfe_la_codes,
         keyed._sha256,
         keyed._source_uri,
+        keyed._fetched_at,
         keyed._parser_version,
         keyed._parsed_at
     from keyed
-    left join finding_counts on keyed._sha256 = finding_counts._sha256
+    left join finding_counts on keyed.inspection_key = finding_counts.inspection_key
+    left join authority_codes on keyed.gss_code = authority_codes.gss_code
+    left join working_days as letter_day on keyed.letter_date = letter_day.date_day
+    left join working_days as first_letter_day on keyed.first_published_date = first_letter_day.date_day
+    left join working_days as inspection_end_day on keyed.inspection_end_date = inspection_end_day.date_day
 
 )
 
