@@ -570,7 +570,8 @@ def test_markdown_format(capsys, warehouse):
 def ext_dir(tmp_path) -> Path:
     d = tmp_path / "mine"
     d.mkdir()
-    (d / "DfE LA codes.csv").write_text('dfe_la_code,authority,pupils\n"835",Dorset,64000\n332,Dudley,48000\n')
+    (d / "DfE LA codes.csv").write_text(
+        'dfe_la_code,authority,pupils\n"835",Dorset,64000\n332,Dudley,48000\n')
     duckdb.sql("select 'E10000009' as gss_code, 1.5::double as score").to_parquet(str(d / "scores.parquet"))
     (d / "garbage.parquet").write_bytes(b"\x00\x01 not parquet at all" * 10)
     (d / "huge.csv").write_text("a\n" + "1\n" * 600_000)
@@ -590,7 +591,8 @@ def test_external_files_become_ext_tables_and_bad_ones_are_one_line_each(monkeyp
                        "from dim_authorities a join ext.dfe_la_codes c using (dfe_la_code) "
                        "left join ext.scores s using (gss_code) order by 1")
     assert rc == 0, err
-    assert json.loads(out) == [{"authority_name": "Dorset", "dfe_la_code": 835, "pupils": 64000, "score": 1.5},
+    assert json.loads(out) == [{"authority_name": "Dorset", "dfe_la_code": 835, "pupils": 64000,
+                                "score": 1.5},
                                {"authority_name": "Dudley", "dfe_la_code": 332, "pupils": 48000,
                                 "score": None}]
     warnings = sorted(err.splitlines())
@@ -606,7 +608,8 @@ def test_external_files_become_ext_tables_and_bad_ones_are_one_line_each(monkeyp
 def test_queries_still_read_and_write_no_file_in_the_external_dir(monkeypatch, capsys, warehouse, ext_dir):
     monkeypatch.setenv("OFSTED_EXTERNAL_DIR", str(ext_dir))
     before = sorted(p.name for p in ext_dir.iterdir())
-    for q in (f"copy (select 1) to '{ext_dir}/out.csv'", f"select * from read_csv('{ext_dir}/DfE LA codes.csv')",
+    for q in (f"copy (select 1) to '{ext_dir}/out.csv'",
+              f"select * from read_csv('{ext_dir}/DfE LA codes.csv')",
               f"attach '{ext_dir}/new.duckdb' as x2"):
         rc, _, err = sql(capsys, warehouse, q)
         assert rc == 1, q
@@ -622,7 +625,8 @@ def test_too_many_external_files_loads_the_first_and_says_so(monkeypatch, capsys
     monkeypatch.setenv("OFSTED_EXTERNAL_DIR", str(d))
     monkeypatch.setenv("OFSTED_EXTERNAL_MAX_FILES", "3")
     rc, out, err = sql(capsys, warehouse, "--format", "csv",
-                       "select table_name from information_schema.tables where table_catalog = 'ext' order by 1")
+                       "select table_name from information_schema.tables "
+                       "where table_catalog = 'ext' order by 1")
     assert rc == 0 and out.splitlines() == ["table_name", "t0", "t1", "t2"]
     assert err == "ofsted sql: warning: 2 files in " + str(d) + \
         " not loaded (OFSTED_EXTERNAL_MAX_FILES is 3), first: t3.csv\n"

@@ -139,7 +139,8 @@ def previous_export(out_dir: Path) -> list[str]:
         names = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))["files"]
     except (OSError, ValueError, KeyError, TypeError):
         return []
-    return [n for n in names if isinstance(n, str) and n == Path(n).name and n not in ("", ".", "..", MANIFEST)]
+    return [n for n in names
+            if isinstance(n, str) and n == Path(n).name and n not in ("", ".", "..", MANIFEST)]
 
 
 def cli_export(settings: Settings, out_dir: Path, csv: bool = False) -> int:

@@ -492,3 +492,54 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):
         pass
+
+
+# --- ofsted search ----------------------------------------------------------------------------
+
+#: what the table and markdown formats show of a search hit (csv and json give every column)
+SEARCH_TABLE_COLUMNS = ("rank", "score", "authority_name", "inspection_start_date", "category",
+                        "finding_text")
+
+
+def run_search(warehouse: Path, text: str, limit: int, output: Output, out: IO[str], *,
+               limits: Limits | None = None, warnings: list[str] | None = None, **external: Any) -> int:
+    """Rank the findings for `text` (marts.search_findings, built by the night) and print them."""
+    from ingest.warehouse.search import RESULT_COLUMNS, search
+
+    if output.fmt not in FORMATS:
+        raise QueryError(f"unknown format {output.fmt!r}; choose one of {', '.join(FORMATS)}")
+    limits = limits or Limits()
+    with readonly(warehouse, limits, warnings=warnings, **external) as con:
+        hits = search(con, text, limit=limit, timeout_s=limits.timeout_s)
+    columns = SEARCH_TABLE_COLUMNS if output.fmt in ("table", "markdown") else RESULT_COLUMNS
+    rows = [tuple(h.get(c) for c in columns) for h in hits]
+    types = [_python_type(c, rows) for c in range(len(columns))]
+    if output.fmt == "table":
+        out.write(format_table(columns, types, rows, False, output.max_width, output.wrap))
+        return len(rows)
+    if output.fmt == "markdown":
+        return write_markdown(columns, types, [rows], out)
+    return (write_csv if output.fmt == "csv" else write_json)(columns, [rows], out)
+
+
+def _python_type(i: int, rows: Sequence[Sequence[Any]]) -> str:
+    """A DuckDB-like type name for column `i` of Python rows (numbers are right-aligned)."""
+    kinds = {type(r[i]) for r in rows if r[i] is not None}
+    if kinds and kinds <= {int}:
+        return "BIGINT"
+    if kinds and kinds <= {int, float, decimal.Decimal}:
+        return "DOUBLE"
+    return "VARCHAR"
+
+
+def cli_search(settings: Settings, text: str, limit: int = 20, fmt: str = "table",
+               max_width: int | None = None, wrap: bool = False) -> int:
+    """`ofsted search WORDS`: the findings that match, best first (BM25 over stemmed words)."""
+
+    def action() -> int:
+        output = Output(fmt, max_width, wrap)
+        run_cli_query(settings, "search", lambda **kw: run_search(
+            settings.published_warehouse, text, limit, output, sys.stdout, **kw))
+        return 0
+
+    return with_one_line_errors("search", action)
