@@ -511,8 +511,12 @@ def run_search(warehouse: Path, text: str, limit: int, output: Output, out: IO[s
     limits = limits or Limits()
     with readonly(warehouse, limits, warnings=warnings, **external) as con:
         hits = search(con, text, limit=limit, timeout_s=limits.timeout_s)
-    columns = SEARCH_TABLE_COLUMNS if output.fmt in ("table", "markdown") else RESULT_COLUMNS
-    rows = [tuple(h.get(c) for c in columns) for h in hits]
+    if output.fmt in ("table", "markdown"):  # for reading: fewer columns, the score to 3 places
+        columns = SEARCH_TABLE_COLUMNS
+        rows = [tuple(round(h[c], 3) if c == "score" else h.get(c) for c in columns) for h in hits]
+    else:
+        columns = RESULT_COLUMNS
+        rows = [tuple(h.get(c) for c in columns) for h in hits]
     types = [_python_type(c, rows) for c in range(len(columns))]
     if output.fmt == "table":
         out.write(format_table(columns, types, rows, False, output.max_width, output.wrap))
