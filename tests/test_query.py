@@ -367,7 +367,8 @@ def real(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("question", "query"), WORKED_QUESTIONS, ids=[f"q{i}" for i in range(1, 6)])
+@pytest.mark.parametrize(("question", "query"), WORKED_QUESTIONS,
+                         ids=[f"q{i}" for i in range(1, len(WORKED_QUESTIONS) + 1)])
 def test_worked_questions_answer_from_the_real_marts(capsys, real, question, query):
     rc, out, err = sql(capsys, real, "--format", "json", query)
     assert rc == 0, err
