@@ -108,7 +108,7 @@ def night(tmp_path_factory):
         second = ofsted_run(env)
         assert second.returncode != 0, second.stdout
         outputs["night 2 stdout"], outputs["night 2 stderr"] = second.stdout, second.stderr
-        requests = server.requests()
+        requests = list(server.requests)
     finally:
         server.stop()
         hook.close()
