@@ -8,8 +8,9 @@ fresh subprocess so the peak RSS figures are independent:
 - parse-only: read every file and `parse_document` it (one core);
 - load: `ingest.raw.pipeline.run_load` into an empty warehouse (read each inbox file once, write
   it durably to the archive, parse in batches to Arrow tables handed to the loader thread,
-  bulk insert into DuckDB), once with parsing in the loading process and once with one parse
-  worker process sharing the batches;
+  bulk insert into DuckDB), every document parsed in the isolated worker pool
+  (`ingest.letters.isolate`: per-document CPU, wall and memory limits), once with the default
+  number of workers here and once with two;
 - load at the smaller size, to show peak memory does not grow with the corpus.
 
 Prints letters/s, the load/parse ratio (target >= 0.80) and peak RSS (target: flat).
@@ -61,23 +62,35 @@ def child_parse(inbox: Path) -> dict:
             "per_s": len(files) / dt, "per_cpu_s": len(files) / cpu, "peak_rss_mb": _peak_rss_mb()}
 
 
+def _worker_usage(s, workers: int | None) -> tuple[float, int]:
+    """CPU seconds and summed peak RSS of the isolated parse workers (children of the
+    forkserver, so not in RUSAGE_CHILDREN)."""
+    from ingest.letters import isolate
+    from ingest.raw.pipeline import parse_workers
+
+    pool = isolate.shared_parser(isolate.Limits.from_settings(s), workers or parse_workers(s))
+    return pool.usage()
+
+
 def child_load(inbox: Path, work: Path, workers: int | None) -> dict:
-    from ingest.raw.pipeline import default_parse_workers, run_load
+    from ingest.raw.pipeline import parse_workers, run_load
     from ingest.settings import Settings
 
     s = Settings.from_env({"OFSTED_DATA_DIR": str(work), "OFSTED_INBOX_DIR": str(inbox)})
+    default_workers = parse_workers(s)
     n = sum(1 for p in inbox.rglob("*") if p.is_file())
     c0 = _cpu_s()
     t0 = time.perf_counter()
     counts = run_load(s, parse_workers=workers, on_document=lambda d: None)
     dt = time.perf_counter() - t0
-    cpu = _cpu_s() - c0
+    worker_cpu, worker_rss = _worker_usage(s, workers)
+    cpu = _cpu_s() - c0 + worker_cpu
     return {"mode": "load", "n": n, "new": counts["new"], "duplicate": counts["duplicate"],
             "rejected": counts["rejected"], "failed": counts["failed"], "seconds": dt, "per_s": n / dt,
             "per_cpu_s": n / cpu,
-            "peak_rss_mb": _peak_rss_mb(), "children_peak_rss_mb": _peak_rss_mb(resource.RUSAGE_CHILDREN),
-            "batch_size": s.batch_size, "workers": default_parse_workers() if workers is None else workers,
-            "default_workers": default_parse_workers()}
+            "peak_rss_mb": _peak_rss_mb(), "children_peak_rss_mb": worker_rss / 2**20,
+            "batch_size": s.batch_size, "workers": workers or default_workers,
+            "default_workers": default_workers}
 
 
 def child_fetch(inbox: Path, work: Path) -> dict:
@@ -106,7 +119,7 @@ def child_reparse(work: Path, workers: int | None) -> dict:
     t0 = time.perf_counter()
     counts = run_reparse(s, everything=True, parse_workers=workers, on_document=lambda d: None)
     dt = time.perf_counter() - t0
-    cpu = _cpu_s() - c0
+    cpu = _cpu_s() - c0 + _worker_usage(s, workers)[0]
     n = counts["candidates"]
     return {"mode": "reparse", "n": n, "reparsed": counts["reparsed"], "seconds": dt, "per_s": n / dt,
             "per_cpu_s": n / cpu, "peak_rss_mb": _peak_rss_mb()}
@@ -162,20 +175,20 @@ def main() -> int:
         small = _subset(corpus, args.small, tmp_path / "small")
 
         parse = _run_child("parse", str(big))
-        load1 = _run_child("load", str(big), str(tmp_path / "work_1"), "0")  # what `ofsted load` does here
-        load = _run_child("load", str(big), str(tmp_path / "work_big"), "1")
-        load_small = _run_child("load", str(small), str(tmp_path / "work_small"), "0")
+        load1 = _run_child("load", str(big), str(tmp_path / "work_1"), "auto")  # what `ofsted load` does here
+        load = _run_child("load", str(big), str(tmp_path / "work_big"), "2")
+        load_small = _run_child("load", str(small), str(tmp_path / "work_small"), "auto")
         parse_small = _run_child("parse", str(small))
         fetch_only = _run_child("fetch", str(big), str(tmp_path / "work_fetch"))
-        reparse = _run_child("reparse", str(tmp_path / "work_1"), "0")
+        reparse = _run_child("reparse", str(tmp_path / "work_1"), "auto")
 
     default_workers = load1["default_workers"]
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end; "
           f"default parse worker processes here: {default_workers}")
     print(f"parse-only              {parse['n']:>6} letters: {parse['per_s']:8.1f} letters/s "
           f"({parse['seconds']:.1f}s, peak RSS {parse['peak_rss_mb']:.0f} MB)")
-    for name, r in (("load (default here)" if default_workers == 0 else "load, parse in-process", load1),
-                    ("load, 1 parse worker", load)):
+    for name, r in ((f"load ({default_workers} isolated worker)", load1),
+                    ("load, 2 isolated workers", load)):
         print(f"{name:<23} {r['n']:>6} letters: {r['per_s']:8.1f} letters/s "
               f"({r['seconds']:.1f}s, {r['per_s'] / parse['per_s']:.0%} of parse-only; peak RSS "
               f"{r['peak_rss_mb']:.0f} MB, workers {r['children_peak_rss_mb']:.0f} MB; "
@@ -183,13 +196,14 @@ def main() -> int:
     print("target: load >= 80% of parse-only speed")
     print(f"CPU cost (letters per CPU-second, all threads and workers): parse-only {parse['per_cpu_s']:.0f}, "
           f"load {load1['per_cpu_s']:.0f} ({load1['per_cpu_s'] / parse['per_cpu_s']:.0%}), "
-          f"load with a parse worker {load['per_cpu_s']:.0f}, reparse {reparse['per_cpu_s']:.0f} "
+          f"load with 2 workers {load['per_cpu_s']:.0f}, reparse {reparse['per_cpu_s']:.0f} "
           f"({reparse['per_cpu_s'] / parse['per_cpu_s']:.0%})")
     print(f"where the time goes: the local fetcher alone (copy + hash to a verified temp file) "
           f"{fetch_only['per_s']:.1f} letters/s ({fetch_only['per_s'] / parse['per_s']:.0%} of parse-only); "
-          f"archive -> parse -> load without fetching (`reparse --all`, one process) "
+          f"archive -> parse -> load without fetching (`reparse --all`) "
           f"{reparse['per_s']:.1f} letters/s ({reparse['per_s'] / parse['per_s']:.0%} of parse-only)")
-    print(f"peak RSS, load (parse in-process): {load_small['n']} letters {load_small['peak_rss_mb']:.0f} MB, "
+    print(f"peak RSS, load (loader process; workers apart): "
+          f"{load_small['n']} letters {load_small['peak_rss_mb']:.0f} MB, "
           f"{load1['n']} letters {load1['peak_rss_mb']:.0f} MB")
     print(f"peak RSS, parse-only: {parse_small['n']} letters {parse_small['peak_rss_mb']:.0f} MB, "
           f"{parse['n']} letters {parse['peak_rss_mb']:.0f} MB")

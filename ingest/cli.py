@@ -34,9 +34,9 @@ def _add_parse(sub) -> None:
 
 
 def _run_parse(args) -> int:
-    from ingest.letters.parse import cli_parse
+    from ingest.letters.command import cli_parse
 
-    return cli_parse(Path(args.file))
+    return cli_parse(Path(args.file), _settings(args))
 
 
 def _add_load(sub) -> None:
@@ -56,12 +56,14 @@ def _add_reparse(sub) -> None:
     p.add_argument("--warehouse", help="DuckDB file to load into; default: the working warehouse")
     p.add_argument("--all", action="store_true",
                    help="re-parse every document, not only those of older parser versions")
+    p.add_argument("--retry-rejected", action="store_true",
+                   help="also retry documents this parser version rejected (after raising a limit, say)")
 
 
 def _run_reparse(args) -> int:
     from ingest.raw.commands import cli_reparse
 
-    return cli_reparse(_settings(args), everything=args.all)
+    return cli_reparse(_settings(args), everything=args.all, retry_rejected=args.retry_rejected)
 
 
 def _add_build(sub) -> None:

@@ -118,6 +118,10 @@ ENV: dict[str, Var] = {
     "max_file_bytes": Var("OFSTED_MAX_FILE_BYTES", int, 20 * 1024 * 1024),
     # --- parse / load ------------------------------------------------------------------
     "batch_size": Var("OFSTED_BATCH_SIZE", int, 200),
+    "parse_cpu_s": Var("OFSTED_PARSE_CPU_S", float, 20.0),
+    "parse_wall_s": Var("OFSTED_PARSE_WALL_S", float, 30.0),
+    "parse_memory_bytes": Var("OFSTED_PARSE_MEMORY_BYTES", int, 1 << 30),
+    "parse_workers": Var("OFSTED_PARSE_WORKERS", int, 0),
     # --- alerts ------------------------------------------------------------------------
     "alert_channels": Var("OFSTED_ALERT_CHANNELS", _list, ("log",)),
     "alert_log": Var("OFSTED_ALERT_LOG", absolute, _under_data("alerts", "alerts.jsonl")),
@@ -178,6 +182,10 @@ class Settings:
     max_file_bytes: int
     # --- parse / load ------------------------------------------------------------------
     batch_size: int  # documents per parse batch (one mapped Airflow task each)
+    parse_cpu_s: float  # per document: CPU seconds in its worker process
+    parse_wall_s: float  # per document: wall seconds before its worker is killed
+    parse_memory_bytes: int  # per worker: address space (RLIMIT_AS)
+    parse_workers: int  # long-lived parse processes (0: one per core beyond the first)
     # --- alerts ------------------------------------------------------------------------
     alert_channels: tuple[str, ...]  # any of: log, webhook, email
     alert_log: Path

@@ -23,7 +23,9 @@ to misbehave for a path a given number of times::
     close the connection (a dropped download);
   - ``drop``: close the connection without any answer;
   - ``trickle_s``: send the document ``trickle_bytes`` (16) at a time, sleeping this long
-    between pieces (a server too slow to finish, though never silent long enough to time out).
+    between pieces (a server too slow to finish, though never silent long enough to time out);
+  - ``drip_headers_s``: send the status line and headers a byte at a time, this long apart,
+    never ending them (a server holding a client before the body starts).
 
 Content helpers: ``serve`` (any bytes/str), ``serve_index`` (an HTML page of links),
 ``serve_feed`` (a JSON feed); ``origin`` / ``url(path)`` for addresses; ``requests``,
@@ -72,6 +74,7 @@ class Fault:
     drop: bool = False
     trickle_s: float = 0.0
     trickle_bytes: int = 16
+    drip_headers_s: float = 0.0
 
 
 @dataclass
@@ -141,6 +144,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if fault.trickle_s and doc is not None:
                 self._send_slowly(doc, fault.trickle_s, max(1, fault.trickle_bytes))
+                return
+            if fault.drip_headers_s:
+                self._drip_headers(fault.drip_headers_s)
                 return
         if doc is None:
             self._send(404, b"not found\n", {"Content-Type": "text/plain"}, head=head)
@@ -214,6 +220,15 @@ class _Handler(BaseHTTPRequestHandler):
             if self.close_connection or self.server.owner._stopping.wait(pause_s):
                 self.close_connection = True
                 return
+
+    def _drip_headers(self, pause_s: float) -> None:
+        """Status line and headers one byte at a time, never finishing them (until stopped)."""
+        head = b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-Pad-%d: %s\r\n" % (i, b"y" * 40) for i in range(10_000))
+        for i in range(len(head)):
+            self._write(head[i:i + 1])
+            if self.close_connection or self.server.owner._stopping.wait(pause_s):
+                break
+        self.close_connection = True
 
     def _write(self, data: bytes) -> None:
         try:

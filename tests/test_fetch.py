@@ -15,7 +15,13 @@ from _http_support import Fault, TestHTTPServer, http_date
 
 from ingest.letters.models import FetchResult, KnownDocument
 from ingest.settings import Settings
-from ingest.sources import FetchConfigError, IncomingWriteError, fetch_documents, incoming_dir
+from ingest.sources import (
+    FetchConfigError,
+    IncomingWriteError,
+    SourceUnavailable,
+    fetch_documents,
+    incoming_dir,
+)
 from ingest.sources.http import AllowedHosts, document_filename, parse_retry_after
 from ingest.sources.listing import parse_index
 from ingest.sources.local import is_ignored_name
@@ -241,12 +247,13 @@ def test_oversized_files_are_refused_with_and_without_content_length(tmp_path, s
     s = _settings(tmp_path, http_index_url=server.url("/"), max_file_bytes=1000)
     got = _run(s)
     assert got[server.url("/small.txt")].status == "fetched"
-    assert got[server.url("/big.pdf")].status == "failed"
+    # refused by the size cap before they had a hash: rejected documents, not failed fetches
+    assert got[server.url("/big.pdf")].status == "rejected"
     assert got[server.url("/big.pdf")].reason == (
         "Content-Length 5000 bytes is over the limit of 1000 (OFSTED_MAX_FILE_BYTES)"
     )
     streamed = got[server.url("/big-stream.pdf")]
-    assert streamed.status == "failed"
+    assert streamed.status == "rejected" and streamed.sha256 is None
     assert "passed the limit of 1000 bytes" in streamed.reason
     assert _leftovers(s) == [Path(got[server.url("/small.txt")].path).name]
 
@@ -386,23 +393,80 @@ def test_json_feed_list_and_items_object(tmp_path, server):
         assert sorted(got) == [server.url("/api/files/a.pdf"), server.url("/files/b.txt")]
 
 
-def test_index_failures_give_one_failed_result(tmp_path, server):
-    got = _run(_settings(tmp_path, http_index_url=server.url("/missing.html")))
-    assert _statuses(got) == {server.url("/missing.html"): "failed"}
-    assert got[server.url("/missing.html")].reason == "could not read the index: HTTP 404 Not Found"
+def test_an_unreadable_index_is_a_failed_fetch(tmp_path, server):
+    missing = server.url("/missing.html")
+    with pytest.raises(SourceUnavailable) as err:
+        _run(_settings(tmp_path, http_index_url=missing))
+    assert str(err.value) == f"could not read the index {missing}: HTTP 404 Not Found"
 
     server.serve("/broken.json", b'{"items": [', content_type="application/json")
-    got = _run(_settings(tmp_path, http_index_url=server.url("/broken.json")))
-    reason = got[server.url("/broken.json")].reason
-    assert reason.startswith("could not read the index: index is not valid JSON")
+    with pytest.raises(SourceUnavailable, match="index is not valid JSON"):
+        _run(_settings(tmp_path, http_index_url=server.url("/broken.json")))
 
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}/index.html"
-    got = _run(_settings(tmp_path, http_index_url=dead, http_retries=1))
-    assert got[dead].status == "failed"
-    assert got[dead].reason.startswith("could not read the index: connection error")
-    assert got[dead].reason.endswith("(gave up after 2 attempts)")
+    with pytest.raises(SourceUnavailable) as err:
+        _run(_settings(tmp_path, http_index_url=dead, http_retries=1))
+    assert str(err.value).startswith(f"could not read the index {dead}: connection error")
+    assert str(err.value).endswith("(gave up after 2 attempts)")
+
+
+def test_a_gzip_bomb_is_refused_at_the_cap_without_inflating_it(tmp_path, server):
+    """`Content-Encoding: gzip, gzip`: a few KB that inflate to 200 MB. Every layer counts
+    against the cap as it streams, so memory stays near the cap (measured, Python heap)."""
+    import gzip
+    import tracemalloc
+
+    bomb = gzip.compress(gzip.compress(b"\0" * (200 * 1024 * 1024), 9), 9)
+    assert len(bomb) < 300_000
+    server.serve("/bomb.pdf", PDF_A)
+    server.inject("/bomb.pdf", Fault(status=200, headers={"Content-Encoding": "gzip, gzip"}, body=bomb),
+                  times=None)
+    double = gzip.compress(gzip.compress(TXT_B))
+    server.serve("/double.txt", TXT_B)
+    server.inject("/double.txt", Fault(status=200, headers={"Content-Encoding": "gzip, gzip"}, body=double),
+                  times=None)
+    server.serve_index("/", ["bomb.pdf", "double.txt"])
+    s = _settings(tmp_path, http_index_url=server.url("/"), max_file_bytes=1024 * 1024)
+    tracemalloc.start()
+    try:
+        got = _run(s)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got[server.url("/bomb.pdf")].status == "rejected"
+    assert got[server.url("/bomb.pdf")].reason == (
+        "download passed the limit of 1048576 bytes (OFSTED_MAX_FILE_BYTES) once decoded; aborted")
+    assert peak < 16 * 1024 * 1024
+    ok = got[server.url("/double.txt")]  # two real layers of gzip are undone
+    assert ok.status == "fetched" and Path(ok.path).read_bytes() == TXT_B
+
+
+def test_a_server_dripping_its_headers_is_cut_off_at_the_deadline(tmp_path, server):
+    """One deadline from connect to last byte: headers sent a byte at a time, each within the
+    read timeout, are abandoned after 10 x OFSTED_HTTP_TIMEOUT_S, and not retried."""
+    a, b, _ = _publish_three(server)
+    server.inject("/letters/a.pdf", Fault(drip_headers_s=0.05), times=None)
+    s = _settings(tmp_path, http_index_url=server.url("/index.html"), http_timeout_s=0.2)
+    got = _run(s)
+    assert got[a].status == "failed"
+    assert got[a].reason == "download too slow: 0 bytes in 2 s (10 x OFSTED_HTTP_TIMEOUT_S); abandoned"
+    assert len(server.requests_for("/letters/a.pdf")) == 1
+    assert got[b].status == "fetched"
+
+
+def test_credentials_in_urls_are_never_stored_or_printed(tmp_path, server):
+    """user:pass@ in the index URL reaches the server (basic auth) but every URI handed on,
+    and every reason, carries it redacted; the rest of the URI is unchanged."""
+    server.serve("/letters/b.txt", TXT_B)
+    server.serve_index("/index.html", ["letters/b.txt", "missing.txt"])
+    index = server.url("/index.html").replace("http://", "http://reader:s3cret-pw@")
+    got = _run(_settings(tmp_path, http_index_url=index))
+    assert set(got) == {server.url("/letters/b.txt").replace("http://", "http://***@"),
+                        server.url("/missing.txt").replace("http://", "http://***@")}
+    assert not any("s3cret" in (r.reason or "") + r.source_uri for r in got.values())
+    assert server.requests_for("/letters/b.txt")[0].headers["authorization"].startswith("Basic ")
 
 
 def test_configuration_errors_raise_at_call(tmp_path):
@@ -507,26 +571,72 @@ def test_local_unchanged_files_are_not_read_again(tmp_path):
     assert [u for u, st_ in _statuses(fourth).items() if st_ == "fetched"] == [uri]
 
 
-def test_local_oversized_and_unreadable_files_fail_without_stopping_the_rest(tmp_path):
+def test_local_oversized_files_are_rejected_unread_and_links_skipped(tmp_path):
     inbox = _inbox(tmp_path)
     (inbox / "huge.pdf").write_bytes(b"%PDF" + b"0" * 2000)
     (inbox / "gone.pdf").symlink_to(inbox / "nowhere.pdf")
     s = _local(tmp_path, inbox, max_file_bytes=1000)
     got = _run(s)
-    assert got[(inbox / "huge.pdf").as_uri()].reason == (
-        "file is 2004 bytes, over the limit of 1000 (OFSTED_MAX_FILE_BYTES)"
-    )
-    assert got[(inbox / "gone.pdf").as_uri()].status == "failed"
-    assert got[(inbox / "gone.pdf").as_uri()].reason.startswith("broken symbolic link")
+    huge = got[(inbox / "huge.pdf").as_uri()]
+    assert (huge.status, huge.reason) == (
+        "rejected", "file too large: 2004 bytes, over the limit of 1000 bytes (OFSTED_MAX_FILE_BYTES)")
+    assert huge.etag is not None and huge.sha256 is None  # unchanged next run: not rejected again
+    assert got[(inbox / "gone.pdf").as_uri()].status == "skipped"
+    assert got[(inbox / "gone.pdf").as_uri()].reason.startswith("symbolic link to ")
     assert sorted(r.filename for r in got.values() if r.status == "fetched") == ["a.pdf", "b.txt", "c.txt"]
     assert len(_leftovers(s)) == 3
 
 
-def test_missing_inbox_is_one_failed_result(tmp_path):
+def test_local_links_fifos_sockets_are_skipped_and_nothing_outside_is_read(tmp_path):
+    inbox = _inbox(tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_bytes(b"outside the inbox")
+    (inbox / "secret.txt").symlink_to(outside / "secret.txt")
+    (inbox / "linked_dir").symlink_to(outside, target_is_directory=True)
+    os.mkfifo(inbox / "pipe.txt")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(inbox / "sock.txt"))
+    try:
+        got = _run(_local(tmp_path, inbox))
+    finally:
+        sock.close()
+    reasons = {Path(u).name: r.reason for u, r in got.items() if r.status == "skipped"}
+    assert reasons == {
+        "secret.txt": f"symbolic link to {outside / 'secret.txt'}: links are not followed "
+                      "(put the file itself in the inbox)",
+        "linked_dir": f"symbolic link to {outside}: links are not followed "
+                      "(put the file itself in the inbox)",
+        "pipe.txt": "not a regular file: FIFO (named pipe)",
+        "sock.txt": "not a regular file: socket",
+    }
+    fetched = [r for r in got.values() if r.status == "fetched"]
+    assert b"outside the inbox" not in b"".join(Path(r.path).read_bytes() for r in fetched)
+
+
+def test_missing_inbox_is_a_failed_fetch(tmp_path):
     inbox = tmp_path / "nope"
-    got = _run(_local(tmp_path, inbox))
-    assert _statuses(got) == {inbox.as_uri(): "failed"}
-    assert "does not exist" in got[inbox.as_uri()].reason
+    with pytest.raises(SourceUnavailable, match="does not exist"):
+        _run(_local(tmp_path, inbox))
+
+
+def test_an_unreadable_sub_folder_fails_the_fetch_after_the_rest_is_read(tmp_path, monkeypatch):
+    """CI runs as root (permissions do not stop it): the folder's listing error is injected."""
+    inbox = _inbox(tmp_path)
+    real_scandir = os.scandir
+    locked = str(inbox / "2024" / "march")
+
+    def scandir(path="."):
+        if os.fspath(path) == locked:
+            raise PermissionError(13, "Permission denied", locked)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    seen: list[FetchResult] = []
+    with pytest.raises(SourceUnavailable, match=f"cannot read folder {locked}: Permission denied"):
+        for r in fetch_documents(_local(tmp_path, inbox), {}):
+            seen.append(r)
+    assert sorted(r.filename for r in seen) == ["a.pdf", "b.txt"]  # the readable ones were handed over
 
 
 def test_allowed_hosts_settings_and_url_tricks(tmp_path):

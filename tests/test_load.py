@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import duckdb
 import pytest
 from _load_support import SAMPLES, count, make_settings, manifest, query, snapshot, write_synthetic
 
@@ -264,50 +265,59 @@ def test_killed_load_then_rerun(tmp_path):
     assert set(st for st, *_ in manifest(s).values()) == {"loaded"}
 
 
-def test_reparse_after_parser_version_change(tmp_path, inbox, monkeypatch, capsys):
+def _as_loaded_by(s, version: str, where: str = "true") -> None:
+    """The warehouse as an older release of the parser left it (its version on the rows)."""
+    con = duckdb.connect(str(s.work_warehouse))
+    try:
+        con.execute(f"update raw.letters set _parser_version = ? where {where}", [version])
+        con.execute(f"update raw.rejected_documents set _parser_version = ? where {where}", [version])
+    finally:
+        con.close()
+
+
+def test_reparse_after_parser_version_change(tmp_path, inbox, capsys):
     s = make_settings(tmp_path, inbox)
     run_load(s)
     before = snapshot(s, with_times=False)
-    old_version = parse.PARSER_VERSION
-    monkeypatch.setattr(parse, "PARSER_VERSION", old_version + "-next")
+    current = parse.PARSER_VERSION
+    _as_loaded_by(s, "0.9")
 
-    # parse in this process: worker processes would import the parser without the new version
-    counts = run_reparse(s, parse_workers=0)
+    counts = run_reparse(s)
     assert (counts["reparsed"], counts["new"], counts["candidates"]) == (8, 0, 8)
-    assert query(s, "select distinct _parser_version from raw.letters") == [(old_version + "-next",)]
+    assert query(s, "select distinct _parser_version from raw.letters") == [(current,)]
     after = snapshot(s, with_times=False)
-    strip = lambda rows: [tuple(v for v in r if v not in (old_version, old_version + "-next")) for r in rows]  # noqa: E731
-    assert strip(after["letters"]) == strip(before["letters"])
+    assert after["letters"] == before["letters"]
     assert after["findings"] == before["findings"]
     assert after["copy_recipients"] == before["copy_recipients"]
     # nothing left at an older version: a second reparse has nothing to do
-    assert run_reparse(s, parse_workers=0)["candidates"] == 0
-    monkeypatch.undo()
+    assert run_reparse(s)["candidates"] == 0
     # the command: --all re-parses everything again with the installed parser
     assert cli_reparse(s, everything=True) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[-1].startswith("re-parsed into ") and "8 reparsed, 0 new" in out[-1]
     assert sum(line.startswith("reparsed ") for line in out) == 8
-    assert query(s, "select distinct _parser_version from raw.letters") == [(old_version,)]
+    assert query(s, "select distinct _parser_version from raw.letters") == [(current,)]
     assert count(s, "letters") == 8 and snapshot(s, with_times=False)["findings"] == before["findings"]
 
 
-def test_reparse_rescues_documents_an_older_parser_rejected(tmp_path, inbox, monkeypatch):
+def test_reparse_rescues_documents_an_older_parser_rejected(tmp_path, inbox):
     s = make_settings(tmp_path, inbox)
-    real_parse = parse.parse_document
+    first = run_load(s)
+    assert (first["new"], first["rejected"]) == (8, 0)
+    # as an older release that could not read PDFs left it: letter_14.pdf rejected, the rest loaded
+    con = duckdb.connect(str(s.work_warehouse))
+    try:
+        sha, uri, rel, fetched = con.execute("select _sha256, _source_uri, _archive_path, _fetched_at "
+                                             "from raw.letters where source_format = 'pdf'").fetchone()
+        for t in ("raw.findings", "raw.copy_recipients", "raw.letters"):
+            con.execute(f"delete from {t} where _sha256 = ?", [sha])
+        con.execute("insert into raw.rejected_documents values (?, ?, ?, ?, '0.1', "
+                    "'PDF letters not supported yet', ?, ?)", [sha, sha, uri, rel, fetched, fetched])
+        con.execute("update raw.manifest set status = 'rejected' where _sha256 = ?", [sha])
+    finally:
+        con.close()
+    _as_loaded_by(s, "0.1")
 
-    def old_parser(data: bytes, filename: str):  # an older release that could not read PDFs
-        if data.startswith(b"%PDF"):
-            raise parse.RejectedDocument("PDF letters not supported yet")
-        return real_parse(data, filename)
-
-    monkeypatch.setattr(parse, "parse_document", old_parser)
-    monkeypatch.setattr(parse, "PARSER_VERSION", "0.1")
-    first = run_load(s, parse_workers=0)  # in this process, where the old parser is installed
-    assert (first["new"], first["rejected"]) == (7, 1)
-    assert query(s, "select reason from raw.rejected_documents") == [("PDF letters not supported yet",)]
-
-    monkeypatch.undo()
     counts = run_load(s)  # the next load notices the parser changed and re-parses what it did before
     assert counts["new"] == 1 and counts["reparsed"] == 7 and counts["rejected"] == 0
     assert count(s, "rejected_documents") == 0 and count(s, "letters") == 8
@@ -356,14 +366,116 @@ def test_lost_archive_copy_is_reported_and_restored_by_the_next_load(tmp_path, i
     sha = _sha(original)
     archived = s.archive_dir / sha[:2] / f"{sha}.txt"
     archived.unlink()
-    monkeypatch.setattr(parse, "PARSER_VERSION", parse.PARSER_VERSION + "-next")  # forces a re-parse
+    _as_loaded_by(s, "0.9")  # forces a re-parse
 
-    counts = run_reparse(s, parse_workers=0)
+    counts = run_reparse(s)
     assert counts["reparsed"] == 7 and counts["failed"] == 1
     assert counts["failures"][0]["reason"] == "cannot read archived copy: No such file or directory"
     assert count(s, "letters") == 8  # the loaded letter is kept
 
-    counts = run_load(s, parse_workers=0)  # the source still has it: fetched again, archive restored
+    counts = run_load(s)  # the source still has it: fetched again, archive restored
     assert counts["reparsed"] == 1 and counts["failed"] == 0
     assert archived.read_bytes() == original.read_bytes()
     assert manifest(s)[original.name][0] == "loaded"
+
+
+def test_a_full_disk_during_load_is_reported_as_itself(tmp_path, inbox, monkeypatch, capsys):
+    """DuckDB may end the transaction itself on an I/O error; the rollback that follows must
+    not replace "No space left on device" with "cannot rollback - no transaction is active"."""
+    from ingest.raw import load
+
+    s = make_settings(tmp_path, inbox)
+    real_apply = load._apply
+
+    def disk_full(con, *args, **kwargs):
+        real_apply(con, *args, **kwargs)
+        con.rollback()  # what DuckDB does to the transaction when its write fails
+        raise duckdb.IOException("IO Error: Could not write file: No space left on device")
+
+    monkeypatch.setattr(load, "_apply", disk_full)
+    assert cli_load(s) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith("No space left on device"), err
+    assert "rollback" not in err[0]
+    monkeypatch.undo()
+    assert run_load(s)["new"] == 8  # nothing was half-loaded: the next run loads everything
+
+
+def test_orphaned_archive_temp_files_are_cleaned_by_the_next_run(tmp_path, inbox):
+    s = make_settings(tmp_path, inbox)
+    run_load(s)
+    folder = next(p for p in s.archive_dir.iterdir() if p.is_dir())
+    orphan = folder / f".{'a' * 64}.pdf.0123abcd.tmp"
+    orphan.write_bytes(b"half a file from a run that died")
+    run_load(s)
+    assert not orphan.exists()
+    assert not list(s.archive_dir.rglob("*.tmp"))
+
+
+def test_an_archive_write_error_keeps_its_cause_and_is_retried(tmp_path, inbox, capsys):
+    s = make_settings(tmp_path, inbox)
+    s.archive_dir.parent.mkdir(parents=True)
+    s.archive_dir.write_text("a file where the archive folder should be")
+    cli_load(s)
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1].endswith("0 new, 0 unchanged, 0 duplicate, 0 rejected, 8 failed")
+    assert all(line.endswith("(cannot archive: Not a directory)") for line in out[:-1])
+    s.archive_dir.unlink()
+    assert run_load(s)["new"] == 8
+
+
+def test_a_failed_fetch_fails_the_command_after_loading_what_it_could(tmp_path, inbox, monkeypatch,
+                                                                      capsys):
+    missing = make_settings(tmp_path / "a", tmp_path / "no-such-inbox")
+    assert cli_load(missing) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"ofsted load: error: fetch failed: inbox folder {tmp_path / 'no-such-inbox'} "
+                   "does not exist or is not a folder"]
+
+    # a sub-folder that cannot be listed (injected: CI runs as root, which permissions do not stop)
+    real_scandir = os.scandir
+    locked = str(inbox / "more")
+
+    def scandir(path="."):
+        if os.fspath(path) == locked:
+            raise PermissionError(13, "Permission denied", locked)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    s = make_settings(tmp_path / "b", inbox)
+    assert cli_load(s) == 1
+    captured = capsys.readouterr()
+    assert captured.err.strip() == (
+        f"ofsted load: error: fetch failed: cannot read folder {locked}: Permission denied")
+    assert sum(line.startswith("new ") for line in captured.out.splitlines()) == 3
+    assert count(s, "letters") == 3  # the three letters beside it were loaded
+
+
+def test_a_warehouse_from_before_rejections_without_hash_is_migrated(tmp_path):
+    """raw.rejected_documents used to be keyed by _sha256: opening such a warehouse rekeys it
+    by _rejection_key, keeping every row, and a file rejected unread can then be recorded."""
+    from ingest.raw.db import connect
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("create schema raw")
+    con.execute("""create table raw.rejected_documents (_sha256 varchar primary key,
+        _source_uri varchar not null, _archive_path varchar, _parser_version varchar not null,
+        reason varchar not null, first_seen_at timestamptz not null, last_seen_at timestamptz not null)""")
+    con.execute("insert into raw.rejected_documents values ('ab12', 'file:///in/x.pdf', 'ab/ab12.pdf', "
+                "'1.0.0', 'empty file', '2026-01-01 02:00:00+00', '2026-01-02 02:00:00+00')")
+    con.close()
+
+    con = connect(path)
+    try:
+        assert con.execute("select _rejection_key, _sha256, _source_uri, reason from raw.rejected_documents"
+                           ).fetchall() == [("ab12", "ab12", "file:///in/x.pdf", "empty file")]
+        con.execute("insert into raw.rejected_documents values ('file:///in/big.txt @ 2026-01-03T02:00:00Z', "
+                    "null, 'file:///in/big.txt', null, '1.0.0', 'file too large', now(), now())")
+    finally:
+        con.close()
+    con = connect(path)  # a second open changes nothing
+    try:
+        assert con.execute("select count(*) from raw.rejected_documents").fetchone()[0] == 2
+    finally:
+        con.close()

@@ -15,8 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devtools.synthetic import generate_letter, render_pdf
+from ingest.letters.command import cli_parse
 from ingest.letters.models import CATEGORIES, Letter, RejectedDocument
-from ingest.letters.parse import MAX_DOCUMENT_BYTES, cli_parse, parse_document
+from ingest.letters.parse import parse_document
+from ingest.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "letters"
@@ -267,17 +269,25 @@ def test_damaged_pdf_parses_or_is_rejected(flips):
     _check(bytes(data), "damaged.pdf")
 
 
-def test_oversized_document_is_rejected_unread():
-    data = b"x" * (MAX_DOCUMENT_BYTES + 1)
-    assert _outcome(data, "big.txt") == (
-        f"file too large: {MAX_DOCUMENT_BYTES + 1} bytes (limit {MAX_DOCUMENT_BYTES})"
-    )
+def _settings(**over: object) -> Settings:
+    return Settings.from_env({}).with_overrides(**over)
+
+
+def test_the_size_cap_is_the_setting_not_a_parser_constant(tmp_path, capsys):
+    """A letter padded past 20 MiB parses when OFSTED_MAX_FILE_BYTES allows it, and is
+    refused unread, naming the setting, when it does not."""
+    big = _write(tmp_path / "padded.txt", REAL[0].read_bytes() + b"\n" * (21 * 1024 * 1024))
+    assert cli_parse(big, _settings(max_file_bytes=32 * 1024 * 1024)) == 0
+    assert json.loads(capsys.readouterr().out)["authority_name"] == "Dorset County Council"
+    assert cli_parse(big, _settings(max_file_bytes=1024 * 1024)) == 2
+    reason = json.loads(capsys.readouterr().out)["reason"]
+    assert reason.startswith("file too large") and "OFSTED_MAX_FILE_BYTES" in reason
 
 
 # --- ofsted parse FILE ------------------------------------------------------------------------------
 
 def test_cli_parse_prints_the_record(capsys):
-    assert cli_parse(REAL[0]) == 0
+    assert cli_parse(REAL[0], _settings()) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["status"] == "parsed"
     assert out["authority_name"] == "Dorset County Council"
@@ -287,15 +297,18 @@ def test_cli_parse_prints_the_record(capsys):
 
 @pytest.mark.parametrize(("make", "reason"), [
     (lambda d: d / "missing.pdf", "cannot read"),
-    (lambda d: d, "cannot read"),
+    (lambda d: d, "not a regular file: directory"),
+    (lambda d: _fifo(d / "pipe.txt"), "not a regular file: FIFO"),
+    (lambda d: Path("/dev/zero"), "not a regular file: character device"),
+    (lambda d: _socket(d / "sock.txt"), "not a regular file: socket"),
     (lambda d: _write(d / "empty.txt", b""), "empty file"),
-    (lambda d: _sparse(d / "huge.pdf", MAX_DOCUMENT_BYTES + 10), "file too large"),
+    (lambda d: _sparse(d / "huge.pdf", 20 * 1024 * 1024 + 10), "file too large"),
     (lambda d: _write(d / "school.txt", (FIXTURES / "not_cra_school_letter.txt").read_bytes()),
      "not a contact, referral and assessment inspection letter"),
 ])
 def test_cli_parse_rejects_with_one_line_and_exit_2(tmp_path, capsys, make, reason):
     path = make(tmp_path)
-    assert cli_parse(path) == 2
+    assert cli_parse(path, _settings()) == 2
     captured = capsys.readouterr()
     out = json.loads(captured.out)
     assert out["status"] == "rejected"
@@ -320,6 +333,19 @@ def test_ofsted_parse_command_end_to_end(tmp_path):
 
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
+    return path
+
+
+def _socket(path: Path) -> Path:
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(path))
+    return path
+
+
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)  # nobody writes to it: reading it must not hang
     return path
 
 

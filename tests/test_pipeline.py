@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -135,7 +136,7 @@ def test_archiver_group_commit(tmp_path):
     assert sorted(p.name for p in root.rglob("*.txt")) == sorted({r.rsplit("/", 1)[1] for r in rels})
 
 
-def test_parse_worker_processes_load_the_same_rows(tmp_path):
+def test_one_or_two_parse_workers_load_the_same_rows(tmp_path):
     from _load_support import snapshot
 
     box = tmp_path / "inbox"
@@ -144,7 +145,7 @@ def test_parse_worker_processes_load_the_same_rows(tmp_path):
     pooled = make_settings(tmp_path / "a", box, OFSTED_BATCH_SIZE="5")
     inline = make_settings(tmp_path / "b", box, OFSTED_BATCH_SIZE="5")
     a = run_load(pooled, parse_workers=1)
-    b = run_load(inline, parse_workers=0)
+    b = run_load(inline, parse_workers=2)  # a batch split over two worker processes
     assert (a["new"], a["duplicate"], a["batches"]) == (30, 1, 7)
     assert {k: a[k] for k in ("new", "duplicate", "rejected", "batches")} == \
         {k: b[k] for k in ("new", "duplicate", "rejected", "batches")}
@@ -163,3 +164,26 @@ def test_dag_style_run_ids_and_cleanup(tmp_path):
     assert load_batches(s, paths)["unchanged"] == 3  # a retried load task changes nothing
     remove_run_files(s, run_id)
     assert not Path(paths[0]).parent.exists()
+
+
+def test_dag_parse_task_rejects_a_bomb_and_parses_the_rest_of_its_batch(tmp_path):
+    """The DAG's parse task (`parse_batch`): a document that blows its worker's memory limit
+    is a rejected row naming the limit; the documents after it, in the same batch, parse."""
+    from hostile_corpus import flate_bomb
+
+    from ingest.raw.pipeline import batch_path
+
+    box = tmp_path / "inbox"
+    box.mkdir()
+    for p in sorted(SAMPLES.iterdir()):
+        shutil.copy(p, box / p.name)
+    (box / "001_bomb.pdf").write_bytes(flate_bomb())
+    s = make_settings(tmp_path, box, OFSTED_PARSE_MEMORY_BYTES=str(512 * 1024 * 1024))
+    docs = fetch_and_archive(s)
+    assert [Path(d["source_uri"]).name for d in docs][:2] == ["000_0d07fcbfe49cee7c.txt", "001_bomb.pdf"]
+    rows = pq.read_table(parse_batch(s, docs, "manual__bomb", 0)).to_pylist()
+    outcome = {Path(r["source_uri"]).name: (r["outcome"], r["reason"]) for r in rows}
+    assert outcome["001_bomb.pdf"] == ("rejected", "pdf extraction exceeded 512 MiB of memory")
+    assert [o for name, (o, _) in outcome.items() if name != "001_bomb.pdf"] == ["parsed"] * 3
+    counts = load_batches(s, [batch_path(s, "manual__bomb", 0)])
+    assert (counts["new"], counts["rejected"]) == (3, 1)

@@ -89,11 +89,17 @@ class FetchResult:
       - "fetched": `path` is a complete, verified local temp file (the caller archives it and
         may delete it); `sha256` and `size` describe its bytes.
       - "not_modified": the source says it is unchanged since `known` (304, or same local stamp).
-      - "failed": could not be fetched; `reason` is one line. Nothing was archived.
+      - "failed": could not be fetched; `reason` is one line. Nothing was archived; retried
+        next run.
+      - "rejected": refused by a limit before its bytes were read in full (larger than the
+        size cap, a decompression bomb): recorded in raw.rejected_documents with `reason`,
+        not retried while the source says it is unchanged (`etag` / `last_modified`).
+      - "skipped": not a document (a symbolic link, FIFO, socket or device in the inbox): never
+        read; `reason` says why, recorded in the manifest.
     """
 
     source_uri: str
-    status: Literal["fetched", "not_modified", "failed"]
+    status: Literal["fetched", "not_modified", "failed", "rejected", "skipped"]
     path: str | None = None
     sha256: str | None = None
     size: int | None = None

@@ -1,8 +1,10 @@
 """Pure parsing: the bytes of one inspection letter (PDF or text) -> `Letter`.
 
 `parse_document` either returns a complete `Letter` or raises `RejectedDocument` with a
-one-line reason; it never half-parses. It does no file I/O: `cli_parse` (the `ofsted parse`
-command) is the only function here that reads a file.
+one-line reason; it never half-parses. It does no file I/O and sets no size cap: the readers
+(sources, `ingest.letters.isolate`) enforce `OFSTED_MAX_FILE_BYTES` before bytes reach it, and
+run it in a worker process with time and memory limits. Every pattern runs in linear time on
+any input (no nested or lazy quantifiers that can backtrack over the same text twice).
 
 The letters are Ofsted's annual unannounced inspections of contact, referral and assessment
 arrangements (2009-2011). The parser works in linear passes over the lines:
@@ -18,17 +20,13 @@ arrangements (2009-2011). The parser works in linear passes over the lines:
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from ingest.letters.extract import decode_text, extract_pdf_text, looks_like_pdf
 from ingest.letters.models import CopyRecipient, Finding, Letter, RejectedDocument
 
 PARSER_VERSION = "1.0.0"
-MAX_DOCUMENT_BYTES = 20 * 1024 * 1024  # larger files are rejected unread
 
 # --- characters -------------------------------------------------------------------------------
 
@@ -77,19 +75,22 @@ _ANY_RANGE = re.compile(rf"\b({_RANGE})", re.I)
 _DEAR = re.compile(r"dear\b", re.I)
 _CRA_SUBJECT = re.compile(r"inspection\s+of\s+contact,?\s+referral\s+and\s+assessment", re.I)
 _SUBJECT_STOP = re.compile(r"(?:this letter|following|i am writing|the inspection|thank you)\b", re.I)
-_AUTHORITY = re.compile(
-    r"children's\s+services\s+(?:in|of|for|at)\s+(?:the\s+)?(.+?),?\s+which\s+(?:was|were)\s+(?:conducted|carried|undertaken|held)",
-    re.I,
-)
-_AUTHORITY_SUBJECT = re.compile(r"\bwithin\s+(?:the\s+)?(.+?)(?:'s?)?\s+children's\s+services", re.I)
+# "... children's services in <authority>, which was conducted ...": the head and the tail are
+# searched separately (a lazy `(.+?)` between them rescans the rest of the text from every head:
+# quadratic), the authority is what lies between the first head and the first tail after it.
+_AUTHORITY_HEAD = re.compile(r"children's\s+services\s+(?:in|of|for|at)\s+(?P<the>the\s+)?", re.I)
+_AUTHORITY_TAIL = re.compile(r",?\s+which\s+(?:was|were)\s+(?:conducted|carried|undertaken|held)", re.I)
+_SUBJECT_HEAD = re.compile(r"\bwithin\s+(?P<the>the\s+)?", re.I)
+_SUBJECT_TAIL = re.compile(r"(?:'s?)?\s+children's\s+services", re.I)
 # (no leading \b on patterns searched through the introduction: it defeats the regex engine's
 # literal-prefix scan and makes each search several times slower)
-_STATUTORY = re.compile(r"under\s+(section\s+\d+[A-Z]?(?:\(\d+\))?\s+of\s+the\s+[^.]*?\bAct\s+\d{4})", re.I)
+_STATUTORY_HEAD = re.compile(r"under\s+(section\s+\d+[A-Z]?(?:\(\d+\))?\s+of\s+the\s+)", re.I)
+_ACT = re.compile(r"\bAct\s+\d{4}", re.I)
 _PREVIOUS = re.compile(
     rf"\b(?:last|previous)\s+(?:annual\s+)?(?:unannounced\s+)?inspection\s+(?:in|of|on|during|carried\s+out\s+in)\s+((?:{_DAY}\s+)?{_MONTH}\s+{_YEAR})",
     re.I,
 )
-_SUMMARY = re.compile(r"The inspection identified\b[^.]*\.")
+_SUMMARY = re.compile(r"The inspection identified\b")
 
 _HEADING = re.compile(
     r"(?:(?P<strength>(?:areas?\s+of\s+)?strengths?)"
@@ -155,7 +156,10 @@ _NOT_NAME_WORDS = frozenset((
     "safeguarding", "local", "authority", "officer", "for", "of", "and", "the",
 ))
 
-_HYPHEN_BREAK = re.compile(r"((?:[A-Za-z]+-)*[A-Za-z]+)(?:-\n|\ufffe\n?)\s*([a-z]+)")
+# starts only where a word chain starts (not after a letter, nor after "letter-"): from inside a
+# chain the same match was found from its start, and a long chain with no break is scanned once
+_HYPHEN_BREAK = re.compile(
+    r"(?<![A-Za-z])(?<![A-Za-z]-)((?:[A-Za-z]+-)*[A-Za-z]+)(?:-\n|\ufffe\n?)\s*([a-z]+)")
 _WORDS = re.compile(r"[a-z]+(?:-[a-z]+)*")
 # Hyphenated compounds that Word wraps at the hyphen: keep the hyphen after these.
 _COMPOUND_PREFIXES = frozenset((
@@ -168,59 +172,32 @@ _COMPOUND_PREFIXES = frozenset((
 
 # --- public API -------------------------------------------------------------------------------
 
-def parse_document(data: bytes, filename: str) -> Letter:
-    """Parse one letter. Raises `RejectedDocument` (one-line reason) for anything it cannot read."""
+def parse_document(data: bytes, filename: str, on_extracted: Callable[[], None] | None = None) -> Letter:
+    """Parse one letter. Raises `RejectedDocument` (one-line reason) for anything it cannot read.
+
+    `on_extracted` is called once the text is out of the PDF (or decoded), before parsing: the
+    isolating worker uses it to name the stage a limit stopped."""
     try:
-        return _parse(data, filename)
-    except RejectedDocument:
+        return _parse(data, filename, on_extracted)
+    except (RejectedDocument, MemoryError):
         raise
     except Exception as exc:  # a safety net: the contract is "parse or reject", never crash
         raise RejectedDocument(f"internal parser error ({type(exc).__name__}); document not parsed") from exc
 
 
-def cli_parse(path: Path) -> int:
-    """`ofsted parse FILE`: print the record (exit 0) or the rejection (exit 2) as JSON."""
-    try:
-        size = path.stat().st_size
-        if size > MAX_DOCUMENT_BYTES:
-            raise RejectedDocument(_too_large(size))
-        data = path.read_bytes()
-        letter = parse_document(data, path.name)
-    except RejectedDocument as rej:
-        _print_json({"status": "rejected", "reason": rej.reason})
-        return 2
-    except OSError as exc:
-        _print_json({"status": "rejected", "reason": f"cannot read {path}: {exc.strerror or exc}"})
-        return 2
-    _print_json(letter.to_json())
-    return 0
-
-
-def _print_json(obj: dict) -> None:
-    try:
-        print(json.dumps(obj, ensure_ascii=False, indent=2))
-    except UnicodeEncodeError:  # a terminal that cannot show the letter's characters
-        print(json.dumps(obj, indent=2))
-    sys.stdout.flush()
-
-
-def _too_large(size: int) -> str:
-    return f"file too large: {size} bytes (limit {MAX_DOCUMENT_BYTES})"
-
-
 # --- the parse --------------------------------------------------------------------------------
 
-def _parse(data: bytes, filename: str) -> Letter:
+def _parse(data: bytes, filename: str, on_extracted: Callable[[], None] | None = None) -> Letter:
     if not data or not data.strip():
         raise RejectedDocument("empty file")
-    if len(data) > MAX_DOCUMENT_BYTES:
-        raise RejectedDocument(_too_large(len(data)))
     if looks_like_pdf(data, filename):
         source_format = "pdf"
         raw = extract_pdf_text(data)
     else:
         source_format = "text"
         raw = decode_text(data)
+    if on_extracted is not None:
+        on_extracted()
     lines = clean_lines(raw)
     return _read_letter(lines, source_format)
 
@@ -346,9 +323,9 @@ def _read_letter(lines: list[str], source_format: str) -> Letter:
     start, end = _inspection_dates(intro, low)
     authority = _authority(intro, subject)
     recipient_name, recipient_title = _recipient(recipient_lines, authority)
-    m_stat = _STATUTORY.search(intro)
+    statutory = _statutory(intro)
     m_prev = _PREVIOUS.search(intro) if ("last" in low or "previous" in low) else None
-    m_sum = _SUMMARY.search(intro)
+    summary = _summary(intro)
 
     findings = _findings(lines, sections, i_close, vocab)
     if not findings:
@@ -367,9 +344,9 @@ def _read_letter(lines: list[str], source_format: str) -> Letter:
         authority_name=authority,
         inspection_start_date=start,
         inspection_end_date=end,
-        statutory_basis=_squash(m_stat.group(1)) if m_stat else None,
+        statutory_basis=_squash(statutory) if statutory else None,
         previous_inspection=_squash(m_prev.group(1)) if m_prev else None,
-        summary=m_sum.group(0) if m_sum else None,
+        summary=summary,
         inspector_name=inspector,
         findings=tuple(findings),
         copy_recipients=tuple(copies),
@@ -499,14 +476,48 @@ def _parse_range(text: str) -> tuple[dt.date, dt.date] | None:
     return start, end
 
 
+def _between(text: str, head: re.Pattern[str], tail: re.Pattern[str]) -> str | None:
+    r"""What `head(?:the\s+)?(.+?)tail` would capture, in linear time: from the first head, up to
+    the first tail at least one character on (with "the" left in only if no tail follows it)."""
+    m = head.search(text)
+    if m is None:
+        return None
+    t = tail.search(text, m.end() + 1)
+    if t is None and m.group("the"):
+        t = tail.search(text, m.start("the") + 1)
+        return text[m.start("the"):t.start()] if t else None
+    return text[m.end():t.start()] if t else None
+
+
 def _authority(intro: str, subject: str) -> str:
-    m = _AUTHORITY.search(intro)
-    if m and len(m.group(1)) <= 80:
-        return _squash(m.group(1))
-    m = _AUTHORITY_SUBJECT.search(subject)
-    if m and len(m.group(1)) <= 80:
-        return _squash(m.group(1))
+    for text, head, tail in ((intro, _AUTHORITY_HEAD, _AUTHORITY_TAIL),
+                             (subject, _SUBJECT_HEAD, _SUBJECT_TAIL)):
+        name = _between(text, head, tail)
+        if name is not None and len(name) <= 80:
+            return _squash(name)
     raise RejectedDocument("authority name not found in the letter")
+
+
+def _statutory(intro: str) -> str | None:
+    """"under section N of the ... Act YYYY" within one sentence (no full stop between)."""
+    pos = 0
+    while (m := _STATUTORY_HEAD.search(intro, pos)) is not None:
+        stop = intro.find(".", m.end())
+        stop = len(intro) if stop < 0 else stop
+        act = _ACT.search(intro, m.end(), stop)
+        if act is not None:
+            return intro[m.start(1):act.end()]
+        pos = stop  # every later head before this full stop fails the same way
+    return None
+
+
+def _summary(intro: str) -> str | None:
+    """The sentence starting "The inspection identified", up to its full stop."""
+    m = _SUMMARY.search(intro)
+    if m is None:
+        return None
+    stop = intro.find(".", m.end())
+    return intro[m.start():stop + 1] if stop >= 0 else None
 
 
 def _recipient(block: list[str], authority: str) -> tuple[str | None, str | None]:

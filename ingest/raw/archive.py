@@ -163,5 +163,22 @@ def _syncfs(path: Path) -> bool:
         os.close(fd)
 
 
-def read(archive_dir: Path, rel: str) -> bytes:
-    return (archive_dir / rel).read_bytes()
+def clean_orphans(archive_dir: Path) -> int:
+    """Delete the staging files (`.<sha256>.<ext>.<random>.tmp`) a run killed mid-write left
+    behind; called at the start of a fetch (one night at a time holds the data directory).
+    Returns how many were removed."""
+    removed = 0
+    if not archive_dir.is_dir():
+        return removed
+    for folder in os.scandir(archive_dir):
+        if not (folder.is_dir(follow_symlinks=False) and len(folder.name) == 2):
+            continue
+        for entry in os.scandir(folder.path):
+            orphan = entry.name.startswith(".") and entry.name.endswith(".tmp")
+            if orphan and entry.is_file(follow_symlinks=False):
+                try:
+                    os.unlink(entry.path)
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+    return removed

@@ -12,7 +12,7 @@ import duckdb
 from ingest.raw.db import WarehouseLocked
 from ingest.raw.pipeline import run_load, run_reparse
 from ingest.settings import Settings
-from ingest.sources import FetchConfigError
+from ingest.sources import FetchConfigError, SourceUnavailable
 
 # --- commands -------------------------------------------------------------------------------------------
 
@@ -45,12 +45,19 @@ def _print_document(d: dict[str, Any]) -> None:
 def _run_command(name: str, fn: Callable[[], dict[str, Any]], settings: Settings) -> int:
     try:
         counts = fn()
+    except SourceUnavailable as exc:  # what could be read was loaded (printed above); the night failed
+        print(f"ofsted {name}: error: fetch failed: {exc}", file=sys.stderr)
+        return 1
     except (WarehouseLocked, FetchConfigError) as exc:
         print(f"ofsted {name}: error: {exc}", file=sys.stderr)
         return 1
     except duckdb.Error as exc:
         msg = f"ofsted {name}: error: warehouse {settings.work_warehouse}: {exc}"
         print(msg.splitlines()[0], file=sys.stderr)
+        return 1
+    except OSError as exc:  # a full disk, a permission: the OS's own words, and where
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"ofsted {name}: error: {exc.strerror or exc}{where}".splitlines()[0], file=sys.stderr)
         return 1
     for line in format_report(counts, settings.work_warehouse, "loaded" if name == "load" else "re-parsed"):
         print(line)
@@ -62,7 +69,8 @@ def cli_load(settings: Settings) -> int:
     return _run_command("load", lambda: run_load(settings, on_document=_print_document), settings)
 
 
-def cli_reparse(settings: Settings, everything: bool = False) -> int:
-    """`ofsted reparse [--all]`: re-parse the archive into the raw tables, without fetching."""
-    return _run_command("reparse", lambda: run_reparse(settings, everything, on_document=_print_document),
-                        settings)
+def cli_reparse(settings: Settings, everything: bool = False, retry_rejected: bool = False) -> int:
+    """`ofsted reparse [--all] [--retry-rejected]`: re-parse the archive into the raw tables,
+    without fetching."""
+    return _run_command("reparse", lambda: run_reparse(settings, everything, retry_rejected=retry_rejected,
+                                                       on_document=_print_document), settings)

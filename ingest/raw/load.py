@@ -18,6 +18,7 @@ The first copy seen is the one loaded; re-loading the same inbox changes nothing
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ingest.raw.db import WarehouseLocked, connect, ensure_schema
+from ingest.raw.db import REJECTION_KEY_SQL, WarehouseLocked, connect, ensure_schema
 from ingest.settings import Settings
 
 __all__ = [
@@ -106,16 +107,18 @@ def record_fetches(con: duckdb.DuckDBPyConnection, seen: list[dict[str, Any]],
             con.unregister("_seen")
         if failed:
             t = _table(
-                [{"clear": False} | r | {"now": now} for r in _last_per_uri(failed)], pa.schema([
+                [{"clear": False, "status": "failed"} | r | {"now": now} for r in _last_per_uri(failed)],
+                pa.schema([
                     ("source_uri", pa.string()), ("detail", pa.string()), ("clear", pa.bool_()),
-                    ("now", pa.timestamp("us", tz="UTC")),
+                    ("status", pa.string()), ("now", pa.timestamp("us", tz="UTC")),
                 ]))
             con.register("_failed", t)
+            # status failed (retried next run) or skipped (not a document: a link, FIFO, socket...)
             con.execute("""
                 insert into raw.manifest
-                select source_uri, null, null, null, now, now, 'failed', null, detail from _failed
+                select source_uri, null, null, null, now, now, status, null, detail from _failed
                 on conflict (source_uri) do update set
-                    last_seen_at = excluded.last_seen_at, status = 'failed', detail = excluded.detail
+                    last_seen_at = excluded.last_seen_at, status = excluded.status, detail = excluded.detail
             """)
             # forget the validators of a document whose archived copy is lost: fetched in full next run
             con.execute("update raw.manifest set etag = null, last_modified = null "
@@ -123,8 +126,16 @@ def record_fetches(con: duckdb.DuckDBPyConnection, seen: list[dict[str, Any]],
             con.unregister("_failed")
         con.commit()
     except BaseException:
-        con.rollback()
+        rollback(con)
         raise
+
+
+def rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back the open transaction, if any, without masking the error being raised: after
+    an I/O error (a full disk) DuckDB may have ended the transaction itself, and "cannot
+    rollback - no transaction is active" must not replace "No space left on device"."""
+    with contextlib.suppress(duckdb.Error):
+        con.rollback()
 
 
 def _last_per_uri(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -136,16 +147,21 @@ def _table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pydict({n: [r.get(n) for r in rows] for n in schema.names}, schema=schema)
 
 
-def reparse_candidates(con: duckdb.DuckDBPyConnection, parser_version: str, everything: bool) -> list[dict]:
-    """Archived documents to re-parse: letters and rejections from another parser version (or all)."""
+def reparse_candidates(con: duckdb.DuckDBPyConnection, parser_version: str, everything: bool,
+                       retry_rejected: bool = False) -> list[dict]:
+    """Archived documents to re-parse: letters and rejections from another parser version (or
+    all); with `retry_rejected`, every rejection. A document rejected before it had a hash
+    (never read in full) has nothing archived to re-parse: it is fetched again only when its
+    source changes."""
     rows = con.execute("""
         select _sha256, _source_uri, _archive_path, _fetched_at from raw.letters
         where ? or _parser_version <> ?
         union all
         select _sha256, _source_uri, _archive_path, first_seen_at from raw.rejected_documents
-        where (? or _parser_version <> ?) and _sha256 not in (select _sha256 from raw.letters)
+        where (? or _parser_version <> ?) and _sha256 is not null
+          and _sha256 not in (select _sha256 from raw.letters)
         order by 2, 1
-    """, [everything, parser_version, everything, parser_version]).fetchall()
+    """, [everything, parser_version, everything or retry_rejected, parser_version]).fetchall()
     return [{"sha256": sha, "source_uri": uri, "archive_path": rel, "status": "fetched",
              "fetched_at": fetched.isoformat() if fetched else None} for sha, uri, rel, fetched in rows]
 
@@ -198,7 +214,7 @@ def _classify(rows: list[dict[str, Any]], by_sha: dict, by_hash: dict, rejected_
         if outcome == "rejected":
             counts["rejected"] += 1
             rejects.append(i)
-            if sha in by_sha:
+            if sha is not None and sha in by_sha:
                 drop_letters.append(sha)
                 by_hash.pop(by_sha.pop(sha)[0], None)
             events.append({"source_uri": uri, "outcome": "rejected", "detail": r["reason"]})
@@ -282,7 +298,7 @@ def load_batch_table(con: duckdb.DuckDBPyConnection, table: pa.Table, *,
         _apply(con, table, plan, now)
         con.commit()
     except BaseException:
-        con.rollback()
+        rollback(con)
         raise
     c = plan["counts"]
     events = plan["events"]
@@ -348,15 +364,16 @@ def _apply(con: duckdb.DuckDBPyConnection, table: pa.Table, plan: dict[str, Any]
                     [plan["unreject"]])
     if plan["rejects"]:
         rej = table.take(pa.array(plan["rejects"], pa.int64())).select(
-            ["sha256", "source_uri", "archive_path", "parser_version", "reason"])
-        # one row per sha256 (the same rejected bytes may come under two names in one batch)
+            ["sha256", "source_uri", "archive_path", "parser_version", "reason", "fetched_at"])
+        # one row per key: the sha256 (the same rejected bytes may come under two names in one
+        # batch), or for a document refused before it had one, its URI and fetch time
         con.register("_rej", rej)
-        con.execute("""
+        con.execute(f"""
             insert into raw.rejected_documents
-            select sha256, first(source_uri), first(archive_path), first(parser_version), first(reason),
-                   ?::timestamptz, ?::timestamptz
-            from _rej where sha256 is not null group by sha256
-            on conflict (_sha256) do update set
+            select {REJECTION_KEY_SQL} as k, first(sha256), first(source_uri), first(archive_path),
+                   first(parser_version), first(reason), ?::timestamptz, ?::timestamptz
+            from _rej group by k
+            on conflict (_rejection_key) do update set
                 _archive_path = coalesce(excluded._archive_path, raw.rejected_documents._archive_path),
                 _parser_version = excluded._parser_version, reason = excluded.reason,
                 last_seen_at = excluded.last_seen_at

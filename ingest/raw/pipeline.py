@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-import multiprocessing
 import os
 import queue
 import re
@@ -26,7 +25,6 @@ import shutil
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -35,8 +33,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ingest import sources as fetch
-from ingest.letters import parse
-from ingest.letters.models import FetchResult, KnownDocument, Letter, RejectedDocument
+from ingest.letters import isolate, parse
+from ingest.letters.models import FetchResult, KnownDocument, Letter
 from ingest.raw import archive, load
 from ingest.settings import Settings
 
@@ -179,91 +177,109 @@ def _fetch_chunks(settings: Settings, state: Any, stats: dict[str, int],
     `data`, so the parser need not read the archived copy back (not JSON: never for XCom)."""
     for k in ("seen", "unchanged", "archived"):
         stats.setdefault(k, 0)
+    archive.clean_orphans(settings.archive_dir)  # temp files of a run that died mid-write
     # a document whose archived copy has been lost is fetched in full again (nothing fetched is lost)
     archived = _archived_shas(settings.archive_dir) if state.manifest else set()
     known = {uri: KnownDocument(m.etag, m.last_modified, m.sha256) for uri, m in state.manifest.items()
              if m.sha256 is None or m.sha256 in archived}
+    night = _Night(settings, archive.Archiver(settings.archive_dir), state, _now(), stats)
     out: list[dict[str, Any]] = []
-    seen_rows: list[dict[str, Any]] = []
-    failed_rows: list[dict[str, Any]] = []
-    now = _now()
-    archiver = archive.Archiver(settings.archive_dir)
 
     def flush() -> list[dict[str, Any]]:
-        nonlocal out, seen_rows, failed_rows
+        nonlocal out
         # every file durable under its final name before the manifest says it is archived
-        errors = archiver.finish()
-        done, seen, failed = out, seen_rows, failed_rows
+        errors = night.archiver.finish()
+        done, seen, failed = out, night.seen_rows, night.failed_rows
         if errors:
             done, seen, failed = _drop_unarchived(done, seen, failed, errors)
         record(seen, failed)
-        out, seen_rows, failed_rows = [], [], []
+        out, night.seen_rows, night.failed_rows = [], [], []
         return done
 
     if settings.source == "local":
         results: Iterable[tuple[FetchResult, bytes | None]] = fetch.read_local_documents(settings, known)
     else:
         results = ((r, None) for r in fetch.fetch_documents(settings, known))
-    for r, data in results:
-        if stop is not None and stop.is_set():
-            return
-        stats["seen"] += 1
-        prev = state.manifest.get(r.source_uri)
-        doc = _fetched_doc(settings, archiver, r, prev, state, now, stats, seen_rows, failed_rows, data)
-        if doc is not None and data is not None and keep_bytes and len(data) <= KEEP_BYTES_MAX:
-            doc["data"] = data
-        if doc is not None:
-            out.append(doc)
-        if (chunk_size and len(out) >= chunk_size) or len(seen_rows) >= 10_000:
-            yield flush()
+    unavailable: fetch.SourceUnavailable | None = None
+    try:
+        for r, data in results:
+            if stop is not None and stop.is_set():
+                return
+            stats["seen"] += 1
+            doc = night.document(r, data)
+            if doc is not None and data is not None and keep_bytes and len(data) <= KEEP_BYTES_MAX:
+                doc["data"] = data
+            if doc is not None:
+                out.append(doc)
+            if (chunk_size and len(out) >= chunk_size) or len(night.seen_rows) >= 10_000:
+                yield flush()
+    except fetch.SourceUnavailable as exc:  # what was read is still archived and loaded, then it fails
+        unavailable = exc
     last = flush()
     if last:
         yield last
+    if unavailable is not None:
+        raise unavailable
 
 
-def _fetched_doc(settings: Settings, archiver: archive.Archiver, r: FetchResult, prev: Any, state: Any,
-                 now: dt.datetime, stats: dict[str, int], seen_rows: list[dict[str, Any]],
-                 failed_rows: list[dict[str, Any]], data: bytes | None = None) -> dict[str, Any] | None:
-    """Archive one fetch result and note its manifest row; the document to parse, or None."""
-    if r.status == "failed":
-        reason = r.reason or "fetch failed"
-        failed_rows.append({"source_uri": r.source_uri, "detail": reason})
-        return {"source_uri": r.source_uri, "status": "failed", "reason": reason,
-                "sha256": prev.sha256 if prev else None}
-    sha = r.sha256 or (prev.sha256 if prev else None)
-    if r.status == "fetched" and (r.path or data is not None) and sha:
-        ext = archive.extension(r.filename or _filename_from_uri(r.source_uri))
-        if data is not None:
-            rel = archiver.add_bytes(data, sha, ext)
+class _Night:
+    """One fetch pass: archives each fetch result and notes its manifest row."""
+
+    def __init__(self, settings: Settings, archiver: archive.Archiver, state: Any, now: dt.datetime,
+                 stats: dict[str, int]):
+        self.settings, self.archiver, self.state, self.now, self.stats = settings, archiver, state, now, stats
+        self.seen_rows: list[dict[str, Any]] = []
+        self.failed_rows: list[dict[str, Any]] = []
+
+    def document(self, r: FetchResult, data: bytes | None) -> dict[str, Any] | None:
+        """Archive one fetch result and note its manifest row; the document to parse, or None."""
+        prev = self.state.manifest.get(r.source_uri)
+        if r.status in ("failed", "skipped"):
+            reason = r.reason or "fetch failed"
+            self.failed_rows.append({"source_uri": r.source_uri, "detail": reason, "status": r.status})
+            if r.status == "skipped":
+                return None
+            return {"source_uri": r.source_uri, "status": "failed", "reason": reason,
+                    "sha256": prev.sha256 if prev else None}
+        if r.status == "rejected":  # refused by a limit before it had a hash: recorded, never parsed
+            return {"source_uri": r.source_uri, "status": "rejected", "reason": r.reason, "sha256": None,
+                    "fetched_at": (r.fetched_at or self.now).isoformat(), "etag": r.etag,
+                    "last_modified": r.last_modified}
+        sha = r.sha256 or (prev.sha256 if prev else None)
+        if r.status == "fetched" and (r.path or data is not None) and sha:
+            ext = archive.extension(r.filename or _filename_from_uri(r.source_uri))
+            if data is not None:
+                rel = self.archiver.add_bytes(data, sha, ext)
+            else:
+                rel = self.archiver.add(Path(r.path), sha, ext, move=True)
+            self.stats["archived"] += 1
+            fetched_at = r.fetched_at or self.now
+        elif sha:
+            rel = _archived_rel(self.settings.archive_dir, sha)
+            fetched_at = prev.last_seen_at if prev else self.now
+            ext = rel.rsplit(".", 1)[-1] if rel else None
         else:
-            rel = archiver.add(Path(r.path), sha, ext, move=True)
-        stats["archived"] += 1
-        fetched_at = r.fetched_at or now
-    elif sha:
-        rel = _archived_rel(settings.archive_dir, sha)
-        fetched_at = prev.last_seen_at if prev else now
-        ext = rel.rsplit(".", 1)[-1] if rel else None
-    else:
-        return None
-    unchanged_uri = prev is not None and prev.sha256 == sha
-    settled = state.is_settled(sha, prev.status if unchanged_uri and prev else None)
-    status = prev.status if unchanged_uri and prev and settled else "archived"
-    seen_rows.append({"source_uri": r.source_uri, "etag": r.etag, "last_modified": r.last_modified,
-                      "sha256": sha, "status": status})
-    if unchanged_uri and settled:
-        stats["unchanged"] += 1
-        return None
-    if rel is None:  # the manifest knows the bytes but the archive lost them: fetch again next run
-        failed_rows.append({"source_uri": r.source_uri, "detail": "archived copy missing", "clear": True})
-        return {"source_uri": r.source_uri, "status": "failed", "sha256": sha,
-                "reason": "archived copy missing from the archive; it will be fetched again"}
-    return {
-        "source_uri": r.source_uri, "status": "fetched", "sha256": sha, "archive_path": rel,
-        "ext": ext, "filename": r.filename or _filename_from_uri(r.source_uri),
-        "fetched_at": fetched_at.isoformat(), "etag": r.etag, "last_modified": r.last_modified,
-        # the bytes this URI held before: that letter is superseded if this one is loaded
-        "replaces": prev.sha256 if prev is not None and prev.sha256 not in (None, sha) else None,
-    }
+            return None
+        unchanged_uri = prev is not None and prev.sha256 == sha
+        settled = self.state.is_settled(sha, prev.status if unchanged_uri and prev else None)
+        status = prev.status if unchanged_uri and prev and settled else "archived"
+        self.seen_rows.append({"source_uri": r.source_uri, "etag": r.etag, "last_modified": r.last_modified,
+                               "sha256": sha, "status": status})
+        if unchanged_uri and settled:
+            self.stats["unchanged"] += 1
+            return None
+        if rel is None:  # the manifest knows the bytes but the archive lost them: fetch again next run
+            self.failed_rows.append({"source_uri": r.source_uri, "detail": "archived copy missing",
+                                     "clear": True})
+            return {"source_uri": r.source_uri, "status": "failed", "sha256": sha,
+                    "reason": "archived copy missing from the archive; it will be fetched again"}
+        return {
+            "source_uri": r.source_uri, "status": "fetched", "sha256": sha, "archive_path": rel,
+            "ext": ext, "filename": r.filename or _filename_from_uri(r.source_uri),
+            "fetched_at": fetched_at.isoformat(), "etag": r.etag, "last_modified": r.last_modified,
+            # the bytes this URI held before: that letter is superseded if this one is loaded
+            "replaces": prev.sha256 if prev is not None and prev.sha256 not in (None, sha) else None,
+        }
 
 
 def _drop_unarchived(out: list[dict], seen: list[dict], failed: list[dict],
@@ -304,31 +320,19 @@ def _ts(value: Any) -> dt.datetime | None:
     return dt.datetime.fromisoformat(str(value))
 
 
-def _parse_row(settings: Settings, doc: dict[str, Any], parsed_at: dt.datetime) -> dict[str, Any]:
-    row: dict[str, Any] = {
+def _row(doc: dict[str, Any], parsed_at: dt.datetime) -> dict[str, Any]:
+    """A batch row's lineage columns; the outcome is filled in by `parse_table`."""
+    return {
         "source_uri": doc["source_uri"], "sha256": doc.get("sha256"), "archive_path": doc.get("archive_path"),
         "fetched_at": _ts(doc.get("fetched_at")) or parsed_at, "etag": doc.get("etag"),
         "last_modified": doc.get("last_modified"), "replaces_sha256": doc.get("replaces"),
         "parser_version": parse.PARSER_VERSION,
         "parsed_at": parsed_at, "findings": [], "copy_recipients": [],
     }
-    if doc.get("status") == "failed":
-        return row | {"outcome": "failed", "reason": doc.get("reason") or "fetch failed"}
-    try:
-        data = doc.get("data")
-        if data is None:
-            data = archive.read(settings.archive_dir, doc["archive_path"])
-    except OSError as exc:
-        return row | {"outcome": "failed", "reason": f"cannot read archived copy: {exc.strerror or exc}"}
-    try:
-        letter = parse.parse_document(data, doc.get("filename") or doc["archive_path"])
-    except RejectedDocument as rej:
-        return row | {"outcome": "rejected", "reason": rej.reason}
-    except Exception as exc:  # the parser's contract is parse-or-reject; never let one file stop a batch
-        reason = f"parser error: {type(exc).__name__}: {exc}".splitlines()[0]
-        return row | {"outcome": "rejected", "reason": reason}
-    row |= {f: getattr(letter, f) for f in _LETTER_FIELDS}
-    row |= {
+
+
+def _letter_columns(letter: Letter) -> dict[str, Any]:
+    return {f: getattr(letter, f) for f in _LETTER_FIELDS} | {
         "outcome": "parsed",
         "parser_version": letter.parser_version,
         "content_hash": content_hash(letter),
@@ -338,14 +342,33 @@ def _parse_row(settings: Settings, doc: dict[str, Any], parsed_at: dt.datetime) 
         "copy_recipients": [{"ordinal": c.ordinal, "name": c.name, "role": c.role}
                             for c in letter.copy_recipients],
     }
-    return row
 
 
 def parse_table(settings: Settings, docs: list[dict[str, Any]]) -> pa.Table:
     """Parse one batch of archived documents into an Arrow table of `BATCH_SCHEMA` (one row
-    per document; rejections and fetch failures are rows too, with outcome and reason)."""
+    per document; rejections and fetch failures are rows too, with outcome and reason).
+
+    Each document is parsed in the process's pool of isolated workers (`ingest.letters.isolate`):
+    one that breaches its CPU, wall-time or memory limit, or kills its worker, is rejected
+    with the limit named, and the rest of the batch is parsed by a fresh worker."""
     parsed_at = _now()
-    rows = [_parse_row(settings, d, parsed_at) for d in docs]
+    rows = [_row(d, parsed_at) for d in docs]
+    jobs = []
+    for i, (d, row) in enumerate(zip(docs, rows, strict=True)):
+        if d.get("status") in ("failed", "rejected"):
+            row |= {"outcome": d["status"], "reason": d.get("reason") or f"fetch {d['status']}"}
+        else:
+            path = None if d.get("data") is not None else str(settings.archive_dir / d["archive_path"])
+            jobs.append((i, d.get("data"), path, d.get("filename") or d["archive_path"]))
+    if jobs:
+        pool = isolate.shared_parser(isolate.Limits.from_settings(settings), parse_workers(settings))
+        for i, got in pool.parse_many(jobs).items():
+            if got.letter is not None:
+                rows[i] |= _letter_columns(got.letter)
+            elif got.failed is not None:
+                rows[i] |= {"outcome": "failed", "reason": got.failed}
+            else:
+                rows[i] |= {"outcome": "rejected", "reason": got.rejected}
     # column by column: much faster than Table.from_pylist for nested rows
     return pa.Table.from_pydict({name: [r.get(name) for r in rows] for name in BATCH_SCHEMA.names},
                                 schema=BATCH_SCHEMA)
@@ -415,32 +438,31 @@ def new_run_id(prefix: str = "load") -> str:
     return f"{prefix}-{_now():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
 
-def default_parse_workers() -> int:
-    """Parse processes for in-process runs: the cores left once this process has one for
-    parsing and one for fetching/loading (0 on a two-core machine: parse in this process)."""
-    return max(0, min(4, (os.cpu_count() or 1) - 2))
+def parse_workers(settings: Settings) -> int:
+    """Isolated parse processes: `OFSTED_PARSE_WORKERS`, or (0) one per core beyond the one
+    this process fetches and loads on, at least one, at most four."""
+    if settings.parse_workers > 0:
+        return settings.parse_workers
+    return max(1, min(4, (os.cpu_count() or 1) - 1))
 
 
 class _BatchRunner:
-    """Parses batches (here, or in worker processes) into Arrow tables (no Parquet round
-    trip in-process; the DAG's mapped tasks use `parse_batch` files) and hands them to a loader thread that
-    loads them in order, one transaction each, on the run's one warehouse connection; DuckDB
-    releases the GIL while it writes, so loading batch n overlaps parsing batch n+1. Only the
-    loader thread touches DuckDB once the runner has started. Queues are bounded: a few
-    batches in flight at most, so memory stays flat however large the corpus."""
+    """Parses batches (in the isolated worker pool, `parse_table`) into Arrow tables (no
+    Parquet round trip in-process; the DAG's mapped tasks use `parse_batch` files) and hands
+    them to a loader thread that loads them in order, one transaction each, on the run's one
+    warehouse connection; DuckDB releases the GIL while it writes, so loading batch n overlaps
+    parsing batch n+1. Only the loader thread touches DuckDB once the runner has started.
+    Queues are bounded: a few batches in flight at most, so memory stays flat however large
+    the corpus."""
 
-    def __init__(self, settings: Settings, con: Any, run_id: str, *, replace: bool, workers: int,
+    def __init__(self, settings: Settings, con: Any, run_id: str, *, replace: bool,
                  on_document: Callable[[dict[str, Any]], None] | None = None):
         self.settings, self.con, self.run_id, self.replace = settings, con, run_id, replace
         self.on_document = on_document
-        self.workers = workers
-        self.pool: ProcessPoolExecutor | None = None
-        self._busy: list[Future] = []
         self.batch_no = 0
-        self.full_batches = 0
         self.total = empty_counts()
         self.error: BaseException | None = None
-        self._tasks: queue.Queue = queue.Queue(maxsize=max(2, workers + 1))
+        self._tasks: queue.Queue = queue.Queue(maxsize=2)
         self._loader = threading.Thread(target=self._load_loop, name="load", daemon=True)
         self._loader.start()
 
@@ -448,19 +470,7 @@ class _BatchRunner:
     def submit(self, docs: list[dict[str, Any]]) -> None:
         self._raise_if_failed()
         self.batch_no += 1
-        # worker processes take a second or two to start: worth it from a second full batch on
-        full = len(docs) >= self.settings.batch_size
-        self.full_batches += full
-        if self.workers > 0 and self.pool is None and full and self.full_batches >= 2:
-            ctx = multiprocessing.get_context("spawn")
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
-        self._busy = [f for f in self._busy if not f.done()]
-        if self.pool is not None and len(self._busy) < self.workers:
-            item: Future | pa.Table = self.pool.submit(parse_table, self.settings, docs)
-            self._busy.append(item)
-        else:  # every worker busy (or none): this thread parses the batch, so no core idles
-            item = parse_table(self.settings, docs)
-        self._put(("batch", item))
+        self._put(("batch", parse_table(self.settings, docs)))
 
     def record(self, seen: list[dict[str, Any]], failed: list[dict[str, Any]], now: dt.datetime) -> None:
         """Manifest rows of documents that need no parsing (unchanged, failed), in order with the batches."""
@@ -479,9 +489,6 @@ class _BatchRunner:
             self.error = self.error or RuntimeError("run stopped")
             self._drain()
             self._loader.join()
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            self.pool = None
 
     def _put(self, task: tuple) -> None:
         while True:
@@ -515,9 +522,7 @@ class _BatchRunner:
                 if task[0] == "manifest":
                     load.record_fetches(self.con, task[1], task[2], task[3])
                     continue
-                item = task[1]
-                table = item.result() if isinstance(item, Future) else item
-                part = load.load_batch_table(self.con, table, replace=self.replace)
+                part = load.load_batch_table(self.con, task[1], replace=self.replace)
                 if self.on_document is not None:  # handed on as they happen, not kept
                     for d in part.pop("documents"):
                         self.on_document(d)
@@ -527,27 +532,10 @@ class _BatchRunner:
                 return
 
 
-def run_load(settings: Settings, run_id: str | None = None, *, parse_workers: int | None = None,
-             on_document: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """`ofsted load`: fetch, archive, parse and load in-process, streaming batch by batch.
-
-    A thread fetches and archives; this thread parses each batch (or hands it to
-    `parse_workers` processes; default: the cores beyond two) and a loader thread loads the
-    batches in order, one transaction each. Fetched documents are recorded in the manifest
-    when their batch is loaded (a run killed before that fetches them again).
-    With `on_document`, each document's outcome (`{source_uri, outcome, detail}`) is passed to
-    it as its batch commits instead of being collected in `documents`.
-    """
-
-    run_id = run_id or new_run_id("load")
-    workers = default_parse_workers() if parse_workers is None else parse_workers
-    stats: dict[str, int] = {}
-    con = load.open_warehouse(settings)
-    state = load.read_state(con, parse.PARSER_VERSION)  # before the loader thread owns the connection
-    runner = _BatchRunner(settings, con, run_id, replace=False, workers=workers, on_document=on_document)
+def _in_thread(produce: Callable[[Callable[[tuple], None]], None], stop: threading.Event) -> Iterator[tuple]:
+    """The items `produce(put)` puts, yielded here as a thread makes them (at most two ahead);
+    an exception in the thread is raised here."""
     items: queue.Queue = queue.Queue(maxsize=2)
-    stop = threading.Event()
-    now = _now()
 
     def put(item: tuple) -> None:
         while not stop.is_set():
@@ -557,8 +545,75 @@ def run_load(settings: Settings, run_id: str | None = None, *, parse_workers: in
             except queue.Full:
                 continue
 
-    def produce(state: Any) -> None:
+    def run() -> None:
         try:
+            produce(put)
+            put(("end",))
+        except BaseException as exc:  # handed to the consuming thread, which raises it
+            put(("error", exc))
+
+    thread = threading.Thread(target=run, name="fetch-archive", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if item[0] == "end":
+                return
+            if item[0] == "error":
+                raise item[1]
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _run(settings: Settings, con: Any, run_id: str, work: Iterable[tuple], *, replace: bool,
+         on_document: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+    """The one path of an in-process night: `work` yields ("docs", batch) to parse and load and
+    ("manifest", seen, failed) rows to record, in order; returns the counts."""
+    runner = _BatchRunner(settings, con, run_id, replace=replace, on_document=on_document)
+    try:
+        try:
+            for kind, *payload in work:
+                if kind == "docs":
+                    runner.submit(payload[0])
+                else:
+                    runner.record(payload[0], payload[1], _now())
+        except fetch.SourceUnavailable:
+            runner.finish()  # what could be read is loaded; then the night fails
+            raise
+        total = runner.finish()
+    finally:
+        runner.close()
+    total["run_id"] = run_id
+    return total
+
+
+def _with_workers(settings: Settings, parse_workers: int | None) -> Settings:
+    return settings if not parse_workers else settings.with_overrides(parse_workers=parse_workers)
+
+
+def run_load(settings: Settings, run_id: str | None = None, *, parse_workers: int | None = None,
+             on_document: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """`ofsted load`: fetch, archive, parse and load in-process, streaming batch by batch.
+
+    A thread fetches and archives; this thread has each batch parsed by the isolated worker
+    pool (`parse_workers` processes, default `OFSTED_PARSE_WORKERS`) and a loader thread loads
+    the batches in order, one transaction each. Fetched documents are recorded in the manifest
+    when their batch is loaded (a run killed before that fetches them again).
+    With `on_document`, each document's outcome (`{source_uri, outcome, detail}`) is passed to
+    it as its batch commits instead of being collected in `documents`. A fetch that fails as a
+    whole (missing inbox, unreachable index) raises `FetchFailed` after loading what it had.
+    """
+
+    settings = _with_workers(settings, parse_workers)
+    run_id = run_id or new_run_id("load")
+    stats: dict[str, int] = {}
+    con = load.open_warehouse(settings)
+    try:
+        state = load.read_state(con, parse.PARSER_VERSION)  # before the loader thread owns the connection
+
+        def produce(put: Callable[[tuple], None]) -> None:
             def record(seen: list[dict], failed: list[dict]) -> None:
                 settled = [r for r in seen if r["status"] != "archived"]
                 if settled or failed:
@@ -567,30 +622,11 @@ def run_load(settings: Settings, run_id: str | None = None, *, parse_workers: in
             for docs in _fetch_chunks(settings, state, stats, record, settings.batch_size, stop,
                                       keep_bytes=True):
                 put(("docs", docs))
-            put(("end", None))
-        except BaseException as exc:  # handed to the loading thread, which raises it
-            put(("error", exc))
 
-    producer = threading.Thread(target=produce, args=(state,), name="fetch-archive", daemon=True)
-    try:
-        producer.start()
-        while True:
-            kind, *payload = items.get()
-            if kind == "docs":
-                runner.submit(payload[0])
-            elif kind == "manifest":
-                runner.record(payload[0], payload[1], now)
-            elif kind == "error":
-                raise payload[0]
-            else:
-                break
-        total = runner.finish()
+        stop = threading.Event()
+        total = _run(settings, con, run_id, _in_thread(produce, stop), replace=False, on_document=on_document)
     finally:
-        stop.set()
-        producer.join()
-        runner.close()
         con.close()
-    total["run_id"] = run_id
     total["unchanged"] += stats["unchanged"]  # the source said unchanged: they never reached a batch
     total["seen"] = stats["seen"]
     total["archived"] = stats["archived"]
@@ -598,33 +634,26 @@ def run_load(settings: Settings, run_id: str | None = None, *, parse_workers: in
 
 
 def run_reparse(settings: Settings, everything: bool = False, run_id: str | None = None, *,
-                parse_workers: int | None = None,
+                parse_workers: int | None = None, retry_rejected: bool = False,
                 on_document: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """`ofsted reparse`: re-parse archived documents (older parser versions, or all) and
-    replace their rows; rejected documents are retried too. Nothing is fetched."""
+    replace their rows; documents rejected by an older parser are retried too, and with
+    `retry_rejected` those the current one rejected (a limit raised, say). Nothing is fetched."""
 
+    settings = _with_workers(settings, parse_workers)
     run_id = run_id or new_run_id("reparse")
     con = load.open_warehouse(settings)
     try:
-        docs = load.reparse_candidates(con, parse.PARSER_VERSION, everything)
+        docs = load.reparse_candidates(con, parse.PARSER_VERSION, everything, retry_rejected)
+        for d in docs:
+            d["archive_path"] = d.get("archive_path") or _archived_rel(settings.archive_dir, d["sha256"])
+            if d["archive_path"] is None:
+                d |= {"status": "failed", "reason": "archived copy missing from the archive"}
+            else:
+                d["filename"] = d["archive_path"].rsplit("/", 1)[-1]
+        work = (("docs", batch) for batch in make_batches(docs, settings.batch_size))
+        total = _run(settings, con, run_id, work, replace=True, on_document=on_document)
     finally:
         con.close()
-    for d in docs:
-        d["archive_path"] = d.get("archive_path") or _archived_rel(settings.archive_dir, d["sha256"])
-        if d["archive_path"] is None:
-            d |= {"status": "failed", "reason": "archived copy missing from the archive"}
-        else:
-            d["filename"] = d["archive_path"].rsplit("/", 1)[-1]
-    con = load.open_warehouse(settings)
-    workers = default_parse_workers() if parse_workers is None else parse_workers
-    runner = _BatchRunner(settings, con, run_id, replace=True, workers=workers, on_document=on_document)
-    try:
-        for batch in make_batches(docs, settings.batch_size):
-            runner.submit(batch)
-        total = runner.finish()
-    finally:
-        runner.close()
-        con.close()
-    total["run_id"] = run_id
     total["candidates"] = len(docs)
     return total

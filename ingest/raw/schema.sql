@@ -46,10 +46,14 @@ create table if not exists raw.copy_recipients (
     primary key (_sha256, ordinal)
 );
 
--- Documents the parser rejected, kept with the one-line reason (the file stays in the archive).
+-- Documents rejected automatically (by the parser or a limit), kept with the one-line reason
+-- (the file stays in the archive when it was read). A document refused before its bytes were
+-- read in full (larger than the size cap, a decompression bomb) has no _sha256: it is keyed by
+-- its source URI and fetch time.
 create table if not exists raw.rejected_documents (
-    _sha256 varchar primary key,
-    _source_uri varchar not null,
+    _rejection_key varchar primary key,     -- _sha256, or '<_source_uri> @ <fetched at, ISO>' when it has none
+    _sha256 varchar,                        -- sha256 of the file's bytes (null: never read in full)
+    _source_uri varchar not null,           -- user:pass@ in the URI is stored redacted
     _archive_path varchar,
     _parser_version varchar not null,
     reason varchar not null,

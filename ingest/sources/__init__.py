@@ -36,12 +36,19 @@ from urllib.parse import urlsplit
 
 from ingest.letters.models import FetchResult, KnownDocument
 from ingest.settings import Settings
-from ingest.sources.common import FetchConfigError, IncomingWriteError, incoming_dir
+from ingest.sources.common import (
+    FetchConfigError,
+    IncomingWriteError,
+    SourceUnavailable,
+    incoming_dir,
+    redact_url,
+)
 from ingest.sources.http import HttpSource
 from ingest.sources.local import fetch_local, read_local_documents
 
 __all__ = [
-    "FetchConfigError", "IncomingWriteError", "fetch_documents", "incoming_dir", "read_local_documents",
+    "FetchConfigError", "IncomingWriteError", "SourceUnavailable", "fetch_documents", "incoming_dir",
+    "read_local_documents",
 ]
 
 
@@ -54,6 +61,6 @@ def fetch_documents(settings: Settings, known: Mapping[str, KnownDocument]) -> I
         if not index_url:
             raise FetchConfigError("OFSTED_SOURCE=http needs OFSTED_HTTP_INDEX_URL (the listing to read)")
         if urlsplit(index_url).scheme not in ("http", "https") or not urlsplit(index_url).hostname:
-            raise FetchConfigError(f"OFSTED_HTTP_INDEX_URL is not an http(s) URL: {index_url!r}")
+            raise FetchConfigError(f"OFSTED_HTTP_INDEX_URL is not an http(s) URL: {redact_url(index_url)!r}")
         return HttpSource(settings, known).run()
     raise FetchConfigError(f"unknown source {settings.source!r}: OFSTED_SOURCE must be 'local' or 'http'")

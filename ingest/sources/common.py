@@ -25,11 +25,31 @@ class FetchConfigError(ValueError):
     """The settings cannot describe a source (one line, fit to show a user)."""
 
 
+class SourceUnavailable(RuntimeError):
+    """The source as a whole could not be read (missing inbox, unreadable folder, unreachable
+    index): a failed fetch, not an empty night. Raised once every readable document has been
+    handed over, so what could be fetched is still loaded."""
+
+
 def incoming_dir(settings: Settings) -> Path:
     """Where fetched temp files are written: the caller moves or deletes them."""
     return settings.runs_dir / "incoming"
 
 
+
+
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#@\s]*@")
+
+
+def redact_url(url: str) -> str:
+    """The URL with any `user:pass@` replaced by `***@` (the rest unchanged, so two URLs that
+    differ only in their credentials stay one key); stored and printed in place of the URL."""
+    return _USERINFO.sub(r"\1***@", url, count=1)
+
+
+def redact_text(text: str | None) -> str | None:
+    """Every URL's `user:pass@` in a message redacted."""
+    return _USERINFO.sub(r"\1***@", text) if text else text
 
 
 def utc_now() -> dt.datetime:
@@ -43,6 +63,23 @@ def one_line(text: object) -> str:
 def failed(uri: str, reason: str) -> FetchResult:
     log.warning("fetch failed: %s: %s", uri, reason)
     return FetchResult(source_uri=uri, status="failed", reason=one_line(reason))
+
+
+def skipped(uri: str, reason: str) -> FetchResult:
+    log.warning("skipped: %s: %s", uri, reason)
+    return FetchResult(source_uri=uri, status="skipped", reason=one_line(reason))
+
+
+def rejected(uri: str, reason: str, **stamp: str | None) -> FetchResult:
+    """Refused by a limit before its bytes were read in full (no hash): a rejected document."""
+    log.warning("rejected: %s: %s", uri, reason)
+    return FetchResult(source_uri=uri, status="rejected", reason=one_line(reason), fetched_at=utc_now(),
+                       **stamp)
+
+
+def too_large(size: int | None, max_bytes: int) -> str:
+    got = f"{size} bytes" if size is not None else "more"
+    return f"file too large: {got}, over the limit of {max_bytes} bytes ({LIMIT_ENV})"
 
 
 # --- temp files -------------------------------------------------------------------------------

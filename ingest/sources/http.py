@@ -8,10 +8,15 @@ and Retry-After, size-capped and checked against Content-Length.
 from __future__ import annotations
 
 import base64
+import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import re
+import socket
+import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from email.message import Message
@@ -29,11 +34,15 @@ from ingest.sources.common import (
     FetchConfigError,
     IncomingWriteError,
     MemorySink,
+    SourceUnavailable,
     TempFile,
     TooLarge,
     failed,
     incoming_dir,
     one_line,
+    redact_text,
+    redact_url,
+    rejected,
     utc_now,
 )
 from ingest.sources.listing import Link, parse_index, strip_fragment
@@ -65,6 +74,109 @@ class _Retry(Exception):
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+
+
+class _Rejected(Exception):
+    """Refused by a limit before the bytes were read in full: a rejected document (no hash)."""
+
+    def __init__(self, reason: str, response: httpx.Response | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.etag = response.headers.get("etag") if response is not None else None
+        self.last_modified = response.headers.get("last-modified") if response is not None else None
+
+
+class _BoundedDecoder:
+    """Undoes every `Content-Encoding` layer of a body as it streams, each layer's output
+    counted against the size cap as it is produced (zlib's `max_length`), so `gzip, gzip` of
+    a few KB can never inflate past the cap in memory: the bomb is refused at cap + 1 bytes."""
+
+    _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+    def __init__(self, content_encoding: str, cap: int):
+        names = [e.strip().lower() for e in content_encoding.split(",") if e.strip()]
+        names = [n for n in names if n != "identity"]
+        unknown = [n for n in names if n not in self._WBITS]
+        if unknown:
+            raise _Failed(f"unsupported Content-Encoding {', '.join(unknown)!s}")
+        # the last encoding applied is the first to undo
+        self._layers = [[n, zlib.decompressobj(self._WBITS[n]), 0] for n in reversed(names)]
+        self.cap = cap
+
+    def feed(self, data: bytes) -> bytes:
+        for layer in self._layers:
+            data = self._inflate(layer, data)
+        return data
+
+    def _inflate(self, layer: list, data: bytes) -> bytes:
+        name, d, produced = layer
+        out = []
+        try:
+            while data:
+                piece = d.decompress(data, self.cap + 1 - produced)
+                produced += len(piece)
+                if produced > self.cap:
+                    raise TooLarge
+                out.append(piece)
+                data = d.unconsumed_tail
+                if not piece and not data:
+                    break
+        except zlib.error as e:
+            if name == "deflate" and produced == 0 and not out:  # raw deflate, as some servers send
+                layer[1] = zlib.decompressobj(-zlib.MAX_WBITS)
+                return self._inflate(layer, data)
+            raise _Failed(f"DecodingError: Content-Encoding {name}: {e}") from None
+        layer[2] = produced
+        return b"".join(out)
+
+
+class _Deadline:
+    """One deadline per request, from connect to the last byte (redirect hops included): a
+    server dripping its headers or body byte by byte, each piece within the read timeout, is
+    cut off when it passes. A timer shuts down the request's sockets (captured through
+    httpcore's trace hook; connections are never reused, so every request has its own), which
+    ends whatever blocking read is under way."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.expired = False
+        self.received = 0
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def trace(self, event: str, info: dict) -> None:
+        if event.endswith((".connect_tcp.complete", ".start_tls.complete")):
+            stream = info.get("return_value")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if sock is not None:
+                with self._lock:
+                    self._socks.append(sock)
+                    if self.expired:
+                        self._shutdown(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._socks:
+                self._shutdown(sock)
+
+    @staticmethod
+    def _shutdown(sock: socket.socket) -> None:
+        with contextlib.suppress(OSError):  # already closed
+            sock.shutdown(socket.SHUT_RDWR)
+
+    def reason(self) -> str:
+        return (f"download too slow: {self.received} bytes in {self.seconds:g} s "
+                f"({DOWNLOAD_BUDGET_FACTOR} x OFSTED_HTTP_TIMEOUT_S); abandoned")
 
 
 class _NotModified(Exception):
@@ -192,6 +304,7 @@ class HttpSource:
         self.allowed = AllowedHosts.from_settings(settings)
         self.limiter = RateLimiter(settings.http_min_interval_s)
         self.incoming = incoming_dir(settings)
+        self._deadline: _Deadline | None = None
 
     def _client(self) -> httpx.Client:
         return httpx.Client(
@@ -199,31 +312,36 @@ class HttpSource:
             proxy=self.settings.http_proxy,
             trust_env=False,  # settings are the only reader of the environment
             follow_redirects=False,  # followed by hand, each hop checked against the allowed hosts
-            headers={"User-Agent": self.settings.http_user_agent},
+            headers={"User-Agent": self.settings.http_user_agent, "Accept-Encoding": "gzip, deflate"},
+            # a fresh connection per request: each request's deadline owns its socket
+            limits=httpx.Limits(max_keepalive_connections=0),
         )
 
     def run(self) -> Iterator[FetchResult]:
         with self._client() as client:
             self.client = client
+            index = redact_url(self.index_url)
             try:
                 body, content_type, final_url = self._get(self.index_url, {}, self._read_index)
                 links = parse_index(body, content_type, final_url)
-            except (_Failed, ValueError) as e:
-                yield failed(self.index_url, f"could not read the index: {getattr(e, 'reason', e)}")
-                return
+            except (_Failed, _Rejected, ValueError) as e:  # a failed fetch, not an empty night
+                reason = redact_text(str(getattr(e, "reason", e)))
+                raise SourceUnavailable(f"could not read the index {index}: {reason}") from None
             except _NotModified:
-                yield failed(self.index_url, "could not read the index: unexpected 304 Not Modified")
-                return
-            log.info("index %s lists %d documents", self.index_url, len(links))
+                raise SourceUnavailable(
+                    f"could not read the index {index}: unexpected 304 Not Modified") from None
+            log.info("index %s lists %d documents", index, len(links))
             for link in links:
                 try:
                     result = self._fetch_link(link)
                 except IncomingWriteError:
                     raise
                 except Exception as e:  # a bug or an unforeseen fault must not stop the others
-                    log.exception("unexpected error fetching %s", link.url)
+                    log.exception("unexpected error fetching %s", redact_url(link.url))
                     result = failed(link.url, f"unexpected error: {type(e).__name__}: {e}")
-                yield result
+                # stored and printed without any user:pass@ (the rest of the URI as it was)
+                yield dataclasses.replace(result, source_uri=redact_url(result.source_uri),
+                                          reason=redact_text(result.reason))
 
     # --- one request, with redirects, retries, rate limit ------------------------------
     def _auth_headers(self, url: str) -> dict[str, str]:
@@ -258,6 +376,15 @@ class HttpSource:
         raise AssertionError("unreachable")
 
     def _get_once(self, url: str, headers: dict[str, str], consume: Callable[[httpx.Response, str], T]) -> T:
+        with _Deadline(self.settings.http_timeout_s * DOWNLOAD_BUDGET_FACTOR) as deadline:
+            self._deadline = deadline
+            try:
+                return self._get_hops(url, headers, consume, deadline)
+            finally:
+                self._deadline = None
+
+    def _get_hops(self, url: str, headers: dict[str, str], consume: Callable[[httpx.Response, str], T],
+                  deadline: _Deadline) -> T:
         current = url
         timeout = self.settings.http_timeout_s
         for _hop in range(MAX_REDIRECTS + 1):
@@ -269,7 +396,8 @@ class HttpSource:
             self.limiter.wait(host_key(current))
             try:
                 sent = {**headers, **self._auth_headers(current)}
-                with self.client.stream("GET", current, headers=sent) as r:
+                trace = {"trace": deadline.trace}
+                with self.client.stream("GET", current, headers=sent, extensions=trace) as r:
                     status = r.status_code
                     if status in _REDIRECTS:
                         location = r.headers.get("location")
@@ -291,8 +419,12 @@ class HttpSource:
             except httpx.UnsupportedProtocol as e:
                 raise _Failed(f"unsupported URL: {one_line(e)}") from None
             except httpx.TimeoutException:
+                if deadline.expired:
+                    raise _Failed(deadline.reason()) from None
                 raise _Retry(f"timed out after {timeout:g} s") from None
             except httpx.TransportError as e:
+                if deadline.expired:  # not retried: it would be as slow again
+                    raise _Failed(deadline.reason()) from None
                 raise _Retry(f"connection error: {one_line(e)}") from None
             except (httpx.RequestError, httpx.InvalidURL) as e:  # e.g. a bad Content-Encoding
                 raise _Failed(f"{type(e).__name__}: {one_line(e)}") from None
@@ -304,24 +436,30 @@ class HttpSource:
         expected = int(raw) if raw.isdigit() else None
         limit = self.settings.max_file_bytes
         if expected is not None and expected > limit:
-            raise _Failed(f"Content-Length {expected} bytes is over the limit of {limit} ({LIMIT_ENV})")
+            raise _Rejected(f"Content-Length {expected} bytes is over the limit of {limit} ({LIMIT_ENV})", r)
         return expected
 
     def _stream_to(self, r: httpx.Response, tmp: TempFile | MemorySink, expected: int | None) -> None:
         limit = self.settings.max_file_bytes
-        budget = self.settings.http_timeout_s * DOWNLOAD_BUDGET_FACTOR
-        deadline = time.monotonic() + budget
+        decoder = _BoundedDecoder(r.headers.get("content-encoding", ""), limit)
+        deadline = self._deadline
         try:
-            for chunk in r.iter_bytes():
-                tmp.write(chunk)
-                if time.monotonic() > deadline:
-                    raise _Failed(f"download too slow: {r.num_bytes_downloaded} bytes in {budget:g} s "
-                                  f"({DOWNLOAD_BUDGET_FACTOR} x OFSTED_HTTP_TIMEOUT_S); abandoned")
+            for chunk in r.iter_raw():
+                tmp.write(decoder.feed(chunk))
+                if deadline is not None:
+                    deadline.received = r.num_bytes_downloaded
+                    if deadline.expired:
+                        raise _Failed(deadline.reason())
         except TooLarge:
-            raise _Failed(f"download passed the limit of {limit} bytes ({LIMIT_ENV}); aborted") from None
+            raise _Rejected(f"download passed the limit of {limit} bytes ({LIMIT_ENV}) once decoded; aborted",
+                            r) from None
         except httpx.TimeoutException:
+            if deadline is not None and deadline.expired:
+                raise _Failed(deadline.reason()) from None
             raise _Retry(f"incomplete download: timed out after {r.num_bytes_downloaded} bytes") from None
         except httpx.TransportError as e:
+            if self._deadline is not None and self._deadline.expired:
+                raise _Failed(self._deadline.reason()) from None
             of = f" of {expected}" if expected is not None else ""
             cause = "connection closed early" if isinstance(e, httpx.RemoteProtocolError) else one_line(e)
             got = r.num_bytes_downloaded
@@ -349,7 +487,7 @@ class HttpSource:
                 tmp.discard()
                 raise
             etag, modified = r.headers.get("etag"), r.headers.get("last-modified")
-            k = self.known.get(url)
+            k = self.known.get(redact_url(url))
             if k is not None and k.sha256 == tmp.sha256:
                 tmp.discard()
                 return FetchResult(url, "not_modified", sha256=tmp.sha256, size=tmp.size, etag=etag,
@@ -380,7 +518,7 @@ class HttpSource:
                 link.url,
                 f"link to host {host} refused: not in OFSTED_HTTP_ALLOWED_HOSTS ({self.allowed.describe()})",
             )
-        k = self.known.get(link.url)
+        k = self.known.get(redact_url(link.url))
         conditional = {}
         if k is not None and k.etag:
             conditional["If-None-Match"] = k.etag
@@ -400,3 +538,5 @@ class HttpSource:
             )
         except _Failed as e:
             return failed(link.url, e.reason)
+        except _Rejected as e:
+            return rejected(link.url, e.reason, etag=e.etag, last_modified=e.last_modified)

@@ -2,21 +2,41 @@
 
 URI = ``file://`` absolute path; "ETag" = ``<size>-<mtime_ns>``, so an unchanged file is not
 read again. Hidden files and folders and editor or download leftovers are skipped.
+
+Nothing outside the inbox is ever read: symbolic links (to files or folders), FIFOs, sockets
+and devices are not followed or opened but reported as ``skipped`` with the reason, and each
+file is opened with ``O_NOFOLLOW | O_NONBLOCK`` and checked to be a regular file on the open
+descriptor (a file swapped for a link or a FIFO after the listing is refused, never read).
+A file over the size cap is ``rejected`` unread. A missing inbox or a folder that cannot be
+listed raises `SourceUnavailable` once the rest has been read: a failed fetch, not a quiet night.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import errno
 import hashlib
 import os
 import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from ingest.letters.isolate import file_kind
 from ingest.letters.models import FetchResult, KnownDocument
 from ingest.settings import Settings
-from ingest.sources.common import CHUNK_BYTES, LIMIT_ENV, TempFile, failed, incoming_dir, utc_now
+from ingest.sources.common import (
+    CHUNK_BYTES,
+    LIMIT_ENV,
+    SourceUnavailable,
+    TempFile,
+    failed,
+    incoming_dir,
+    rejected,
+    skipped,
+    too_large,
+    utc_now,
+)
 
 _SKIP_SUFFIXES = (
     "~", ".swp", ".swo", ".swx", ".tmp", ".temp", ".part", ".partial", ".crdownload", ".download",
@@ -36,13 +56,20 @@ def is_ignored_name(name: str) -> bool:
     )
 
 
-def iter_inbox(inbox: Path) -> list[Path]:
-    """Candidate files under `inbox` (sub-folders included, hidden ones skipped), sorted by
-    relative path so runs are deterministic."""
+def iter_inbox(inbox: Path, errors: list[str] | None = None) -> list[Path]:
+    """Candidate entries under `inbox` (sub-folders included, hidden ones skipped; links to
+    folders listed, never entered), sorted by relative path so runs are deterministic.
+    Folders that cannot be listed are added to `errors` (one line each)."""
     found: list[Path] = []
-    for root, dirs, files in os.walk(inbox, followlinks=False):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found.extend(Path(root) / f for f in files if not is_ignored_name(f))
+
+    def on_error(exc: OSError) -> None:
+        if errors is not None:
+            errors.append(f"cannot read folder {exc.filename}: {exc.strerror or exc}")
+
+    for root, dirs, files in os.walk(inbox, onerror=on_error, followlinks=False):
+        linked = [d for d in dirs if not d.startswith(".") and os.path.islink(os.path.join(root, d))]
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in linked]
+        found.extend(Path(root) / f for f in (*files, *linked) if not is_ignored_name(f))
     return sorted(found, key=lambda p: p.relative_to(inbox).as_posix())
 
 
@@ -80,13 +107,20 @@ def _read_inbox(
 ) -> Iterator[tuple[Path, FetchResult | None, bytes | None]]:
     inbox = settings.inbox_dir
     if not inbox.is_dir():
-        yield inbox, failed(inbox.as_uri(), f"inbox folder {inbox} does not exist or is not a folder"), None
-        return
-    for path in iter_inbox(inbox):
+        raise SourceUnavailable(f"inbox folder {inbox} does not exist or is not a folder")
+    errors: list[str] = []
+    try:
+        entries = iter_inbox(inbox, errors)
+    except OSError as exc:
+        raise SourceUnavailable(f"cannot read inbox folder {inbox}: {exc.strerror or exc}") from exc
+    if not os.access(inbox, os.R_OK | os.X_OK):
+        errors.insert(0, f"cannot read inbox folder {inbox}: Permission denied")
+    for path in entries:
         result, data = read_local_file(path, known, settings.max_file_bytes)
         yield path, result, data
-
-
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise SourceUnavailable(errors[0] + more)
 
 
 def _to_temp_file(result: FetchResult | None, data: bytes, incoming: Path, max_bytes: int) -> FetchResult:
@@ -102,51 +136,65 @@ def _to_temp_file(result: FetchResult | None, data: bytes, incoming: Path, max_b
     return dataclasses.replace(result, path=str(kept))
 
 
-def _read_bounded(path: Path, size: int, max_bytes: int) -> tuple[bytes, os.stat_result]:
-    """The file's bytes (at most `max_bytes + 1`: more means it grew over the limit) and its
-    stat once read. A file of the expected size takes two read calls: few calls, little GIL traffic."""
+def _read_bounded(fd: int, size: int, max_bytes: int) -> bytes:
+    """The file's bytes (at most `max_bytes + 1`: more means it grew over the limit). A file of
+    the expected size takes two read calls: few calls, little GIL traffic."""
     chunks: list[bytes] = []
     total = 0
-    with open(path, "rb", buffering=0) as src:
-        while total <= max_bytes:
-            chunk = src.read(min(max(size + 1 - total, CHUNK_BYTES), max_bytes + 1 - total))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-        after = os.fstat(src.fileno())
-    return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), after
+    while total <= max_bytes:
+        chunk = os.read(fd, min(max(size + 1 - total, CHUNK_BYTES), max_bytes + 1 - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
 
 def read_local_file(
     path: Path, known_docs: Mapping[str, KnownDocument], max_bytes: int
 ) -> tuple[FetchResult | None, bytes | None]:
-    """One inbox file -> `(result, data)`: the result is None for what is not a regular file
-    (fifo, socket...); `data` is the file's bytes when the result is "fetched" (whole, hashed,
-    and unchanged while read), else None."""
+    """One inbox entry -> `(result, data)`: `data` is the file's bytes when the result is
+    "fetched" (whole, hashed, and unchanged while read), else None. The result is None for a
+    file removed while the inbox was scanned."""
     uri = path.absolute().as_uri()
     known = known_docs.get(uri)
     try:
-        st = path.stat()
+        st = path.lstat()
     except FileNotFoundError:
-        if path.is_symlink():
-            return failed(uri, f"broken symbolic link: {os.readlink(path)} does not exist"), None
         return None, None  # removed while we were scanning
     except OSError as e:
         return failed(uri, f"cannot read file: {e.strerror or e}"), None
+    if stat.S_ISLNK(st.st_mode):
+        return skipped(uri, f"symbolic link to {os.readlink(path)}: links are not followed "
+                            "(put the file itself in the inbox)"), None
     if not stat.S_ISREG(st.st_mode):
-        return None, None
+        return skipped(uri, f"not a regular file: {file_kind(st.st_mode)}"), None
     stamp, modified = local_stamp(st), _mtime_utc(st)
     if known is not None and known.etag == stamp:
         return FetchResult(
             uri, "not_modified", sha256=known.sha256, size=st.st_size, etag=stamp, last_modified=modified
         ), None
     if st.st_size > max_bytes:
-        return failed(uri, f"file is {st.st_size} bytes, over the limit of {max_bytes} ({LIMIT_ENV})"), None
+        return rejected(uri, too_large(st.st_size, max_bytes), etag=stamp, last_modified=modified), None
     try:
-        data, after = _read_bounded(path, st.st_size, max_bytes)
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as e:
+        if e.errno == errno.ELOOP:  # swapped for a link since the listing
+            return skipped(uri, "symbolic link: links are not followed"), None
+        return failed(uri, f"cannot read file: {e.strerror or e}"), None
+    try:
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode):
+            return skipped(uri, f"not a regular file: {file_kind(opened.st_mode)}"), None
+        data = _read_bounded(fd, st.st_size, max_bytes)
+        after = os.fstat(fd)
     except OSError as e:
         return failed(uri, f"cannot read file: {e.strerror or e}"), None
+    finally:
+        os.close(fd)
     if len(data) > max_bytes:
         return failed(uri, f"file grew over the limit of {max_bytes} bytes ({LIMIT_ENV}) while read"), None
     if local_stamp(after) != stamp or len(data) != st.st_size:
@@ -167,5 +215,3 @@ def read_local_file(
         filename=path.name,
         fetched_at=utc_now(),
     ), data
-
-

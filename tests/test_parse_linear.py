@@ -1,0 +1,41 @@
+"""No input makes the parser do super-linear work. The budget is on work done, not wall time:
+each generated letter (a corpus of the shapes that made the old patterns backtrack, mixed at
+random, ~256 KB) is parsed by an isolated worker whose kernel CPU limit is 2 s per document;
+the old patterns needed minutes for such a letter, the linear ones a fraction of a second.
+(How parse time grows from 10 KB to 2 MB is printed by benchmarks/parse_scaling_bench.py.)"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pathological_text import FRAGMENTS, letter
+
+from ingest.letters.isolate import IsolatedParser, Limits
+
+
+@pytest.fixture(scope="module")
+def parser():
+    p = IsolatedParser(Limits(cpu_s=2, wall_s=120, memory_bytes=1 << 30), workers=1)
+    yield p
+    p.close()
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(parts=st.lists(st.sampled_from(sorted(FRAGMENTS)), min_size=1, max_size=6))
+def test_pathological_letters_stay_within_the_cpu_budget(parser, parts):
+    got = parser.parse_one(letter(parts, 256 * 1024), None, "letter.txt")
+    assert got.failed is None
+    assert got.letter is not None or "exceeded" not in got.rejected, (parts, got.rejected)
+
+
+def test_the_budget_does_stop_a_document_that_spins(parser):
+    """The same budget, on a letter the parser does take long over (a 12 MB one), is enforced:
+    so the test above would fail if the patterns were quadratic again."""
+    big = letter(["filler"], 12 * 1024 * 1024) * 4
+    tight = IsolatedParser(Limits(cpu_s=0.01, wall_s=120, memory_bytes=1 << 30, max_bytes=64 << 20))
+    try:
+        got = tight.parse_one(big, None, "big.txt")
+    finally:
+        tight.close()
+    assert got.rejected is not None and "exceeded" in got.rejected and "CPU" in got.rejected
