@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import logging
 import smtplib
+import ssl
 import time
 from dataclasses import asdict, dataclass, field
 from email.message import EmailMessage
@@ -153,26 +154,45 @@ def post_webhook(url: str, payload: dict, *, timeout: float | None = None,
 
 
 def send_email(settings: Settings, alert: Alert) -> None:
-    """Send the plain-text message over SMTP (STARTTLS and login when configured)."""
+    """Send the plain-text message over SMTP: SMTPS (`OFSTED_SMTP_SSL`) or STARTTLS
+    (`OFSTED_SMTP_STARTTLS`), certificates checked against the system's CAs. A login
+    (`OFSTED_SMTP_USER`) goes over TLS only: without it the mail is not sent at all, unless
+    `OFSTED_SMTP_ALLOW_PLAINTEXT` says the password may cross the network in clear."""
     if not settings.smtp_host:
         raise DeliveryError("OFSTED_SMTP_HOST is not set")
     if not settings.alert_email_to:
         raise DeliveryError("OFSTED_ALERT_EMAIL_TO is not set")
+    tls = settings.smtp_ssl or settings.smtp_starttls
+    if settings.smtp_user and not tls and not settings.smtp_allow_plaintext:
+        raise DeliveryError("refusing to send the SMTP login without TLS: set OFSTED_SMTP_STARTTLS=true "
+                            "or OFSTED_SMTP_SSL=true (or OFSTED_SMTP_ALLOW_PLAINTEXT=true to allow it)")
     msg = EmailMessage()
     msg["Subject"] = subject(alert)
     msg["From"] = settings.alert_email_from
     msg["To"] = ", ".join(settings.alert_email_to)
     msg.set_content(message_text(alert))
     try:
-        with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT_S) as smtp:
-            if settings.smtp_starttls:
-                smtp.starttls()
+        with _smtp_connection(settings) as smtp:
             if settings.smtp_user:
                 smtp.login(settings.smtp_user, settings.smtp_password or "")
             smtp.send_message(msg)
     except (OSError, smtplib.SMTPException) as exc:
         where = f"{settings.smtp_host}:{settings.smtp_port}"
         raise DeliveryError(f"{type(exc).__name__} sending mail via {where}: {_one_line(exc)}") from exc
+
+
+def _smtp_connection(settings: Settings) -> smtplib.SMTP:
+    if settings.smtp_ssl:
+        return smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT_S,
+                                context=ssl.create_default_context())
+    smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT_S)
+    try:
+        if settings.smtp_starttls:
+            smtp.starttls(context=ssl.create_default_context())  # SMTPNotSupportedError if not offered
+    except BaseException:
+        smtp.close()
+        raise
+    return smtp
 
 
 # --- the entry point ----------------------------------------------------------------------------

@@ -44,7 +44,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     if getattr(args, "warehouse", None):
         # for writers (load/reparse/build/run) --warehouse is the working copy they write;
         # for readers (sql/export) it is the published file they read.
-        key = "published_warehouse" if args.command in ("sql", "export", "report") else "work_warehouse"
+        readers = ("sql", "search", "export", "report")
+        key = "published_warehouse" if args.command in readers else "work_warehouse"
         over[key] = Path(args.warehouse).resolve()
     return s.with_overrides(**over)
 
@@ -118,13 +119,41 @@ def _add_sql(sub) -> None:
     p.add_argument("query", nargs="?", help="SQL text")
     p.add_argument("-f", "--file", help="read the SQL from a file")
     p.add_argument("--warehouse", help="DuckDB file to read; default: the published warehouse")
-    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--format", choices=("table", "csv", "json", "markdown"), default="table")
+    _add_width_flags(p)
+
+
+def _add_width_flags(p) -> None:
+    p.add_argument("--max-width", type=int, metavar="N",
+                   help="table format: cut cells at N characters (default 60; 0 = never; "
+                        "a single column is never cut)")
+    p.add_argument("--wrap", action="store_true",
+                   help="table format: wrap long cells onto more lines instead of cutting them")
 
 
 def _run_sql(args) -> int:
     from ingest.warehouse.query import cli_sql
 
-    return cli_sql(_settings(args), query=args.query, file=args.file, fmt=args.format)
+    return cli_sql(_settings(args), query=args.query, file=args.file, fmt=args.format,
+                   max_width=args.max_width, wrap=args.wrap)
+
+
+def _add_search(sub) -> None:
+    p = sub.add_parser("search", help="full-text search of the findings, best first (BM25, stemmed words)")
+    p.add_argument("words", help='what to look for, e.g. "threshold guidance"')
+    p.add_argument("--limit", type=int, default=20, help="at most this many findings (default 20)")
+    p.add_argument("--warehouse", help="DuckDB file to read; default: the published warehouse")
+    p.add_argument("--format", choices=("table", "csv", "json", "markdown"), default="table",
+                   help="table/markdown show rank, score, authority, date, category and text; "
+                        "csv/json every column")
+    _add_width_flags(p)
+
+
+def _run_search(args) -> int:
+    from ingest.warehouse.query import cli_search
+
+    return cli_search(_settings(args), args.words, limit=args.limit, fmt=args.format,
+                      max_width=args.max_width, wrap=args.wrap)
 
 
 def _add_export(sub) -> None:
@@ -195,6 +224,7 @@ COMMANDS = {
     "build": (_add_build, _run_build),
     "run": (_add_run, _run_run),
     "sql": (_add_sql, _run_sql),
+    "search": (_add_search, _run_search),
     "export": (_add_export, _run_export),
     "report": (_add_report, _run_report),
     "rerun": (_add_rerun, _run_rerun),

@@ -54,6 +54,24 @@ def _list(raw: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in raw.split(",") if x.strip())
 
 
+_BYTE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def _bytes(raw: str) -> int:
+    """A size: `2GB`, `1.5GiB`, `500MB`, or a plain number of bytes."""
+    text = raw.strip().lower().replace(" ", "")
+    number = text.rstrip("kmgtib")
+    unit = text[len(number):]
+    try:
+        value = float(number) * _BYTE_UNITS[unit]
+    except (ValueError, KeyError):
+        raise ValueError(f"not a size: {raw!r} (e.g. 2GB, 512MiB or a number of bytes)") from None
+    if value <= 0:
+        raise ValueError(f"not a positive size: {raw!r}")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class Var:
     """One setting: its environment variable, how its text is read, and its default (a value,
@@ -115,8 +133,17 @@ ENV: dict[str, Var] = {
     "smtp_user": Var("OFSTED_SMTP_USER", _optional),
     "smtp_password": Var("OFSTED_SMTP_PASSWORD", _optional),
     "smtp_starttls": Var("OFSTED_SMTP_STARTTLS", _bool, False),
+    "smtp_ssl": Var("OFSTED_SMTP_SSL", _bool, False),
+    "smtp_allow_plaintext": Var("OFSTED_SMTP_ALLOW_PLAINTEXT", _bool, False),
     "alert_email_from": Var("OFSTED_ALERT_EMAIL_FROM", _text, "ofsted-letters@localhost"),
     "alert_email_to": Var("OFSTED_ALERT_EMAIL_TO", _list, ()),
+    # --- analysts' queries (ofsted sql / search / export) --------------------------------
+    "sql_timeout_s": Var("OFSTED_SQL_TIMEOUT_S", float, 60.0),
+    "sql_memory_limit": Var("OFSTED_SQL_MEMORY_LIMIT", _bytes, 2 * 2**30),
+    "sql_threads": Var("OFSTED_SQL_THREADS", int, 2),
+    "external_dir": Var("OFSTED_EXTERNAL_DIR", absolute),
+    "external_max_files": Var("OFSTED_EXTERNAL_MAX_FILES", int, 50),
+    "external_max_file_bytes": Var("OFSTED_EXTERNAL_MAX_FILE_BYTES", _bytes, 200 * 2**20),
     # --- airflow and dbt ---------------------------------------------------------------
     "airflow_home": Var("AIRFLOW_HOME", absolute, PROJECT_ROOT / ".airflow"),
     "dbt_executable": Var("OFSTED_DBT_EXECUTABLE", absolute, Path(sys.executable).parent / "dbt"),
@@ -171,8 +198,17 @@ class Settings:
     smtp_user: str | None
     smtp_password: str | None
     smtp_starttls: bool
+    smtp_ssl: bool  # SMTPS: TLS from the first byte (usually port 465)
+    smtp_allow_plaintext: bool  # allow a login without TLS (never by default)
     alert_email_from: str
     alert_email_to: tuple[str, ...]
+    # --- analysts' queries (ofsted sql / search / export) --------------------------------
+    sql_timeout_s: float  # a query is interrupted after this many seconds
+    sql_memory_limit: int  # bytes: DuckDB's memory_limit, and the process's extra address space
+    sql_threads: int  # DuckDB threads per query
+    external_dir: Path | None  # the analyst's own CSV/Parquet files, loaded into schema `ext`
+    external_max_files: int
+    external_max_file_bytes: int
     # --- airflow and dbt ---------------------------------------------------------------
     airflow_home: Path
     dbt_executable: Path  # the venv's dbt, for Cosmos

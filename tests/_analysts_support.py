@@ -228,4 +228,36 @@ join dim_dates as d on d.date_day = i.inspection_start_date
 join dim_authorities as a on a.authority_key = i.authority_key
 where f.finding_text ilike '%supervision%'
 order by d.financial_year, a.authority_name, f.category"""),
+    ("Which themes lead the areas for development, by financial year and region?", """
+select f.financial_year, f.region, t.theme, count(*) as findings
+from findings_wide as f, unnest(f.theme_names) as t(theme)
+where f.category = 'area_for_development'
+group by f.financial_year, f.region, t.theme
+qualify row_number() over (partition by f.financial_year, f.region
+                           order by count(*) desc, t.theme) <= 2
+order by f.financial_year, f.region, findings desc, t.theme"""),
+    ("Which of today's authorities does each inspection count for, and with what weight?", """
+select i.authority_name_as_written as inspected, i.inspection_start_date,
+       s.successor_authority_name as today, s.successor_dfe_la_code as today_dfe,
+       s.change_type, round(s.weight, 3) as weight, s.weight_quality,
+       round(i.area_for_development_count * s.weight, 2) as weighted_areas_for_development
+from fct_inspections as i
+join bridge_authority_successions as s using (authority_key)
+order by inspected, weight desc"""),
+    ("How many working days did each letter take, and which bank holidays fell in between?", """
+select i.authority_name_as_written as authority, i.inspection_end_date, i.letter_date,
+       i.days_from_inspection_to_letter as days,
+       i.working_days_from_inspection_to_letter as working_days,
+       (select string_agg(d.bank_holiday_name || ' ' || d.date_day, '; ')
+        from dim_dates as d
+        where d.date_day between i.inspection_end_date and i.letter_date
+          and d.is_bank_holiday) as bank_holidays_between
+from fct_inspections as i
+order by i.inspection_end_date"""),
+    ("Which findings are about threshold guidance, best match first?", """
+select round(score, 3) as score, matched_terms, authority_name, category,
+       left(finding_text, 60) as finding
+from search_findings('threshold guidance')
+order by score desc
+limit 5"""),
 ]

@@ -259,3 +259,131 @@ def test_task_failure_alert_with_plain_lines(tmp_path: Path, webhook: Webhook) -
     assert "  - IOException: could not set lock" in text
     assert "Data docs: not built" in text and "tasks/load_raw" in text
     assert read_log(settings.alert_log)[0]["failures"] == ["IOException: could not set lock"]
+
+
+# --- the SMTP login only over TLS -----------------------------------------------------------------
+
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (its own CA) and its key, as PEM files."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+class Logins:
+    """aiosmtpd authenticator: accepts any login and records it, with whether TLS was on."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, bool]] = []
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult
+
+        tls = server.transport.get_extra_info("ssl_object") is not None
+        self.seen.append((auth_data.login.decode(), auth_data.password.decode(), tls))
+        return AuthResult(success=True)
+
+
+@pytest.fixture
+def tls_smtp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Start SMTP servers on 127.0.0.1 on demand: mode 'plain', 'starttls' or 'smtps'.
+    The test's certificate is made the trusted CA (SSL_CERT_FILE), so verification stays on."""
+    import ssl
+
+    cert, key = self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    started: list[Controller] = []
+
+    def start(mode: str) -> tuple[Mailbox, Logins, int]:
+        box, logins, port = Mailbox(), Logins(), free_port()
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        kwargs = dict(authenticator=logins, auth_require_tls=mode == "starttls")  # SMTPS: TLS from the start
+        if mode == "starttls":
+            kwargs.update(tls_context=context, require_starttls=True)
+        controller = Controller(box, hostname="127.0.0.1", port=port, server_kwargs=kwargs,
+                                ssl_context=context if mode == "smtps" else None)
+        controller.start()
+        started.append(controller)
+        return box, logins, port
+
+    yield start
+    for controller in started:
+        controller.stop()
+
+
+def email_settings(tmp_path: Path, port: int, **env: str) -> Settings:
+    return make_settings(tmp_path, OFSTED_ALERT_CHANNELS="email,log", OFSTED_SMTP_HOST="127.0.0.1",
+                         OFSTED_SMTP_PORT=str(port), OFSTED_ALERT_EMAIL_TO="team@example.org",
+                         OFSTED_SMTP_USER="alerts", OFSTED_SMTP_PASSWORD="s3cret-pw", **env)
+
+
+def delivery_failure(settings: Settings) -> dict:
+    [failed] = [r for r in read_log(settings.alert_log) if r["type"] == "delivery_failed"]
+    return failed
+
+
+def test_smtp_login_without_tls_is_refused_and_the_password_never_sent(tmp_path: Path, tls_smtp) -> None:
+    box, logins, port = tls_smtp("plain")
+    settings = email_settings(tmp_path, port)
+    assert send_alert(settings, dq_alert()) == ["log"]
+    assert box.messages == [] and logins.seen == []
+    failed = delivery_failure(settings)
+    assert failed["channel"] == "email"
+    assert failed["reason"].startswith("refusing to send the SMTP login without TLS")
+    assert "s3cret-pw" not in settings.alert_log.read_text()
+
+
+def test_smtp_login_in_clear_only_when_explicitly_allowed(tmp_path: Path, tls_smtp) -> None:
+    box, logins, port = tls_smtp("plain")
+    settings = email_settings(tmp_path, port, OFSTED_SMTP_ALLOW_PLAINTEXT="true")
+    assert send_alert(settings, dq_alert()) == ["email", "log"]
+    assert logins.seen == [("alerts", "s3cret-pw", False)] and len(box.messages) == 1
+
+
+@pytest.mark.parametrize(("mode", "flag"),
+                         [("starttls", "OFSTED_SMTP_STARTTLS"), ("smtps", "OFSTED_SMTP_SSL")])
+def test_smtp_login_over_tls(tmp_path: Path, tls_smtp, mode: str, flag: str) -> None:
+    box, logins, port = tls_smtp(mode)
+    settings = email_settings(tmp_path, port, **{flag: "true"})
+    assert send_alert(settings, dq_alert()) == ["email", "log"]
+    assert logins.seen == [("alerts", "s3cret-pw", True)]
+    assert box.messages[0]["Subject"].startswith("[ofsted-letters] ERROR: Data quality failed")
+
+
+def test_starttls_to_a_server_without_it_fails_before_the_login(tmp_path: Path, tls_smtp) -> None:
+    box, logins, port = tls_smtp("plain")
+    settings = email_settings(tmp_path, port, OFSTED_SMTP_STARTTLS="true")
+    assert send_alert(settings, dq_alert()) == ["log"]
+    assert logins.seen == [] and box.messages == []
+    assert "STARTTLS" in delivery_failure(settings)["reason"]
+
+
+def test_an_untrusted_certificate_fails_before_the_login(tmp_path: Path, tls_smtp,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    box, logins, port = tls_smtp("starttls")
+    monkeypatch.delenv("SSL_CERT_FILE")  # the system's CAs do not know the test's certificate
+    settings = email_settings(tmp_path, port, OFSTED_SMTP_STARTTLS="true")
+    assert send_alert(settings, dq_alert()) == ["log"]
+    assert logins.seen == [] and box.messages == []
+    assert "CERTIFICATE_VERIFY_FAILED" in delivery_failure(settings)["reason"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from _analysts_support import INSPECTIONS, WORKED_QUESTIONS, make_marts_warehouse, real_warehouse
+from _analysts_support import AUTHORITIES, INSPECTIONS, WORKED_QUESTIONS, make_marts_warehouse, real_warehouse
 
 from ingest.cli import main
 from ingest.warehouse.export import export_marts
@@ -318,7 +319,8 @@ def test_export_writes_every_mart_as_parquet_and_csv(capsys, warehouse, tmp_path
                                             "where table_schema = 'marts' order by 1")]
     assert len(tables) == 7
     assert sorted(p.name for p in out_dir.iterdir()) == sorted(
-        [f"{t}.parquet" for t in tables] + [f"{t}.csv" for t in tables])
+        [f"{t}.parquet" for t in tables] + [f"{t}.csv" for t in tables]
+        + [f"{t}.schema.json" for t in tables] + [".ofsted-export.json"])
     for t in tables:
         expected = duck(warehouse, f"select * from marts.{t} order by all")
         count = len(expected)
@@ -344,7 +346,8 @@ def test_export_again_replaces_files_and_leaves_no_temp_files(warehouse, tmp_pat
     first = export_marts(warehouse, out_dir)
     second = export_marts(warehouse, out_dir)
     assert [(r["table"], r["rows"]) for r in first] == [(r["table"], r["rows"]) for r in second]
-    assert sorted(p.name for p in out_dir.iterdir()) == sorted(f"{r['table']}.parquet" for r in first)
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(
+        [f"{r['table']}.parquet" for r in first] + [".ofsted-export.json"])
     assert pq.read_table(out_dir / "fct_findings.parquet").num_rows == sum(len(i[4]) for i in INSPECTIONS)
 
 
@@ -364,7 +367,8 @@ def real(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("question", "query"), WORKED_QUESTIONS, ids=[f"q{i}" for i in range(1, 6)])
+@pytest.mark.parametrize(("question", "query"), WORKED_QUESTIONS,
+                         ids=[f"q{i}" for i in range(1, len(WORKED_QUESTIONS) + 1)])
 def test_worked_questions_answer_from_the_real_marts(capsys, real, question, query):
     rc, out, err = sql(capsys, real, "--format", "json", query)
     assert rc == 0, err
@@ -394,6 +398,7 @@ def test_export_of_the_real_marts(capsys, real, tmp_path):
                               "dim_authorities", "dim_dates", "dim_inspectors", "dim_themes",
                               "fct_finding_versions", "fct_findings", "fct_inspections",
                               "fct_letter_versions", "finding_terms", "findings_wide"]
+    assert sorted(p.name for p in tmp_path.glob("*.parquet")) == sorted(f"{t}.parquet" for t in counts)
     for table in counts:
         [(rows,)] = duck(real, f"select count(*) from marts.{table}")
         assert rows > 0
@@ -458,3 +463,223 @@ def test_every_kind_of_value_in_each_format(capsys, warehouse):
     assert [c.strip() for c in row.split(" | ")] == [
         "3.25", "NaN", "[1, 2]", '{"a": "x"}', "2010-06-17 09:30:00+00:00", "\\xab", "true", "NULL",
         "two\\nlines"]
+
+
+# --- bounds: time, memory, no spill folder, one statement ------------------------------------
+
+def cli(warehouse: Path, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
+    """`ofsted sql` in its own process (the address-space cap and the timer are per process)."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("OFSTED_")} | env
+    return subprocess.run([sys.executable, "-m", "ingest.cli", "sql", "--warehouse", str(warehouse), *args],
+                          capture_output=True, text=True, timeout=timeout, env=full)
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv"])
+def test_a_query_past_the_timeout_stops_with_one_line(warehouse, fmt):
+    # an aggregate that would run for hours, and a result streamed for ever
+    q = "select count(*) from range(1e12::bigint)" if fmt == "table" else "select * from range(1e12::bigint)"
+    p = cli(warehouse, "--format", fmt, q, OFSTED_SQL_TIMEOUT_S="2", timeout=60)
+    assert p.returncode == 1
+    assert p.stderr == "ofsted sql: error: query stopped after 2 s (the limit is OFSTED_SQL_TIMEOUT_S)\n"
+
+
+@pytest.mark.parametrize("query", [
+    "select len(range(1000000000))",          # one 8 GB list: past the process's address-space cap
+    "select list(range) from range(1000000000)",  # built up in DuckDB's buffer pool: its memory_limit
+])
+def test_a_billion_element_list_hits_the_memory_limit_with_one_line(warehouse, query):
+    p = cli(warehouse, query, OFSTED_SQL_MEMORY_LIMIT="512MB", OFSTED_SQL_TIMEOUT_S="60")
+    assert p.returncode == 1 and p.stdout == ""
+    assert p.stderr.startswith("ofsted sql: error: Out of Memory Error: "), p.stderr
+    assert p.stderr.count("\n") == 1
+
+
+def test_no_spill_folder_a_query_could_write_into(tmp_path):
+    wh = make_marts_warehouse(tmp_path / "ofsted.duckdb")
+    spill = tmp_path / "ofsted.duckdb.tmp"
+    spill.mkdir()  # where DuckDB used to spill (and then let COPY TO write)
+    p = cli(wh, f"copy (select 42 as answer) to '{spill}/leak.csv'")
+    assert p.returncode == 1 and "Permission Error" in p.stderr and p.stderr.count("\n") == 1
+    assert list(spill.iterdir()) == []
+    # a sort bigger than the memory limit fails in memory; it never creates a folder to spill to
+    spill.rmdir()
+    p = cli(wh, "select range from range(20000000) order by random() limit 1",
+            OFSTED_SQL_MEMORY_LIMIT="64MB")
+    assert p.returncode in (0, 1) and p.stderr.count("\n") <= 1
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["ofsted.duckdb"]
+    assert cli(wh, "--format", "csv", "select current_setting('temp_directory') as t").stdout == 't\n""\n'
+
+
+def test_one_statement_per_call_unless_from_a_file(capsys, warehouse, tmp_path):
+    rc, out, err = sql(capsys, warehouse, "select 1; select 2")
+    assert rc == 1 and out == ""
+    assert err == ("ofsted sql: error: one statement per call (2 given): put a script in a file "
+                   "and run it with -f FILE\n")
+    f = tmp_path / "two.sql"
+    f.write_text("select 1; select 2 as two;")
+    rc, out, _ = sql(capsys, warehouse, "-f", str(f), "--format", "csv")
+    assert rc == 0 and out.splitlines() == ["two", "2"]
+    rc, out, _ = sql(capsys, warehouse, "--format", "csv", "select ';' as semi;")  # one statement
+    assert rc == 0 and out.splitlines() == ["semi", ";"]
+
+
+# --- widths and markdown ----------------------------------------------------------------------
+
+LONG = "The threshold guidance is not consistently applied by all partner agencies across the county."
+
+
+def test_long_cells_cut_at_60_by_default_whole_for_one_column_and_with_max_width(capsys, warehouse):
+    q = f"select 1 as n, '{LONG}' as finding"
+    _, out, _ = sql(capsys, warehouse, q)
+    assert out.splitlines()[2].split(" | ")[1] == LONG[:59] + "…"
+    _, out, _ = sql(capsys, warehouse, f"select '{LONG}' as finding")
+    assert out.splitlines()[2] == LONG
+    _, out, _ = sql(capsys, warehouse, "--max-width", "0", q)
+    assert out.splitlines()[2].split(" | ")[1] == LONG
+    _, out, _ = sql(capsys, warehouse, "--max-width", "20", q)
+    assert out.splitlines()[2].split(" | ")[1] == LONG[:19] + "…"
+
+
+def test_wrap_puts_a_long_cell_on_several_lines(capsys, warehouse):
+    rc, out, _ = sql(capsys, warehouse, "--wrap", "--max-width", "30",
+                     f"select 7 as n, '{LONG}' as finding, 'x' as y")
+    lines = out.splitlines()
+    assert rc == 0 and lines[-1] == "(1 row)"
+    body = lines[2:-1]
+    assert len(body) == 4
+    cells = [[c.strip() for c in b.split("|")] for b in body]
+    assert cells[0][0] == "7" and all(c[0] == "" for c in cells[1:])
+    assert " ".join(c[1] for c in cells) == LONG
+    assert all(len(c[1]) <= 30 for c in cells)
+    assert [c[2] for c in cells] == ["x", "", "", ""]
+
+
+def test_markdown_format(capsys, warehouse):
+    rc, out, _ = sql(capsys, warehouse, "--format", "markdown",
+                     "select inspection_key, priority_action_count as pa, 'a|b\nc' as t, null as z "
+                     "from fct_inspections order by inspection_key limit 2")
+    assert rc == 0
+    assert out.splitlines() == [
+        "| inspection_key | pa | t | z |",
+        "|---|---:|---|---|",
+        "| insp001 | 0 | a\\|b<br>c | NULL |",
+        "| insp002 | 2 | a\\|b<br>c | NULL |",
+    ]
+
+
+# --- OFSTED_EXTERNAL_DIR: the analyst's own files as catalog ext --------------------------------
+
+@pytest.fixture
+def ext_dir(tmp_path) -> Path:
+    d = tmp_path / "mine"
+    d.mkdir()
+    (d / "DfE LA codes.csv").write_text(
+        'dfe_la_code,authority,pupils\n"835",Dorset,64000\n332,Dudley,48000\n')
+    duckdb.sql("select 'E10000009' as gss_code, 1.5::double as score").to_parquet(str(d / "scores.parquet"))
+    (d / "garbage.parquet").write_bytes(b"\x00\x01 not parquet at all" * 10)
+    (d / "huge.csv").write_text("a\n" + "1\n" * 600_000)
+    (d / "link.csv").symlink_to(tmp_path / "secret.csv")
+    (tmp_path / "secret.csv").write_text("password\nhunter2\n")
+    os.mkfifo(d / "pipe.csv")
+    (d / "notes.txt").write_text("not a table")
+    return d
+
+
+def test_external_files_become_ext_tables_and_bad_ones_are_one_line_each(monkeypatch, capsys, warehouse,
+                                                                          ext_dir):
+    monkeypatch.setenv("OFSTED_EXTERNAL_DIR", str(ext_dir))
+    monkeypatch.setenv("OFSTED_EXTERNAL_MAX_FILE_BYTES", "1MB")
+    rc, out, err = sql(capsys, warehouse, "--format", "json",
+                       "select a.authority_name, c.dfe_la_code, c.pupils, s.score "
+                       "from dim_authorities a join ext.dfe_la_codes c using (dfe_la_code) "
+                       "left join ext.scores s using (gss_code) order by 1")
+    assert rc == 0, err
+    assert json.loads(out) == [{"authority_name": "Dorset", "dfe_la_code": 835, "pupils": 64000,
+                                "score": 1.5},
+                               {"authority_name": "Dudley", "dfe_la_code": 332, "pupils": 48000,
+                                "score": None}]
+    warnings = sorted(err.splitlines())
+    assert len(warnings) == 4, err
+    assert all(w.startswith("ofsted sql: warning: ext file ") for w in warnings)
+    named = {w.split()[5]: w for w in warnings}
+    assert set(named) == {"garbage.parquet", "huge.csv", "link.csv", "pipe.csv"}
+    assert "over OFSTED_EXTERNAL_MAX_FILE_BYTES" in named["huge.csv"]
+    assert "symbolic link" in named["link.csv"] and "not a regular file" in named["pipe.csv"]
+    assert "hunter2" not in out + err
+
+
+def test_queries_still_read_and_write_no_file_in_the_external_dir(monkeypatch, capsys, warehouse, ext_dir):
+    monkeypatch.setenv("OFSTED_EXTERNAL_DIR", str(ext_dir))
+    before = sorted(p.name for p in ext_dir.iterdir())
+    for q in (f"copy (select 1) to '{ext_dir}/out.csv'",
+              f"select * from read_csv('{ext_dir}/DfE LA codes.csv')",
+              f"attach '{ext_dir}/new.duckdb' as x2"):
+        rc, _, err = sql(capsys, warehouse, q)
+        assert rc == 1, q
+        assert err.splitlines()[-1].startswith("ofsted sql: error: "), err
+    assert sorted(p.name for p in ext_dir.iterdir()) == before
+
+
+def test_too_many_external_files_loads_the_first_and_says_so(monkeypatch, capsys, warehouse, tmp_path):
+    d = tmp_path / "many"
+    d.mkdir()
+    for i in range(5):
+        (d / f"t{i}.csv").write_text(f"i\n{i}\n")
+    monkeypatch.setenv("OFSTED_EXTERNAL_DIR", str(d))
+    monkeypatch.setenv("OFSTED_EXTERNAL_MAX_FILES", "3")
+    rc, out, err = sql(capsys, warehouse, "--format", "csv",
+                       "select table_name from information_schema.tables "
+                       "where table_catalog = 'ext' order by 1")
+    assert rc == 0 and out.splitlines() == ["table_name", "t0", "t1", "t2"]
+    assert err == "ofsted sql: warning: 2 files in " + str(d) + \
+        " not loaded (OFSTED_EXTERNAL_MAX_FILES is 3), first: t3.csv\n"
+
+
+def test_export_csv_keeps_codes_as_text_and_says_each_columns_type(warehouse, tmp_path):
+    import pandas as pd
+
+    export_marts(warehouse, tmp_path, csv_too=True)
+    raw = (tmp_path / "dim_authorities.csv").read_text().splitlines()
+    assert raw[1].startswith('1,"E10000009","835","Dorset"')  # text quoted, numbers not
+    schema = json.loads((tmp_path / "dim_authorities.schema.json").read_text())
+    types = {c["name"]: c["type"] for c in schema["columns"]}
+    assert types["dfe_la_code"] == "VARCHAR" and types["authority_key"] == "INTEGER"
+    assert types["current_authority_names"] == "VARCHAR[]" and schema["rows"] == len(duck(
+        warehouse, "select * from marts.dim_authorities"))
+    dtypes = {c["name"]: "string" for c in schema["columns"] if c["csv_type"] == "VARCHAR"}
+    df = pd.read_csv(tmp_path / "dim_authorities.csv", dtype=dtypes)
+    assert sorted(df["dfe_la_code"]) == sorted(a[2] for a in AUTHORITIES)
+    # Parquet is typed as in DuckDB
+    assert str(pq.read_schema(tmp_path / "dim_authorities.parquet").field("dfe_la_code").type) == "string"
+
+
+def test_export_removes_the_previous_exports_files_and_only_those(warehouse, tmp_path):
+    out_dir = tmp_path / "export"
+    out_dir.mkdir()
+    (out_dir / "my_notes.csv").write_text("mine\n")  # not written by an export: kept
+    (tmp_path / "outside.parquet").write_text("kept")
+    export_marts(warehouse, out_dir, csv_too=True)
+    assert (out_dir / "fct_findings.csv").exists()
+    # a table that is gone from the warehouse since the last export, and a manifest that names
+    # a file outside the folder, as if edited
+    (out_dir / "old_mart.parquet").write_text("from an older export")
+    manifest = json.loads((out_dir / ".ofsted-export.json").read_text())
+    manifest["files"] += ["old_mart.parquet", "../outside.parquet"]
+    (out_dir / ".ofsted-export.json").write_text(json.dumps(manifest))
+    results = export_marts(warehouse, out_dir)  # Parquet only this time
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(
+        [f"{r['table']}.parquet" for r in results] + [".ofsted-export.json", "my_notes.csv"])
+    assert (tmp_path / "outside.parquet").read_text() == "kept"
+
+
+def test_an_exported_csv_read_back_as_an_ext_table_keeps_its_types(monkeypatch, capsys, warehouse, tmp_path):
+    export_marts(warehouse, tmp_path / "mine", csv_too=True)
+    for parquet in (tmp_path / "mine").glob("*.parquet"):  # else each name is there twice
+        parquet.unlink()
+    monkeypatch.setenv("OFSTED_EXTERNAL_DIR", str(tmp_path / "mine"))
+    rc, out, err = sql(capsys, warehouse, "--format", "csv",
+                       "select column_name, data_type from information_schema.columns "
+                       "where table_catalog = 'ext' and table_name = 'dim_authorities' "
+                       "and column_name in ('authority_key', 'dfe_la_code', 'valid_from') order by 1")
+    assert rc == 0 and err == ""
+    assert out.splitlines()[1:] == ["authority_key,INTEGER", "dfe_la_code,VARCHAR", "valid_from,DATE"]

@@ -1,11 +1,16 @@
 """`ofsted export DIR [--csv]`: every mart of the published warehouse as Parquet (and CSV).
 
 Each file is written to a temporary name and renamed into place; the connection is the same
-read-only, no-file-access one `ofsted sql` uses (Arrow streams the rows out).
+read-only, no-file-access one `ofsted sql` uses (Arrow streams the rows out). Parquet keeps
+DuckDB's types; CSV writes every text value in quotes (codes such as `dfe_la_code` stay text)
+and `<table>.schema.json` beside it gives each column's type, for readers that guess
+(pandas: `dtype=`). The folder's `.ofsted-export.json` lists the files the last export wrote:
+the next export removes those it did not write again, and never touches any other file.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -56,6 +61,25 @@ def csv_select(con: duckdb.DuckDBPyConnection, table: str) -> str:
     return f"select {', '.join(items)} from {_quote(MARTS_SCHEMA)}.{_quote(table)}"
 
 
+MANIFEST = ".ofsted-export.json"
+
+
+def column_types(con: duckdb.DuckDBPyConnection, table: str) -> list[dict]:
+    """Each column's DuckDB type, and the type its CSV text is read as (JSON text for nested)."""
+    cols = con.execute(
+        "select column_name, data_type from information_schema.columns "
+        "where table_schema = ? and table_name = ? order by ordinal_position",
+        [MARTS_SCHEMA, table],
+    ).fetchall()
+    return [{"name": c, "type": t, "csv_type": "VARCHAR" if _is_nested(t) else t} for c, t in cols]
+
+
+def _write_schema(tmp: Path, table: str, columns: list[dict], rows: int) -> int:
+    doc = {"table": f"{MARTS_SCHEMA}.{table}", "rows": rows, "csv": f"{table}.csv", "columns": columns}
+    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    return rows
+
+
 def export_table(con: duckdb.DuckDBPyConnection, table: str, out_dir: Path, csv_too: bool) -> dict:
     """Stream one mart into `<table>.parquet` (and `.csv`) in `out_dir`; returns rows and files."""
     import pyarrow.csv as pacsv
@@ -83,7 +107,10 @@ def export_table(con: duckdb.DuckDBPyConnection, table: str, out_dir: Path, csv_
     rows = _write_atomically(files[0], parquet)
     if csv_too:
         files.append(out_dir / f"{table}.csv")
-        _write_atomically(files[1], csv_file)
+        _write_atomically(files[-1], csv_file)
+        files.append(out_dir / f"{table}.schema.json")
+        columns = column_types(con, table)
+        _write_atomically(files[-1], lambda tmp: _write_schema(tmp, table, columns, rows))
     return {"table": table, "rows": rows, "files": [str(f) for f in files]}
 
 
@@ -97,7 +124,23 @@ def export_marts(warehouse: Path, out_dir: Path, csv_too: bool = False) -> list[
         if not tables:
             raise QueryError(f"no tables in schema {MARTS_SCHEMA} of {warehouse}; run `make run` first")
         out_dir.mkdir(parents=True, exist_ok=True)
-        return [export_table(con, t, out_dir, csv_too) for t in tables]
+        results = [export_table(con, t, out_dir, csv_too) for t in tables]
+    written = sorted(Path(f).name for r in results for f in r["files"])
+    for stale in sorted(set(previous_export(out_dir)) - set(written)):
+        (out_dir / stale).unlink(missing_ok=True)
+    _write_atomically(out_dir / MANIFEST, lambda tmp: tmp.write_text(
+        json.dumps({"files": written}, indent=2) + "\n", encoding="utf-8"))
+    return results
+
+
+def previous_export(out_dir: Path) -> list[str]:
+    """The file names the last export into `out_dir` wrote (plain names only: nothing outside)."""
+    try:
+        names = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [n for n in names
+            if isinstance(n, str) and n == Path(n).name and n not in ("", ".", "..", MANIFEST)]
 
 
 def cli_export(settings: Settings, out_dir: Path, csv: bool = False) -> int:

@@ -19,10 +19,12 @@ import json
 import math
 import os
 import sys
+import textwrap
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,7 +33,7 @@ import duckdb
 from ingest.settings import Settings
 
 MARTS_SCHEMA = "marts"
-FORMATS = ("table", "csv", "json")
+FORMATS = ("table", "csv", "json", "markdown")
 MAX_CELL_WIDTH = 60  # table output only; csv/json always give whole values
 TABLE_MAX_ROWS = 10_000  # table output only; csv/json stream every row
 FETCH_ROWS = 10_000
@@ -43,39 +45,79 @@ _NUMERIC_TYPES = {
 }
 
 
-_CONNECT_LOCK = threading.Lock()
-
-
 class QueryError(Exception):
     """A problem worth one line to the user (missing warehouse, bad arguments)."""
 
 
 # --- the connection ---------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Limits:
+    """What one analyst's connection may use: DuckDB's memory limit and threads, and the time a
+    statement may run (`timeout_s`, enforced by `deadline`)."""
+
+    timeout_s: float = 60.0
+    memory_bytes: int = 2 * 2**30
+    threads: int = 2
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(settings.sql_timeout_s, settings.sql_memory_limit, settings.sql_threads)
+
+
+RESERVED_CATALOGS = {"memory", "system", "temp", "main", "ext"}
+
+
 def missing_warehouse_message(path: Path) -> str:
     return f"no published warehouse at {path}; run `make run` first"
 
 
-def connect_readonly(path: Path) -> duckdb.DuckDBPyConnection:
-    """Open `path` read-only, external access off, `marts` first on the search path, config locked."""
+def catalog_name(path: Path) -> str:
+    """The warehouse's catalog name in SQL: its file stem (`ofsted`), as DuckDB would name it."""
+    stem = Path(path).stem
+    return "warehouse" if stem.lower() in RESERVED_CATALOGS or not stem else stem
+
+
+def connect_readonly(path: Path, limits: Limits | None = None, external_dir: Path | None = None,
+                     external_caps: tuple[int, int] = (50, 200 * 2**20),
+                     warnings: list[str] | None = None) -> duckdb.DuckDBPyConnection:
+    """A connection that can read `path` and nothing else, within `limits`.
+
+    An in-memory database of its own (so nothing is shared with other connections in this
+    process) with the warehouse attached read-only and made the default catalog, `marts` first on
+    the search path. When `external_dir` is given its CSV/Parquet files become tables of catalog
+    `ext` first. Then file access is switched off and the configuration locked: no `COPY ... TO`,
+    `read_csv`, `ATTACH`, `INSTALL`. There is no spill directory (DuckDB lets a locked-down query
+    write into its spill directory, so any would be a place queries can write): a query that
+    needs more than the memory limit fails with one line instead of spilling.
+    """
     path = Path(path)
+    limits = limits or Limits()
     if not path.is_file():
         raise QueryError(missing_warehouse_message(path))
-    with _CONNECT_LOCK:
-        con = duckdb.connect(
-            str(path),
-            read_only=True,
-            config={"enable_external_access": False, "autoload_known_extensions": False},
-        )
+    con = duckdb.connect(":memory:", config={
+        "memory_limit": f"{max(limits.memory_bytes // 2**20, 1)}MiB",
+        "threads": max(limits.threads, 1),
+        "temp_directory": "",
+        "autoload_known_extensions": False,
+        "autoinstall_known_extensions": False,
+    })
     try:
-        with _CONNECT_LOCK:
-            # DuckDB shares one database instance between connections to the same file in a
-            # process: the first connection sets the global options and locks them.
-            if not con.execute("select current_setting('lock_configuration')").fetchone()[0]:
-                con.execute("set TimeZone = 'UTC'")
-                con.execute("set lock_configuration = true")
+        catalog = catalog_name(path)
+        con.execute(f"attach {_literal(str(path))} as {_ident(catalog)} (read_only)")
+        con.execute(f"use {_ident(catalog)}")
+        if external_dir is not None:
+            from ingest.warehouse.external import load_external
+
+            found = load_external(con, Path(external_dir), *external_caps, limits)
+            if warnings is not None:
+                warnings.extend(found)
+        con.execute("set enable_external_access = false")
+        con.execute("set TimeZone = 'UTC'")
+        con.execute("set lock_configuration = true")
         has_marts = con.execute(
-            "select count(*) from information_schema.schemata where schema_name = ?", [MARTS_SCHEMA]
+            "select count(*) from information_schema.schemata where catalog_name = ? and schema_name = ?",
+            [catalog, MARTS_SCHEMA],
         ).fetchone()[0]
         if has_marts:  # search_path is a per-connection option, allowed after the lock
             con.execute(f"set search_path = '{MARTS_SCHEMA},main'")
@@ -85,13 +127,82 @@ def connect_readonly(path: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 @contextmanager
-def readonly(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    con = connect_readonly(path)
+def readonly(path: Path, limits: Limits | None = None,
+             **external: Any) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = connect_readonly(path, limits, **external)
     try:
         yield con
     finally:
         con.close()
+
+
+@contextmanager
+def deadline(con: duckdb.DuckDBPyConnection, seconds: float) -> Iterator[threading.Event]:
+    """Interrupt whatever `con` runs after `seconds` (DuckDB has no statement timeout setting).
+
+    The event is set when the time is up: a caller streaming rows checks it between batches, and
+    `timed_out` turns DuckDB's "Interrupted!" into one line naming the setting.
+    """
+    up = threading.Event()
+
+    def stop() -> None:
+        up.set()
+        con.interrupt()
+
+    timer = threading.Timer(seconds, stop)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield up
+    except duckdb.InterruptException:
+        if up.is_set():
+            raise QueryTimeout(seconds) from None
+        raise
+    finally:
+        timer.cancel()
+
+
+class QueryTimeout(QueryError):
+    def __init__(self, seconds: float):
+        super().__init__(f"query stopped after {seconds:g} s (the limit is OFSTED_SQL_TIMEOUT_S)")
+
+
+@contextmanager
+def address_space_cap(extra_bytes: int) -> Iterator[None]:
+    """Cap this process's address space at its current size plus `extra_bytes` (plus 1 GiB of
+    headroom for Python and DuckDB's threads) while the block runs, then restore the old cap.
+
+    DuckDB's memory_limit governs its buffer pool, not every allocation: a 1e9-element list
+    (`select range(1e9)`) is one 8 GB allocation that it makes anyway. Under this cap the
+    allocation fails and DuckDB reports "Out of Memory Error". For CLI entry points only: the
+    cap is per process, so concurrent callers in one process would share it.
+    """
+    try:
+        import resource
+
+        with open("/proc/self/statm", encoding="ascii") as fh:
+            size = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        old = resource.getrlimit(resource.RLIMIT_AS)
+    except (ImportError, OSError, ValueError):  # not Linux: DuckDB's own limit only
+        yield
+        return
+    cap = size + extra_bytes + 2**30
+    if old[1] != resource.RLIM_INFINITY:
+        cap = min(cap, old[1])
+    resource.setrlimit(resource.RLIMIT_AS, (cap, old[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, old)
 
 
 def error_line(exc: BaseException) -> str:
@@ -155,28 +266,36 @@ def json_value(v: Any) -> Any:
     return str(v)
 
 
-def _cell(v: Any) -> str:
+def _cell(v: Any, max_width: int, wrap: bool) -> list[str]:
+    """A value as the lines of a table cell: NULL shown, newlines as \\n; cut with … at
+    `max_width` characters, or wrapped onto several lines with `wrap` (0 = never cut)."""
     s = text_value(v)
     if s is None:
-        return "NULL"
+        return ["NULL"]
     s = s.replace("\r\n", "\\n").replace("\n", "\\n").replace("\t", " ")
-    if len(s) > MAX_CELL_WIDTH:
-        s = s[: MAX_CELL_WIDTH - 1] + "…"
-    return s
+    if max_width <= 0 or len(s) <= max_width:
+        return [s]
+    if wrap:
+        return textwrap.wrap(s, max_width, break_long_words=True, break_on_hyphens=False) or [s]
+    return [s[: max_width - 1] + "…"]
 
 
 def format_table(columns: Sequence[str], types: Sequence[str], rows: Sequence[Sequence[Any]],
-                 more: bool = False) -> str:
+                 more: bool = False, max_width: int | None = None, wrap: bool = False) -> str:
     """An aligned text table: numbers right-aligned, NULL shown, long text cut, row count below.
 
+    `max_width` is the widest a cell may be (default MAX_CELL_WIDTH; a single column is never
+    cut; 0 = never cut); `wrap` continues a long cell on the next lines instead of cutting it.
     `more` says rows were left out after these (the footer then says how to get them all).
     """
-    cells = [[_cell(v) for v in row] for row in rows]
+    if max_width is None:
+        max_width = 0 if len(columns) == 1 else MAX_CELL_WIDTH
+    cells = [[_cell(v, max_width, wrap) for v in row] for row in rows]
     numeric = [is_numeric_type(t) for t in types]
     widths = [len(c) for c in columns]
     for row in cells:
         for i, c in enumerate(row):
-            widths[i] = max(widths[i], len(c))
+            widths[i] = max(widths[i], *(len(x) for x in c))
 
     def line(values: Sequence[str], align_numbers: bool) -> str:
         parts = []
@@ -186,13 +305,35 @@ def format_table(columns: Sequence[str], types: Sequence[str], rows: Sequence[Se
         return " | ".join(parts).rstrip()
 
     out = [line(columns, False), "-+-".join("-" * w for w in widths)]
-    out.extend(line(r, True) for r in cells)
+    for row in cells:
+        for k in range(max(len(c) for c in row) if row else 1):
+            out.append(line([c[k] if k < len(c) else "" for c in row], True))
     n = len(rows)
     if more:
         out.append(f"(first {n:,} rows shown; add a LIMIT, or use --format csv or json for every row)")
     else:
         out.append(f"({n:,} row{'' if n == 1 else 's'})")
     return "\n".join(out) + "\n"
+
+
+def write_markdown(columns: Sequence[str], types: Sequence[str],
+                   batches: Iterable[Sequence[Sequence[Any]]], out: IO[str]) -> int:
+    """A GitHub-flavoured Markdown table of every row, whole values (| escaped, newlines as <br>)."""
+
+    def cell(v: Any) -> str:
+        s = text_value(v)
+        if s is None:
+            return "NULL"
+        return s.replace("\\", "\\\\").replace("|", "\\|").replace("\r\n", "<br>").replace("\n", "<br>")
+
+    out.write("| " + " | ".join(cell(c) for c in columns) + " |\n")
+    out.write("|" + "|".join("---:" if is_numeric_type(t) else "---" for t in types) + "|\n")
+    n = 0
+    for batch in batches:
+        for row in batch:
+            out.write("| " + " | ".join(cell(v) for v in row) + " |\n")
+            n += 1
+    return n
 
 
 def write_csv(columns: Sequence[str], batches: Iterable[Sequence[Sequence[Any]]], out: IO[str]) -> int:
@@ -219,9 +360,41 @@ def write_json(columns: Sequence[str], batches: Iterable[Sequence[Sequence[Any]]
     return n
 
 
-def _batches(cur: duckdb.DuckDBPyConnection) -> Iterator[list[tuple]]:
+def _batches(cur: duckdb.DuckDBPyConnection, up: threading.Event | None = None,
+             seconds: float = 0.0) -> Iterator[list[tuple]]:
     while batch := cur.fetchmany(FETCH_ROWS):
+        if up is not None and up.is_set():  # the time ran out while rows were being written
+            raise QueryTimeout(seconds)
         yield batch
+
+
+@dataclass(frozen=True)
+class Output:
+    """How a result is printed: `fmt` one of FORMATS; `max_width`/`wrap` for the table format."""
+
+    fmt: str = "table"
+    max_width: int | None = None
+    wrap: bool = False
+
+
+def write_result(cur: duckdb.DuckDBPyConnection, out: IO[str], output: Output,
+                 up: threading.Event | None = None, seconds: float = 0.0) -> int:
+    """Write the result of the statement `cur` ran to `out` in `output`'s format; returns rows."""
+    if cur.description is None:
+        return 0
+    columns = [d[0] for d in cur.description]
+    types = [str(d[1]) for d in cur.description]
+    if output.fmt == "table":
+        rows = cur.fetchmany(TABLE_MAX_ROWS + 1)
+        more = len(rows) > TABLE_MAX_ROWS
+        rows = rows[:TABLE_MAX_ROWS]
+        out.write(format_table(columns, types, rows, more, output.max_width, output.wrap))
+        return len(rows)
+    batches = _batches(cur, up, seconds)
+    if output.fmt == "markdown":
+        return write_markdown(columns, types, batches, out)
+    writer = write_csv if output.fmt == "csv" else write_json
+    return writer(columns, batches, out)
 
 
 # --- ofsted sql -------------------------------------------------------------------------------
@@ -244,24 +417,28 @@ def read_query(query: str | None, file: str | Path | None) -> str:
     return query
 
 
-def run_query(warehouse: Path, query: str, fmt: str, out: IO[str]) -> int:
-    """Run `query` (the last statement's result is printed) and write it to `out`; returns rows."""
-    if fmt not in FORMATS:
-        raise QueryError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    with readonly(warehouse) as con:
-        cur = con.execute(query)
-        if cur.description is None:
-            return 0
-        columns = [d[0] for d in cur.description]
-        types = [str(d[1]) for d in cur.description]
-        if fmt == "table":
-            rows = cur.fetchmany(TABLE_MAX_ROWS + 1)
-            more = len(rows) > TABLE_MAX_ROWS
-            rows = rows[:TABLE_MAX_ROWS]
-            out.write(format_table(columns, types, rows, more))
-            return len(rows)
-        writer = write_csv if fmt == "csv" else write_json
-        return writer(columns, _batches(cur), out)
+def run_query(warehouse: Path, query: str, fmt: str | Output, out: IO[str], *, limits: Limits | None = None,
+              script: bool = True, warnings: list[str] | None = None, **external: Any) -> int:
+    """Run `query` (the last statement's result is printed) and write it to `out`; returns rows.
+
+    `script=False` allows one statement only (`ofsted sql "..."`; a file given with -f may hold
+    several). The statements run under `limits` (time, memory, threads); `external` passes
+    `external_dir`/`external_caps` to the connection, whose warnings go to `warnings`.
+    """
+    output = fmt if isinstance(fmt, Output) else Output(fmt)
+    if output.fmt not in FORMATS:
+        raise QueryError(f"unknown format {output.fmt!r}; choose one of {', '.join(FORMATS)}")
+    limits = limits or Limits()
+    with readonly(warehouse, limits, warnings=warnings, **external) as con:
+        statements = con.extract_statements(query)
+        if not statements:
+            raise QueryError("no SQL statement given (only comments or semicolons)")
+        if len(statements) > 1 and not script:
+            raise QueryError(f"one statement per call ({len(statements)} given): put a script in a file "
+                             "and run it with -f FILE")
+        with deadline(con, limits.timeout_s) as up:
+            cur = con.execute(query)
+            return write_result(cur, out, output, up, limits.timeout_s)
 
 
 def with_one_line_errors(command: str, action: Callable[[], int]) -> int:
@@ -272,23 +449,41 @@ def with_one_line_errors(command: str, action: Callable[[], int]) -> int:
         message = str(exc)
     except (duckdb.Error, OSError) as exc:
         message = error_line(exc)
+    except MemoryError:
+        message = "out of memory (the limit is OFSTED_SQL_MEMORY_LIMIT)"
     print(f"ofsted {command}: error: {message}", file=sys.stderr)
     return 1
 
 
-def cli_sql(settings: Settings, query: str | None, file: str | Path | None, fmt: str = "table") -> int:
+def cli_sql(settings: Settings, query: str | None, file: str | Path | None, fmt: str = "table",
+            max_width: int | None = None, wrap: bool = False) -> int:
     """`ofsted sql`: print a query's result against the published warehouse. 0 ok, 1 on error."""
 
     def action() -> int:
         sql = read_query(query, file)
-        try:
-            run_query(settings.published_warehouse, sql, fmt, sys.stdout)
-            sys.stdout.flush()
-        except BrokenPipeError:  # `ofsted sql ... | head`
-            _silence_stdout()
+        output = Output(fmt, max_width, wrap)
+        run_cli_query(settings, "sql", lambda **kw: run_query(
+            settings.published_warehouse, sql, output, sys.stdout, script=file is not None, **kw))
         return 0
 
     return with_one_line_errors("sql", action)
+
+
+def run_cli_query(settings: Settings, command: str, run: Callable[..., int]) -> None:
+    """Run an analyst's query for a CLI command: the settings' limits, the process's address
+    space capped, ext tables loaded (their warnings on stderr), a closed pipe (`| head`) quiet."""
+    limits = Limits.from_settings(settings)
+    warnings: list[str] = []
+    try:
+        with address_space_cap(limits.memory_bytes):
+            run(limits=limits, warnings=warnings, external_dir=settings.external_dir,
+                external_caps=(settings.external_max_files, settings.external_max_file_bytes))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `ofsted sql ... | head`
+        _silence_stdout()
+    finally:
+        for w in warnings:
+            print(f"ofsted {command}: warning: {w}", file=sys.stderr)
 
 
 def _silence_stdout() -> None:
@@ -297,3 +492,58 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):
         pass
+
+
+# --- ofsted search ----------------------------------------------------------------------------
+
+#: what the table and markdown formats show of a search hit (csv and json give every column)
+SEARCH_TABLE_COLUMNS = ("rank", "score", "authority_name", "inspection_start_date", "category",
+                        "finding_text")
+
+
+def run_search(warehouse: Path, text: str, limit: int, output: Output, out: IO[str], *,
+               limits: Limits | None = None, warnings: list[str] | None = None, **external: Any) -> int:
+    """Rank the findings for `text` (marts.search_findings, built by the night) and print them."""
+    from ingest.warehouse.search import RESULT_COLUMNS, search
+
+    if output.fmt not in FORMATS:
+        raise QueryError(f"unknown format {output.fmt!r}; choose one of {', '.join(FORMATS)}")
+    limits = limits or Limits()
+    with readonly(warehouse, limits, warnings=warnings, **external) as con:
+        hits = search(con, text, limit=limit, timeout_s=limits.timeout_s)
+    if output.fmt in ("table", "markdown"):  # for reading: fewer columns, the score to 3 places
+        columns = SEARCH_TABLE_COLUMNS
+        rows = [tuple(round(h[c], 3) if c == "score" else h.get(c) for c in columns) for h in hits]
+    else:
+        columns = RESULT_COLUMNS
+        rows = [tuple(h.get(c) for c in columns) for h in hits]
+    types = [_python_type(c, rows) for c in range(len(columns))]
+    if output.fmt == "table":
+        out.write(format_table(columns, types, rows, False, output.max_width, output.wrap))
+        return len(rows)
+    if output.fmt == "markdown":
+        return write_markdown(columns, types, [rows], out)
+    return (write_csv if output.fmt == "csv" else write_json)(columns, [rows], out)
+
+
+def _python_type(i: int, rows: Sequence[Sequence[Any]]) -> str:
+    """A DuckDB-like type name for column `i` of Python rows (numbers are right-aligned)."""
+    kinds = {type(r[i]) for r in rows if r[i] is not None}
+    if kinds and kinds <= {int}:
+        return "BIGINT"
+    if kinds and kinds <= {int, float, decimal.Decimal}:
+        return "DOUBLE"
+    return "VARCHAR"
+
+
+def cli_search(settings: Settings, text: str, limit: int = 20, fmt: str = "table",
+               max_width: int | None = None, wrap: bool = False) -> int:
+    """`ofsted search WORDS`: the findings that match, best first (BM25 over stemmed words)."""
+
+    def action() -> int:
+        output = Output(fmt, max_width, wrap)
+        run_cli_query(settings, "search", lambda **kw: run_search(
+            settings.published_warehouse, text, limit, output, sys.stdout, **kw))
+        return 0
+
+    return with_one_line_errors("search", action)

@@ -1,0 +1,144 @@
+"""No secret leaves the settings: a night (`ofsted run`, through Airflow) with a secret planted in
+every secret-bearing setting, then every output, log, alert record, table and report page is
+searched for each secret (as written, URL-encoded, and as the Basic-auth header would carry it).
+
+Two nights on the sample letters fetched over HTTP (an index URL with `user:pass@`, a bearer
+token, a basic-auth password), alerts to the log, a webhook whose URL path is a secret, and an
+SMTP server with a password: the first night publishes; the second has a letter dated 200 days
+after its inspection, so data quality fails and every alert channel is used.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from urllib.parse import quote
+
+import duckdb
+import pytest
+from _airflow_support import SAMPLE_LETTERS, Webhook, ofsted_run, run_env, settings_for, start_smtp
+from _http_support import TestHTTPServer
+
+pytestmark = pytest.mark.slow
+
+SECRETS = {
+    "OFSTED_HTTP_PASSWORD": "HttpPass-7f3a9",
+    "OFSTED_HTTP_AUTH_TOKEN": "HttpToken-4b2d1",
+    "OFSTED_SMTP_PASSWORD": "SmtpPass-8e5f2",
+    "index URL password": "IdxPass-1c9e4",
+    "webhook URL path": "WebhookPath-6a0c3",
+}
+
+
+def forms(secret: str) -> set[str]:
+    """The ways a secret could appear: as is, URL-encoded, inside a Basic-auth header."""
+    out = {secret, quote(secret, safe="")}
+    for user in ("fetcher", "idxuser"):
+        out.add(base64.b64encode(f"{user}:{secret}".encode()).decode())
+    return out
+
+
+def late_letter(text: str) -> str:
+    assert "17 June 2010" in text and "18 and 19 May 2010" in text
+    return text.replace("17 June 2010", "5 December 2011").replace("18 and 19 May 2010", "18 and 19 May 2011")
+
+
+def table_text(path: Path) -> dict[str, str]:
+    """Every table of a DuckDB file as text (its values, whatever DuckDB's compression)."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        tables = con.execute("select schema_name, table_name from duckdb_tables()").fetchall()
+        return {f"{path.name}:{s}.{t}": repr(con.execute(f'select * from "{s}"."{t}"').fetchall())
+                for s, t in tables}
+    finally:
+        con.close()
+
+
+def every_file(root: Path) -> dict[str, str]:
+    out = {}
+    for p in root.rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            out[str(p.relative_to(root))] = p.read_bytes().decode("utf-8", "replace")
+    return out
+
+
+@pytest.fixture(scope="module")
+def night(tmp_path_factory):
+    root = tmp_path_factory.mktemp("secrets")
+    letters = sorted(SAMPLE_LETTERS.iterdir())
+    server = TestHTTPServer().start()
+    hook = Webhook()
+    hook.url = hook.url.rsplit("/", 1)[0] + "/" + SECRETS["webhook URL path"]
+    smtp, mailbox = start_smtp()
+    outputs: dict[str, str] = {}
+    try:
+        names = [p.name for p in letters]
+        for p in letters:
+            server.serve(f"/letters/{p.name}", p.read_bytes(), content_type="text/plain; charset=utf-8")
+        server.serve_index("/letters/", names)
+        index = f"http://idxuser:{SECRETS['index URL password']}@127.0.0.1:{server.port}/letters/"
+        env = run_env(root, root / "unused-inbox",
+                      OFSTED_SOURCE="http",
+                      OFSTED_HTTP_INDEX_URL=index,
+                      OFSTED_HTTP_MIN_INTERVAL_S="0",
+                      OFSTED_HTTP_BACKOFF_S="0.01",
+                      OFSTED_HTTP_USERNAME="fetcher",
+                      OFSTED_HTTP_PASSWORD=SECRETS["OFSTED_HTTP_PASSWORD"],
+                      OFSTED_HTTP_AUTH_TOKEN=SECRETS["OFSTED_HTTP_AUTH_TOKEN"],
+                      OFSTED_ALERT_CHANNELS="log,webhook,email",
+                      OFSTED_ALERT_WEBHOOK_URL=hook.url,
+                      OFSTED_SMTP_HOST="127.0.0.1",
+                      OFSTED_SMTP_PORT=str(smtp.port),
+                      OFSTED_SMTP_USER="alerts",
+                      OFSTED_SMTP_PASSWORD=SECRETS["OFSTED_SMTP_PASSWORD"],
+                      OFSTED_SMTP_ALLOW_PLAINTEXT="false",
+                      OFSTED_ALERT_EMAIL_TO="data-team@example.org",
+                      AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT="300")  # a busy machine imports slowly
+        settings = settings_for(env)
+        first = ofsted_run(env)
+        assert first.returncode == 0, first.stdout + first.stderr[-3000:]
+        outputs["night 1 stdout"], outputs["night 1 stderr"] = first.stdout, first.stderr
+        published_after_first = table_text(settings.published_warehouse)
+
+        dorset = next(p for p in letters if "17 June 2010" in p.read_text())
+        late = late_letter(dorset.read_text())
+        server.serve("/letters/late.txt", late, content_type="text/plain; charset=utf-8")
+        server.serve_index("/letters/", [*names, "late.txt"])
+        second = ofsted_run(env)
+        assert second.returncode != 0, second.stdout
+        outputs["night 2 stdout"], outputs["night 2 stderr"] = second.stdout, second.stderr
+        requests = list(server.requests)
+    finally:
+        server.stop()
+        hook.close()
+        smtp.stop()
+    outputs.update(every_file(root))
+    outputs.update(published_after_first)
+    for db in (settings.work_warehouse, settings.published_warehouse):
+        outputs.update(table_text(db))
+    return {"settings": settings, "outputs": outputs, "hook": hook, "requests": requests,
+            "mailbox": mailbox, "second": second}
+
+
+def test_the_nights_really_used_every_secret_bearing_setting(night):
+    settings = night["settings"]
+    # the letters were fetched with credentials (the token, or the index URL's user:pass@) ...
+    auth = {r.headers.get("authorization", "").split(" ")[0] for r in night["requests"]}
+    assert auth & {"Bearer", "Basic"}, auth
+    # ... the second night's alert reached the log and the webhook (at its secret path) ...
+    kinds = [r["type"] for r in map(json.loads, settings.alert_log.read_text().splitlines())]
+    assert "alert" in kinds
+    assert len(night["hook"].bodies) == 1
+    # ... and email was refused: a password never goes over plain SMTP
+    assert night["mailbox"].messages == []
+    assert "refusing to send the SMTP login without TLS" in settings.alert_log.read_text()
+    tables = [k for k in night["outputs"] if k.startswith("ofsted.duckdb:marts.")]
+    assert tables and any(k.startswith("ofsted_work.duckdb:raw.") for k in night["outputs"])
+
+
+@pytest.mark.parametrize("setting", list(SECRETS))
+def test_no_secret_in_any_output_log_table_or_report(night, setting):
+    leaks = sorted({where for where, text in night["outputs"].items()
+                    for form in forms(SECRETS[setting]) if form in text})
+    assert leaks == [], f"{setting} found in: {leaks}"
