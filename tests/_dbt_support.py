@@ -33,6 +33,7 @@ SAMPLE_LETTERS = PROJECT_ROOT / "data" / "sample_letters"
 MART_TABLES = (
     "dim_authorities", "dim_inspectors", "dim_dates", "dim_themes",
     "fct_inspections", "fct_findings", "bridge_findings_themes",
+    "fct_letter_versions", "fct_finding_versions",
 )
 
 

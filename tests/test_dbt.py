@@ -3,7 +3,8 @@
 Full dbt builds take seconds each on a busy machine, so they are few and marked `slow`:
 the three real letters loaded by the real loader (counts, authorities, reorganisations, themes,
 docs, analyses); an unmatched authority (kept, flagged, named in dbt's output, build fails);
-all 152 authorities matched, then incremental == full refresh (new, re-parsed, superseded letters).
+all 152 authorities matched, then incremental == full refresh (new, re-parsed, withdrawn, re-issued
+letters).
 """
 
 from __future__ import annotations
@@ -224,13 +225,18 @@ def test_authorities_matched_and_incremental_build_equals_full_refresh(tmp_path)
     assert {letter.sha256: matched[letter.sha256] for letter in first} == {
         letter.sha256: gss for letter, gss in per_authority}
 
-    # the next night: 10 new letters, one letter re-parsed with a finding fewer, and one
-    # superseded by a later version fetched from the same URI (left out of the marts)
+    # the next night: 10 new letters, one letter re-parsed with a finding fewer, one replaced
+    # at its URI by a letter about another inspection (withdrawn: left out of the marts), and
+    # one re-issued with a later date (version 2 of the same inspection)
     day2 = day1 + dt.timedelta(days=1)
     new = synthetic_letters(range(40, 50), parsed_at=day2)
-    reparsed, superseded = first[0], first[1]
+    reparsed, superseded, reissued = first[0], first[1], first[2]
     shorter = replace(reparsed.letter, findings=reparsed.letter.findings[:-1])
-    write_raw(warehouse, [*new, replace(reparsed, letter=shorter, parsed_at=day2)])
+    later = reissued.letter.letter_date + dt.timedelta(days=7)
+    redated = replace(reissued, sha256=hashlib.sha256(b"re-issued " + reissued.sha256.encode()).hexdigest(),
+                      letter=replace(reissued.letter, letter_date=later),
+                      source_uri=reissued.source_uri + ".reissued", parsed_at=day2)
+    write_raw(warehouse, [*new, replace(reparsed, letter=shorter, parsed_at=day2), redated])
     query(warehouse, "update raw.letters set _superseded_by = ? where _sha256 = ?",
           [new[0].sha256, superseded.sha256])
     assert run_dbt(settings, ["build"]) == 0
@@ -240,6 +246,8 @@ def test_authorities_matched_and_incremental_build_equals_full_refresh(tmp_path)
     assert query(warehouse, "select count(*) from marts.fct_inspections") == [(len(first) + len(new) - 1,)]
     assert query(warehouse, "select count(*) from marts.bridge_findings_themes where _sha256 = ?",
                  [superseded.sha256]) == [(0,)]
+    assert query(warehouse, "select letter_version, is_corrected from marts.fct_inspections "
+                 "where _sha256 = ?", [redated.sha256]) == [(2, True)]
 
     assert run_dbt(settings, ["build", "--full-refresh"]) == 0
     _snapshot(warehouse, "full")

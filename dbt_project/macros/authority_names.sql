@@ -1,4 +1,4 @@
-{#- How a letter's authority name is compared with the register (int_inspections_matched).
+{#- How a letter's authority name is compared with the register (int_letters_matched).
 
     authority_name_key: the light key aliases are looked up by (case, '&', punctuation and
     spacing ignored), so "Dudley Metropolitan Borough Council" and "DUDLEY  Metropolitan

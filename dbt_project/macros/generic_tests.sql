@@ -18,20 +18,6 @@ group by {{ combination_of_columns | join(', ') }}
 having count(*) > 1
 {% endtest %}
 
-{#- The column has at least one non-null value (fails on an empty or all-null column). -#}
-{% test at_least_one(model, column_name) %}
-select count({{ column_name }}) as non_null_values
-from {{ model }}
-having count({{ column_name }}) = 0
-{% endtest %}
-
-{#- The model has at least `min_rows` rows. -#}
-{% test has_at_least_rows(model, min_rows=1) %}
-select count(*) as n_rows
-from {{ model }}
-having count(*) < {{ min_rows }}
-{% endtest %}
-
 {#- The column's values all match a regular expression (RE2). -#}
 {% test matches_pattern(model, column_name, pattern) %}
 select {{ column_name }}

@@ -1,5 +1,5 @@
 -- No two authorities of the register that existed at the same time share a normalised name
--- (int_inspections_matched would then leave letters about them unmatched).
+-- (int_letters_matched would then leave letters about them unmatched).
 with
 
 local_authorities as (

@@ -5,8 +5,7 @@
 -- It reads the findings and their themes too, so that dbt runs it once every mart is built
 -- and its failure does not stop them from being built.
 {{ config(severity='error', store_failures=true) }}
-{{ log_unmatched_authorities(ref('fct_inspections')) }}
-
+{% set failing %}
 with
 
 inspections as (
@@ -56,7 +55,9 @@ final as (
         inspections._sha256,
         inspections._source_uri,
         coalesce(finding_counts.finding_count, 0) as finding_count,
-        coalesce(theme_counts.theme_count, 0) as theme_count
+        coalesce(theme_counts.theme_count, 0) as theme_count,
+        'Unmatched authority: ''' || inspections.authority_name_as_written || ''' (inspection starting '
+        || inspections.inspection_start_date || ', letter ' || inspections._sha256 || ')' as message
     from inspections
     left join finding_counts on inspections.inspection_key = finding_counts.inspection_key
     left join theme_counts on inspections.inspection_key = theme_counts.inspection_key
@@ -65,3 +66,6 @@ final as (
 )
 
 select * from final
+{% endset %}
+{{ log_rows(ref('fct_inspections'), 'select message from (' ~ failing ~ ') order by message') }}
+{{ failing }}

@@ -16,7 +16,6 @@ Every function returns JSON-serialisable values (the DAG passes them through XCo
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import multiprocessing
 import os
@@ -36,8 +35,9 @@ import pyarrow.parquet as pq
 
 from ingest import sources as fetch
 from ingest.letters import parse
-from ingest.letters.models import FetchResult, KnownDocument, Letter, RejectedDocument
+from ingest.letters.models import FetchResult, KnownDocument, RejectedDocument
 from ingest.raw import archive, load
+from ingest.raw.duplicates import content_hash  # the duplicate rule (re-exported)
 from ingest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -83,31 +83,6 @@ _LETTER_FIELDS = (
     "inspection_start_date", "inspection_end_date", "statutory_basis", "previous_inspection",
     "summary", "inspector_name",
 )
-
-
-# --- the duplicate rule ---------------------------------------------------------------------------
-
-_WORD = re.compile(r"[0-9a-z]+")
-
-
-def _fold(text: str | None) -> str:
-    """Case-folded words only: whitespace, line endings and punctuation do not count."""
-    return " ".join(_WORD.findall((text or "").casefold()))
-
-
-def content_hash(letter: Letter) -> str:
-    """sha256 of the letter's normalised parse: authority, inspection dates and findings.
-
-    The same letter as text and as PDF, or with other line endings or encoding, parses to
-    the same authority, dates and finding texts, so it gets the same hash.
-    """
-    parts = [
-        _fold(letter.authority_name),
-        letter.inspection_start_date.isoformat(),
-        letter.inspection_end_date.isoformat(),
-    ]
-    parts += [f"{f.category}|{_fold(f.text)}" for f in letter.findings]
-    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()
 
 
 # --- fetch and archive ----------------------------------------------------------------------------

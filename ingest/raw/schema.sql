@@ -1,5 +1,5 @@
--- Raw layer contract: what `ingest.load` writes and dbt reads as source('raw', ...).
--- Created idempotently (create ... if not exists) by ingest.warehouse.ensure_schema().
+-- Raw layer contract: what `ingest.raw.load` writes and dbt reads as source('raw', ...).
+-- Created idempotently (create ... if not exists) by ingest.raw.db.ensure_schema().
 -- Columns may be added by later changes; none here may be renamed or dropped without
 -- changing dbt_project/models/staging/_raw__sources.yml in the same commit.
 
@@ -68,4 +68,28 @@ create table if not exists raw.manifest (
     status varchar not null,                -- loaded | duplicate | rejected | failed | archived (fetched, load pending)
     duplicate_of varchar,                   -- _sha256 of the letter this one duplicates
     detail varchar                          -- reason for rejected/failed/duplicate
+);
+
+-- The data team's quarantine log (append-only audit: never updated, never deleted). A document
+-- is out of the warehouse while its latest row (by acted_at) says 'quarantine'; a later
+-- 'release' row brings it back. dbt reads it at every build (stg_raw__quarantine ->
+-- int_letters_versioned), so an action takes effect at the next build, not before.
+-- Written by `ofsted quarantine SHA_OR_URI --reason ...` / `ofsted release ...`, which resolve
+-- a URI to the sha256 of the bytes loaded from it (raw.manifest._sha256) before writing.
+create table if not exists raw.quarantine (
+    sha256 varchar not null,                -- the document: raw.letters._sha256 (the bytes' sha256)
+    source_uri varchar,                     -- the URI the data team named (or the letter's _source_uri), for the log
+    reason varchar not null,                -- why, in the data team's words (one line)
+    action varchar not null check (action in ('quarantine', 'release')),
+    by_user varchar not null,               -- OS user who ran the command
+    acted_at timestamptz not null           -- when (UTC); the latest row per sha256 decides
+);
+
+-- Versions of the raw layer's rules this file's rows follow (one row per change, newest last),
+-- written by ingest.raw.db.ensure_schema when it brings an older file up to date.
+-- 2: raw.letters._content_hash includes the letter date (a re-dated letter is a new version).
+create table if not exists raw.schema_version (
+    version integer not null,
+    recorded_at timestamptz not null,
+    note varchar
 );

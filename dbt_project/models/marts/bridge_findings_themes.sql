@@ -1,8 +1,9 @@
--- One row per (finding, theme) a finding is about. Incremental like fct_findings: a build
--- (re)writes the theme rows of letters that are new or re-parsed, and of every letter when the
--- theme patterns have changed (each row carries a hash of the taxonomy it was assigned with);
--- the post-hook drops rows left from an older parse or taxonomy, or of letters no longer
--- loaded. `dbt build --full-refresh` gives the same table.
+-- One row per (finding, theme) a current finding (fct_findings) is about. Incremental like
+-- fct_findings: a build (re)writes the theme rows of the inspections whose current letter is
+-- new or re-parsed, and of every inspection when the theme patterns have changed (each row
+-- carries a hash of the taxonomy it was assigned with); the post-hook drops rows left from an
+-- older letter, parse or taxonomy, or of inspections no longer in the warehouse.
+-- `dbt build --full-refresh` gives the same table.
 {{
     config(
         materialized='incremental',
@@ -15,6 +16,7 @@
                or not exists (
                    select 1 from {{ ref('fct_inspections') }} as inspections
                    where inspections.inspection_key = built.inspection_key
+                     and inspections._sha256 = built._sha256
                      and inspections._parsed_at = built._parsed_at
                )
         """
@@ -25,7 +27,8 @@ with
 
 findings as (
 
-    select * from {{ ref('stg_raw__findings') }}
+    select * from {{ ref('int_findings_keyed') }}
+    where is_current_version
 
 ),
 
@@ -59,7 +62,8 @@ changed_inspections as (
             select 1
             from {{ this }} as built
             where
-                built._sha256 = inspections._sha256
+                built.inspection_key = inspections.inspection_key
+                and built._sha256 = inspections._sha256
                 and built._parsed_at = inspections._parsed_at
                 and built._themes_hash = (select taxonomy._themes_hash from taxonomy)
         )
@@ -85,7 +89,7 @@ themed as (
 final as (
 
     select
-        {{ surrogate_key(['themed._sha256', 'themed.category', 'themed.ordinal']) }} as finding_key,
+        themed.finding_key,
         themes.theme_key,
         themed.theme_code,
         changed_inspections.inspection_key,

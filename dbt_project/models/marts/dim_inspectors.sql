@@ -1,10 +1,11 @@
--- One row per inspector who signed a letter (names compared case- and spacing-insensitively;
--- the spelling shown is the most frequent one).
+-- One row per inspector who signed a letter in the warehouse (every version of an inspection's
+-- letters counts; names compared case- and spacing-insensitively; the spelling shown is the
+-- most frequent one).
 with
 
 letters as (
 
-    select * from {{ ref('stg_raw__letters') }}
+    select * from {{ ref('int_letters_versioned') }}
 
 ),
 

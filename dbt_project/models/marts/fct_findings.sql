@@ -1,8 +1,11 @@
--- One row per finding. Incremental: a build (re)writes the findings of the letters that are new,
--- re-parsed, or matched to a different authority since the last build (delete+insert on
--- inspection_key, so a letter's findings are replaced as a whole); the post-hook drops rows left
--- from an older parse or match, or of letters no longer loaded. `dbt build --full-refresh`
--- gives the same table.
+-- One row per finding of an inspection's current letter. finding_key survives corrections
+-- (int_findings_keyed): an unchanged finding keeps its key in every version; a reworded one
+-- gets a new key here and its old wording stays in fct_finding_versions.
+-- Incremental: a build (re)writes the findings of the inspections whose current letter is new,
+-- re-parsed or renumbered since the last build (delete+insert on inspection_key, so an
+-- inspection's findings are replaced as a whole); the post-hook drops rows left from an older
+-- letter, parse or numbering, or of inspections no longer in the warehouse.
+-- `dbt build --full-refresh` gives the same table.
 {{
     config(
         materialized='incremental',
@@ -14,8 +17,9 @@
             where not exists (
                 select 1 from {{ ref('fct_inspections') }} as inspections
                 where inspections.inspection_key = built.inspection_key
+                  and inspections._sha256 = built._sha256
                   and inspections._parsed_at = built._parsed_at
-                  and inspections.authority_key is not distinct from built.authority_key
+                  and inspections.letter_version = built.letter_version
             )
         """
     )
@@ -25,7 +29,7 @@ with
 
 findings as (
 
-    select * from {{ ref('stg_raw__findings') }}
+    select * from {{ ref('int_findings_keyed') }}
 
 ),
 
@@ -43,9 +47,10 @@ changed_inspections as (
             select 1
             from {{ this }} as built
             where
-                built._sha256 = inspections._sha256
+                built.inspection_key = inspections.inspection_key
+                and built._sha256 = inspections._sha256
                 and built._parsed_at = inspections._parsed_at
-                and built.authority_key is not distinct from inspections.authority_key
+                and built.letter_version = inspections.letter_version
         )
     {% endif %}
 
@@ -54,13 +59,15 @@ changed_inspections as (
 final as (
 
     select
-        {{ surrogate_key(['findings._sha256', 'findings.category', 'findings.ordinal']) }} as finding_key,
+        findings.finding_key,
         changed_inspections.inspection_key,
         changed_inspections.authority_key,
         findings.category,
         findings.heading,
         findings.ordinal,
         findings.finding_text,
+        findings.first_letter_version,
+        changed_inspections.letter_version,
         changed_inspections._sha256,
         changed_inspections._parsed_at
     from findings

@@ -1,48 +1,57 @@
--- One row per inspection (one letter = one inspection), with the authority as at the
--- inspection, its findings counted by category and the same authority's previous inspection.
--- Letters whose authority cannot be matched are kept (is_authority_matched = false).
+-- One row per inspection (authority + first day of the inspection), described by its current
+-- letter (the latest letter date, ties: the latest fetched; int_letters_versioned), with the
+-- authority as at the inspection, the current letter's findings counted by category, how many
+-- letters describe it and the same authority's previous inspection. Letters whose authority
+-- cannot be matched are kept (is_authority_matched = false).
 with
 
-inspections as (
+letters as (
 
-    select * from {{ ref('int_inspections_matched') }}
+    select * from {{ ref('int_letters_versioned') }}
 
 ),
 
 findings as (
 
-    select * from {{ ref('stg_raw__findings') }}
+    select * from {{ ref('int_findings_keyed') }}
+
+),
+
+current_letters as (
+
+    select * from letters
+    where is_current_version
 
 ),
 
 finding_counts as (
 
     select
-        _sha256,
+        inspection_key,
         count(*) filter (where category = 'strength') as strength_count,
         count(*) filter (where category = 'satisfactory') as satisfactory_count,
         count(*) filter (where category = 'area_for_development') as area_for_development_count,
         count(*) filter (where category = 'priority_action') as priority_action_count,
         count(*) as finding_count
     from findings
-    group by _sha256
+    where is_current_version
+    group by inspection_key
 
 ),
 
 keyed as (
 
     select
-        {{ surrogate_key(['inspections._sha256']) }} as inspection_key,
         case
-            when inspections.gss_code is not null
-                then {{ surrogate_key(['inspections.gss_code']) }}
+            when current_letters.gss_code is not null
+                then {{ surrogate_key(['current_letters.gss_code']) }}
         end as authority_key,
         case
-            when inspections.inspector_name is not null
-                then {{ surrogate_key(['lower(inspections.inspector_name)']) }}
+            when current_letters.inspector_name is not null
+                then {{ surrogate_key(['lower(current_letters.inspector_name)']) }}
         end as inspector_key,
-        inspections.*
-    from inspections
+        current_letters.*
+    from current_letters
 
 ),
 
@@ -56,9 +65,13 @@ final as (
         keyed.authority_name as authority_name_as_written,
         keyed.is_authority_matched,
         keyed.authority_match_method,
+        keyed.letter_version,
+        keyed.letter_version > 1 as is_corrected,
+        keyed.first_published_date,
         keyed.letter_date,
         keyed.inspection_start_date,
         keyed.inspection_end_date,
+        keyed.first_published_date - keyed.inspection_end_date as days_from_inspection_to_first_letter,
         keyed.letter_date - keyed.inspection_end_date as days_from_inspection_to_letter,
         coalesce(finding_counts.strength_count, 0) as strength_count,
         coalesce(finding_counts.satisfactory_count, 0) as satisfactory_count,
@@ -82,10 +95,11 @@ final as (
         keyed.source_format,
         keyed._sha256,
         keyed._source_uri,
+        keyed._fetched_at,
         keyed._parser_version,
         keyed._parsed_at
     from keyed
-    left join finding_counts on keyed._sha256 = finding_counts._sha256
+    left join finding_counts on keyed.inspection_key = finding_counts.inspection_key
 
 )
 

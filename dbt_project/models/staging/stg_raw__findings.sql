@@ -1,16 +1,11 @@
--- One row per finding of a current letter (not superseded by a later version).
+-- One row per finding of a letter (of every letter in raw.letters), its text with whitespace
+-- normalised and, for recognising the same finding across versions of a letter, its
+-- normalised text (macro normalise_finding_text).
 with
 
 findings as (
 
     select * from {{ source('raw', 'findings') }}
-
-),
-
-current_letters as (
-
-    select _sha256 from {{ source('raw', 'letters') }}
-    where _superseded_by is null
 
 ),
 
@@ -21,9 +16,9 @@ final as (
         category,
         trim(heading) as heading,
         ordinal,
-        trim(regexp_replace(finding_text, '\s+', ' ', 'g')) as finding_text
+        trim(regexp_replace(finding_text, '\s+', ' ', 'g')) as finding_text,
+        {{ normalise_finding_text('finding_text') }} as finding_text_normalised
     from findings
-    where _sha256 in (select current_letters._sha256 from current_letters)
 
 )
 

@@ -1,5 +1,5 @@
--- One row per current letter: raw.letters without the versions superseded by a later fetch of
--- the same source URI, names with their spacing tidied.
+-- One row per letter of raw.letters (every version, quarantined ones too: which letters count
+-- is decided in int_letters_versioned), names with their spacing tidied.
 with
 
 letters as (
@@ -18,6 +18,7 @@ final as (
         _fetched_at,
         _parsed_at,
         _parser_version,
+        _superseded_by,
         source_format,
         letter_date,
         nullif(trim(regexp_replace(recipient_name, '\s+', ' ', 'g')), '') as recipient_name,
@@ -31,7 +32,6 @@ final as (
         nullif(trim(regexp_replace(inspector_name, '\s+', ' ', 'g')), '') as inspector_name,
         finding_count
     from letters
-    where _superseded_by is null
 
 )
 

@@ -2,7 +2,8 @@
 -- 1. an alias (authority_aliases) on the light key of the name, else
 -- 2. the normalised name equal to exactly one register authority valid on that day.
 -- A letter that matches neither keeps its row with gss_code null (is_authority_matched false):
--- assert_every_inspection_matches_an_authority names it.
+-- assert_every_inspection_matches_an_authority names it. authority_id identifies the authority
+-- in the inspection's natural key: the GSS code, else 'name:' and the normalised name as written.
 with
 
 letters as (
@@ -70,7 +71,12 @@ final as (
             when alias_matches.gss_code is not null then 'alias'
             when name_matches.gss_code is not null then 'name'
         end as authority_match_method,
-        coalesce(alias_matches.gss_code, name_matches.gss_code) is not null as is_authority_matched
+        coalesce(alias_matches.gss_code, name_matches.gss_code) is not null as is_authority_matched,
+        coalesce(
+            alias_matches.gss_code,
+            name_matches.gss_code,
+            'name:' || {{ normalise_authority_name('letters.authority_name') }}
+        ) as authority_id
     from letters
     left join alias_matches on letters._sha256 = alias_matches._sha256
     left join name_matches on letters._sha256 = name_matches._sha256
