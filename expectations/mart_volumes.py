@@ -25,6 +25,8 @@ TABLES: tuple[str, ...] = (
     "marts.fct_inspections",
     "marts.fct_findings",
     "marts.bridge_findings_themes",
+    "marts.fct_letter_versions",
+    "marts.fct_finding_versions",
 )
 TABLE = "marts.*"
 ID_COLUMNS: tuple[str, ...] = ("table_name", "published_row_count")
