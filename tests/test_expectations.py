@@ -191,6 +191,16 @@ def test_a_mart_may_lose_a_few_rows_against_the_published_warehouse_but_not_many
     assert "table_name=marts.fct_findings, published_row_count=30" in text
 
 
+def test_an_unreadable_published_warehouse_leaves_the_volume_check_without_a_baseline(
+    settings: Settings, caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings.published_warehouse.parent.mkdir(parents=True)
+    settings.published_warehouse.write_bytes(b"not a database" * 100)
+    result = validate_marts(settings, "no-baseline")
+    assert result["failures"] == []
+    assert f"volume checks without a baseline: cannot open {settings.published_warehouse}" in caplog.text
+
+
 def test_thresholds_are_the_dbt_project_vars(settings: Settings, tmp_path: Path) -> None:
     """Changing a var in dbt_project.yml changes what GX accepts (one place for each threshold)."""
     project = tmp_path / "dbt_project"
