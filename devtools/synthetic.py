@@ -11,14 +11,17 @@ parse is known. Everything is deterministic from a seed:
 
 `python -m devtools.synthetic OUT_DIR N [--seed S] [--pdf-share 0.2] [--expected]` writes a corpus.
 
-The authority names are the 152 English children's services authorities of 2010, written the
-way the letters write them ("Dorset County Council", "London Borough of Camden", "City of York
-Council"...), with their 2010 GSS codes (copied here as data from the project's reference list).
+The authorities are the 152 English children's services authorities of 2010, read from the
+project's seed (dbt_project/seeds/local_authorities.csv: GSS code, name, dates in force) and
+written the way the letters write them ("Dorset County Council", "London Borough of Camden",
+"City of York Council"...): that style, and a place name where it differs, is all this module
+keeps of its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime as dt
 import hashlib
 import json
@@ -30,162 +33,167 @@ from pathlib import Path
 from typing import Any
 
 from ingest.letters.models import CopyRecipient, Finding, Letter
+from ingest.settings import PROJECT_ROOT
 
 # --- reference data ---------------------------------------------------------------------------
-# gss_code | reference name (local_authorities_2010.csv) | name as the letters write it | place name
-_AUTHORITY_ROWS = """\
-E06000001|Hartlepool|Hartlepool Borough Council|Hartlepool
-E06000002|Middlesbrough|Middlesbrough Council|Middlesbrough
-E06000003|Redcar and Cleveland|Redcar and Cleveland Borough Council|Redcar and Cleveland
-E06000004|Stockton-on-Tees|Stockton-on-Tees Borough Council|Stockton-on-Tees
-E06000005|Darlington|Darlington Borough Council|Darlington
-E06000006|Halton|Halton Borough Council|Halton
-E06000007|Warrington|Warrington Borough Council|Warrington
-E06000008|Blackburn with Darwen|Blackburn with Darwen Borough Council|Blackburn with Darwen
-E06000009|Blackpool|Blackpool Council|Blackpool
-E06000010|Kingston upon Hull, City of|Kingston upon Hull City Council|Hull
-E06000011|East Riding of Yorkshire|East Riding of Yorkshire Council|East Riding
-E06000012|North East Lincolnshire|North East Lincolnshire Council|North East Lincolnshire
-E06000013|North Lincolnshire|North Lincolnshire Council|North Lincolnshire
-E06000014|York|City of York Council|York
-E06000015|Derby|Derby City Council|Derby
-E06000016|Leicester|Leicester City Council|Leicester
-E06000017|Rutland|Rutland County Council|Rutland
-E06000018|Nottingham|Nottingham City Council|Nottingham
-E06000019|Herefordshire, County of|Herefordshire Council|Herefordshire
-E06000020|Telford and Wrekin|Telford and Wrekin Council|Telford and Wrekin
-E06000021|Stoke-on-Trent|Stoke-on-Trent City Council|Stoke-on-Trent
-E06000022|Bath and North East Somerset|Bath and North East Somerset Council|Bath and North East Somerset
-E06000023|Bristol, City of|Bristol City Council|Bristol
-E06000024|North Somerset|North Somerset Council|North Somerset
-E06000025|South Gloucestershire|South Gloucestershire Council|South Gloucestershire
-E06000026|Plymouth|Plymouth City Council|Plymouth
-E06000027|Torbay|Torbay Council|Torbay
-E06000028|Bournemouth|Bournemouth Borough Council|Bournemouth
-E06000029|Poole|Borough of Poole|Poole
-E06000030|Swindon|Swindon Borough Council|Swindon
-E06000031|Peterborough|Peterborough City Council|Peterborough
-E06000032|Luton|Luton Borough Council|Luton
-E06000033|Southend-on-Sea|Southend-on-Sea Borough Council|Southend
-E06000034|Thurrock|Thurrock Council|Thurrock
-E06000035|Medway|Medway Council|Medway
-E06000036|Bracknell Forest|Bracknell Forest Council|Bracknell Forest
-E06000037|West Berkshire|West Berkshire Council|West Berkshire
-E06000038|Reading|Reading Borough Council|Reading
-E06000039|Slough|Slough Borough Council|Slough
-E06000040|Windsor and Maidenhead|Royal Borough of Windsor and Maidenhead|Windsor and Maidenhead
-E06000041|Wokingham|Wokingham Borough Council|Wokingham
-E06000042|Milton Keynes|Milton Keynes Council|Milton Keynes
-E06000043|Brighton and Hove|Brighton and Hove City Council|Brighton and Hove
-E06000044|Portsmouth|Portsmouth City Council|Portsmouth
-E06000045|Southampton|Southampton City Council|Southampton
-E06000046|Isle of Wight|Isle of Wight Council|Isle of Wight
-E06000047|County Durham|Durham County Council|Durham
-E06000048|Northumberland|Northumberland County Council|Northumberland
-E06000049|Cheshire East|Cheshire East Council|Cheshire East
-E06000050|Cheshire West and Chester|Cheshire West and Chester Council|Cheshire West and Chester
-E06000051|Shropshire|Shropshire Council|Shropshire
-E06000052|Cornwall|Cornwall Council|Cornwall
-E06000053|Isles of Scilly|Council of the Isles of Scilly|Isles of Scilly
-E06000054|Wiltshire|Wiltshire Council|Wiltshire
-E06000055|Bedford|Bedford Borough Council|Bedford
-E06000056|Central Bedfordshire|Central Bedfordshire Council|Central Bedfordshire
-E08000001|Bolton|Bolton Metropolitan Borough Council|Bolton
-E08000002|Bury|Bury Metropolitan Borough Council|Bury
-E08000003|Manchester|Manchester City Council|Manchester
-E08000004|Oldham|Oldham Metropolitan Borough Council|Oldham
-E08000005|Rochdale|Rochdale Metropolitan Borough Council|Rochdale
-E08000006|Salford|Salford City Council|Salford
-E08000007|Stockport|Stockport Metropolitan Borough Council|Stockport
-E08000008|Tameside|Tameside Metropolitan Borough Council|Tameside
-E08000009|Trafford|Trafford Metropolitan Borough Council|Trafford
-E08000010|Wigan|Wigan Metropolitan Borough Council|Wigan
-E08000011|Knowsley|Knowsley Metropolitan Borough Council|Knowsley
-E08000012|Liverpool|Liverpool City Council|Liverpool
-E08000013|St. Helens|St Helens Metropolitan Borough Council|St Helens
-E08000014|Sefton|Sefton Metropolitan Borough Council|Sefton
-E08000015|Wirral|Wirral Metropolitan Borough Council|Wirral
-E08000016|Barnsley|Barnsley Metropolitan Borough Council|Barnsley
-E08000017|Doncaster|Doncaster Metropolitan Borough Council|Doncaster
-E08000018|Rotherham|Rotherham Metropolitan Borough Council|Rotherham
-E08000019|Sheffield|Sheffield City Council|Sheffield
-E08000020|Gateshead|Gateshead Metropolitan Borough Council|Gateshead
-E08000021|Newcastle upon Tyne|Newcastle City Council|Newcastle
-E08000022|North Tyneside|North Tyneside Council|North Tyneside
-E08000023|South Tyneside|South Tyneside Council|South Tyneside
-E08000024|Sunderland|Sunderland City Council|Sunderland
-E08000025|Birmingham|Birmingham City Council|Birmingham
-E08000026|Coventry|Coventry City Council|Coventry
-E08000027|Dudley|Dudley Metropolitan Borough Council|Dudley
-E08000028|Sandwell|Sandwell Metropolitan Borough Council|Sandwell
-E08000029|Solihull|Solihull Metropolitan Borough Council|Solihull
-E08000030|Walsall|Walsall Metropolitan Borough Council|Walsall
-E08000031|Wolverhampton|Wolverhampton City Council|Wolverhampton
-E08000032|Bradford|City of Bradford Metropolitan District Council|Bradford
-E08000033|Calderdale|Calderdale Metropolitan Borough Council|Calderdale
-E08000034|Kirklees|Kirklees Council|Kirklees
-E08000035|Leeds|Leeds City Council|Leeds
-E08000036|Wakefield|Wakefield Metropolitan District Council|Wakefield
-E09000001|City of London|City of London Corporation|City of London
-E09000002|Barking and Dagenham|London Borough of Barking and Dagenham|Barking and Dagenham
-E09000003|Barnet|London Borough of Barnet|Barnet
-E09000004|Bexley|London Borough of Bexley|Bexley
-E09000005|Brent|London Borough of Brent|Brent
-E09000006|Bromley|London Borough of Bromley|Bromley
-E09000007|Camden|London Borough of Camden|Camden
-E09000008|Croydon|London Borough of Croydon|Croydon
-E09000009|Ealing|London Borough of Ealing|Ealing
-E09000010|Enfield|London Borough of Enfield|Enfield
-E09000011|Greenwich|London Borough of Greenwich|Greenwich
-E09000012|Hackney|London Borough of Hackney|Hackney
-E09000013|Hammersmith and Fulham|London Borough of Hammersmith and Fulham|Hammersmith and Fulham
-E09000014|Haringey|London Borough of Haringey|Haringey
-E09000015|Harrow|London Borough of Harrow|Harrow
-E09000016|Havering|London Borough of Havering|Havering
-E09000017|Hillingdon|London Borough of Hillingdon|Hillingdon
-E09000018|Hounslow|London Borough of Hounslow|Hounslow
-E09000019|Islington|London Borough of Islington|Islington
-E09000020|Kensington and Chelsea|Royal Borough of Kensington and Chelsea|Kensington and Chelsea
-E09000021|Kingston upon Thames|Royal Borough of Kingston upon Thames|Kingston upon Thames
-E09000022|Lambeth|London Borough of Lambeth|Lambeth
-E09000023|Lewisham|London Borough of Lewisham|Lewisham
-E09000024|Merton|London Borough of Merton|Merton
-E09000025|Newham|London Borough of Newham|Newham
-E09000026|Redbridge|London Borough of Redbridge|Redbridge
-E09000027|Richmond upon Thames|London Borough of Richmond upon Thames|Richmond upon Thames
-E09000028|Southwark|London Borough of Southwark|Southwark
-E09000029|Sutton|London Borough of Sutton|Sutton
-E09000030|Tower Hamlets|London Borough of Tower Hamlets|Tower Hamlets
-E09000031|Waltham Forest|London Borough of Waltham Forest|Waltham Forest
-E09000032|Wandsworth|London Borough of Wandsworth|Wandsworth
-E09000033|Westminster|Westminster City Council|Westminster
-E10000002|Buckinghamshire|Buckinghamshire County Council|Buckinghamshire
-E10000003|Cambridgeshire|Cambridgeshire County Council|Cambridgeshire
-E10000006|Cumbria|Cumbria County Council|Cumbria
-E10000007|Derbyshire|Derbyshire County Council|Derbyshire
-E10000008|Devon|Devon County Council|Devon
-E10000009|Dorset|Dorset County Council|Dorset
-E10000011|East Sussex|East Sussex County Council|East Sussex
-E10000012|Essex|Essex County Council|Essex
-E10000013|Gloucestershire|Gloucestershire County Council|Gloucestershire
-E10000014|Hampshire|Hampshire County Council|Hampshire
-E10000015|Hertfordshire|Hertfordshire County Council|Hertfordshire
-E10000016|Kent|Kent County Council|Kent
-E10000017|Lancashire|Lancashire County Council|Lancashire
-E10000018|Leicestershire|Leicestershire County Council|Leicestershire
-E10000019|Lincolnshire|Lincolnshire County Council|Lincolnshire
-E10000020|Norfolk|Norfolk County Council|Norfolk
-E10000021|Northamptonshire|Northamptonshire County Council|Northamptonshire
-E10000023|North Yorkshire|North Yorkshire County Council|North Yorkshire
-E10000024|Nottinghamshire|Nottinghamshire County Council|Nottinghamshire
-E10000025|Oxfordshire|Oxfordshire County Council|Oxfordshire
-E10000027|Somerset|Somerset County Council|Somerset
-E10000028|Staffordshire|Staffordshire County Council|Staffordshire
-E10000029|Suffolk|Suffolk County Council|Suffolk
-E10000030|Surrey|Surrey County Council|Surrey
-E10000031|Warwickshire|Warwickshire County Council|Warwickshire
-E10000032|West Sussex|West Sussex County Council|West Sussex
-E10000034|Worcestershire|Worcestershire County Council|Worcestershire
+# The authorities come from the project's seed (gss_code, the register's name); this table
+# holds only what the seed lacks: gss_code | the name as the letters write it | the place in
+# "<place> Safeguarding Children Board", where that is not the register's name.
+SEED = PROJECT_ROOT / "dbt_project" / "seeds" / "local_authorities.csv"
+IN_FORCE_ON = dt.date(2010, 6, 1)  # the authorities the letters of 2009-2012 address
+_LETTER_STYLE = """\
+E06000001|Hartlepool Borough Council
+E06000002|Middlesbrough Council
+E06000003|Redcar and Cleveland Borough Council
+E06000004|Stockton-on-Tees Borough Council
+E06000005|Darlington Borough Council
+E06000006|Halton Borough Council
+E06000007|Warrington Borough Council
+E06000008|Blackburn with Darwen Borough Council
+E06000009|Blackpool Council
+E06000010|Kingston upon Hull City Council|Hull
+E06000011|East Riding of Yorkshire Council|East Riding
+E06000012|North East Lincolnshire Council
+E06000013|North Lincolnshire Council
+E06000014|City of York Council
+E06000015|Derby City Council
+E06000016|Leicester City Council
+E06000017|Rutland County Council
+E06000018|Nottingham City Council
+E06000019|Herefordshire Council|Herefordshire
+E06000020|Telford and Wrekin Council
+E06000021|Stoke-on-Trent City Council
+E06000022|Bath and North East Somerset Council
+E06000023|Bristol City Council|Bristol
+E06000024|North Somerset Council
+E06000025|South Gloucestershire Council
+E06000026|Plymouth City Council
+E06000027|Torbay Council
+E06000028|Bournemouth Borough Council
+E06000029|Borough of Poole
+E06000030|Swindon Borough Council
+E06000031|Peterborough City Council
+E06000032|Luton Borough Council
+E06000033|Southend-on-Sea Borough Council|Southend
+E06000034|Thurrock Council
+E06000035|Medway Council
+E06000036|Bracknell Forest Council
+E06000037|West Berkshire Council
+E06000038|Reading Borough Council
+E06000039|Slough Borough Council
+E06000040|Royal Borough of Windsor and Maidenhead
+E06000041|Wokingham Borough Council
+E06000042|Milton Keynes Council
+E06000043|Brighton and Hove City Council
+E06000044|Portsmouth City Council
+E06000045|Southampton City Council
+E06000046|Isle of Wight Council
+E06000047|Durham County Council|Durham
+E06000048|Northumberland County Council
+E06000049|Cheshire East Council
+E06000050|Cheshire West and Chester Council
+E06000051|Shropshire Council
+E06000052|Cornwall Council
+E06000053|Council of the Isles of Scilly
+E06000054|Wiltshire Council
+E06000055|Bedford Borough Council
+E06000056|Central Bedfordshire Council
+E08000001|Bolton Metropolitan Borough Council
+E08000002|Bury Metropolitan Borough Council
+E08000003|Manchester City Council
+E08000004|Oldham Metropolitan Borough Council
+E08000005|Rochdale Metropolitan Borough Council
+E08000006|Salford City Council
+E08000007|Stockport Metropolitan Borough Council
+E08000008|Tameside Metropolitan Borough Council
+E08000009|Trafford Metropolitan Borough Council
+E08000010|Wigan Metropolitan Borough Council
+E08000011|Knowsley Metropolitan Borough Council
+E08000012|Liverpool City Council
+E08000013|St Helens Metropolitan Borough Council|St Helens
+E08000014|Sefton Metropolitan Borough Council
+E08000015|Wirral Metropolitan Borough Council
+E08000016|Barnsley Metropolitan Borough Council
+E08000017|Doncaster Metropolitan Borough Council
+E08000018|Rotherham Metropolitan Borough Council
+E08000019|Sheffield City Council
+E08000020|Gateshead Metropolitan Borough Council
+E08000021|Newcastle City Council|Newcastle
+E08000022|North Tyneside Council
+E08000023|South Tyneside Council
+E08000024|Sunderland City Council
+E08000025|Birmingham City Council
+E08000026|Coventry City Council
+E08000027|Dudley Metropolitan Borough Council
+E08000028|Sandwell Metropolitan Borough Council
+E08000029|Solihull Metropolitan Borough Council
+E08000030|Walsall Metropolitan Borough Council
+E08000031|Wolverhampton City Council
+E08000032|City of Bradford Metropolitan District Council
+E08000033|Calderdale Metropolitan Borough Council
+E08000034|Kirklees Council
+E08000035|Leeds City Council
+E08000036|Wakefield Metropolitan District Council
+E09000001|City of London Corporation
+E09000002|London Borough of Barking and Dagenham
+E09000003|London Borough of Barnet
+E09000004|London Borough of Bexley
+E09000005|London Borough of Brent
+E09000006|London Borough of Bromley
+E09000007|London Borough of Camden
+E09000008|London Borough of Croydon
+E09000009|London Borough of Ealing
+E09000010|London Borough of Enfield
+E09000011|London Borough of Greenwich
+E09000012|London Borough of Hackney
+E09000013|London Borough of Hammersmith and Fulham
+E09000014|London Borough of Haringey
+E09000015|London Borough of Harrow
+E09000016|London Borough of Havering
+E09000017|London Borough of Hillingdon
+E09000018|London Borough of Hounslow
+E09000019|London Borough of Islington
+E09000020|Royal Borough of Kensington and Chelsea
+E09000021|Royal Borough of Kingston upon Thames
+E09000022|London Borough of Lambeth
+E09000023|London Borough of Lewisham
+E09000024|London Borough of Merton
+E09000025|London Borough of Newham
+E09000026|London Borough of Redbridge
+E09000027|London Borough of Richmond upon Thames
+E09000028|London Borough of Southwark
+E09000029|London Borough of Sutton
+E09000030|London Borough of Tower Hamlets
+E09000031|London Borough of Waltham Forest
+E09000032|London Borough of Wandsworth
+E09000033|Westminster City Council
+E10000002|Buckinghamshire County Council
+E10000003|Cambridgeshire County Council
+E10000006|Cumbria County Council
+E10000007|Derbyshire County Council
+E10000008|Devon County Council
+E10000009|Dorset County Council
+E10000011|East Sussex County Council
+E10000012|Essex County Council
+E10000013|Gloucestershire County Council
+E10000014|Hampshire County Council
+E10000015|Hertfordshire County Council
+E10000016|Kent County Council
+E10000017|Lancashire County Council
+E10000018|Leicestershire County Council
+E10000019|Lincolnshire County Council
+E10000020|Norfolk County Council
+E10000021|Northamptonshire County Council
+E10000023|North Yorkshire County Council
+E10000024|Nottinghamshire County Council
+E10000025|Oxfordshire County Council
+E10000027|Somerset County Council
+E10000028|Staffordshire County Council
+E10000029|Suffolk County Council
+E10000030|Surrey County Council
+E10000031|Warwickshire County Council
+E10000032|West Sussex County Council
+E10000034|Worcestershire County Council
 """
 
 
@@ -197,9 +205,33 @@ class Authority:
     place: str  # as in "<place> Safeguarding Children Board"
 
 
-AUTHORITIES: tuple[Authority, ...] = tuple(
-    Authority(*line.split("|")) for line in _AUTHORITY_ROWS.splitlines() if line.strip()
-)
+def _in_force(row: dict[str, str], day: dt.date) -> bool:
+    starts, ends = row["valid_from"], row["valid_to"]
+    started = not starts or dt.date.fromisoformat(starts) <= day
+    return started and (not ends or day <= dt.date.fromisoformat(ends))
+
+
+def load_authorities(seed: Path = SEED, on: dt.date = IN_FORCE_ON) -> tuple[Authority, ...]:
+    """The seed's authorities in force on `on`, in GSS code order, with their letter style."""
+    styles = {}
+    for line in _LETTER_STYLE.splitlines():
+        gss, letter_name, *place = line.split("|")
+        styles[gss] = (letter_name, place[0] if place else None)
+    out = []
+    with seed.open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            if not _in_force(row, on):
+                continue
+            if row["gss_code"] not in styles:
+                raise ValueError(f"{seed}: {row['gss_code']} {row['authority_name']} has no letter-style name"
+                                 " in devtools/synthetic.py")
+            letter_name, place = styles[row["gss_code"]]
+            out.append(Authority(row["gss_code"], row["authority_name"], letter_name,
+                                 place or row["authority_name"]))
+    return tuple(sorted(out, key=lambda a: a.gss_code))
+
+
+AUTHORITIES: tuple[Authority, ...] = load_authorities()
 
 MONTHS = (
     "January", "February", "March", "April", "May", "June",

@@ -1,14 +1,30 @@
 """Great Expectations 1.x suites, one module per table, each building its suite in code.
 
+GX owns two kinds of rule here; dbt owns the structural ones (keys, relationships, accepted
+values, counts that tie out: the tests beside the models):
+
+- the ingest contract on the raw tables, checked before dbt runs: the parser found a letter
+  date, dates fall in the programme's years, a letter follows its inspection within
+  `max_days_inspection_to_letter` days and has a plausible number of findings;
+- distributions and volumes on the marts, checked before publishing: no mart shrinks night
+  on night by more than `max_row_count_drop_share` of the published warehouse's rows, the
+  shares of inspections with an unmatched authority and of findings without a theme, and the
+  median days from inspection to letter.
+
+The thresholds are the `vars:` of dbt_project/dbt_project.yml (`ingest.warehouse.rules`).
+
 Every suite module offers the same small interface, read by `expectations.validate`:
 
-- `TABLE`: the warehouse table it describes (`raw.letters`, `marts.fct_inspections`, ...);
-- `QUERY`: the DuckDB SQL that reads that table into a pandas DataFrame. Checks that span
-  tables (finding counts, theme coverage, GSS codes) are *derived columns* computed here
-  in SQL, so that a GX expectation - not the SQL - decides pass or fail;
+- `TABLE`: the warehouse table it describes (`raw.letters`, `marts.fct_inspections`, ...;
+  `marts.*` for `mart_volumes`, one row per mart);
+- `QUERY`: the DuckDB SQL that reads that table into a pandas DataFrame. Derived columns (a
+  letter's findings, whether an inspection's authority matched) are computed here in SQL so
+  that a GX expectation - not the SQL - decides pass or fail;
 - `ID_COLUMNS`: columns that name a failing row in alerts (a letter's `_sha256` and the
   authority as written, ...);
-- `build_suite() -> ExpectationSuite`.
+- `build_suite(rules: Rules) -> ExpectationSuite`;
+- optionally `derive(frame, rules) -> DataFrame`: columns that come from the rules rather than
+  the warehouse (`mart_volumes`: each mart's published rows).
 
 This package module imports nothing from GX (GX takes seconds to import): the DAG file can
 import `expectations.validate` at parse time cheaply.
@@ -17,22 +33,31 @@ import `expectations.validate` at parse time cheaply.
 from __future__ import annotations
 
 import datetime as dt
+import math
+from dataclasses import dataclass, field
+from typing import Any
 
 RAW_SUITES: tuple[str, ...] = ("raw_letters", "raw_findings")
-MART_SUITES: tuple[str, ...] = (
-    "dim_authorities",
-    "dim_inspectors",
-    "dim_dates",
-    "dim_themes",
-    "fct_inspections",
-    "fct_findings",
-    "bridge_findings_themes",
-)
+MART_SUITES: tuple[str, ...] = ("mart_volumes", "fct_inspections", "fct_findings")
 
-# Plausible inspection dates: the unannounced inspections of contact, referral and
-# assessment arrangements ran from 2009 to 2012; allow a year either side.
-EARLIEST_DATE = dt.datetime(2008, 1, 1)
-LATEST_DATE = dt.datetime(2014, 12, 31)
-MAX_DAYS_TO_LETTER = 120  # the letter follows the end of the inspection within 120 days
-MIN_FINDINGS, MAX_FINDINGS = 3, 40  # findings per letter a real letter has
-MIN_THEME_COVERAGE = 0.7  # share of findings that carry at least one theme
+
+@dataclass(frozen=True)
+class Rules:
+    """What the suites are built from: the thresholds (dbt vars) and, for the volume checks,
+    each table's rows in the published warehouse (absent on the first night)."""
+
+    thresholds: dict[str, Any]
+    previous_rows: dict[str, int] = field(default_factory=dict)
+
+    def date(self, name: str) -> dt.datetime:
+        """A date threshold as a datetime (DuckDB dates reach pandas as datetime64)."""
+        return dt.datetime.combine(dt.date.fromisoformat(str(self.thresholds[name])), dt.time())
+
+    def min_rows(self, table: str) -> int:
+        """At least one row, and no fewer than the published rows less the allowed drop."""
+        previous = self.previous_rows.get(table)
+        if not previous:
+            return 1
+        drop = float(self.thresholds["max_row_count_drop_share"])
+        return max(1, math.ceil(previous * (1 - drop)))
+

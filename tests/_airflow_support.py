@@ -1,21 +1,14 @@
-"""Helpers for the Airflow tests: `ofsted run` in a subprocess with its own temp dirs, and
-real alert receivers on 127.0.0.1 (a webhook HTTP server and an aiosmtpd SMTP server)."""
+"""Helpers for the Airflow tests: `ofsted run` in a subprocess with its own temp dirs, and a
+reader process polling the published warehouse. (The alert receivers are fixtures in
+conftest.py: `webhook`, `mailbox` and their module-scoped twins.)"""
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import threading
-from email import message_from_bytes, policy
-from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-
-from aiosmtpd.controller import Controller
 
 from ingest.settings import PROJECT_ROOT, Settings
 
@@ -49,57 +42,6 @@ def run_id_of(stdout: str) -> str:
     m = re.search(r"^run (\S+): ", stdout, re.M)
     assert m, f"no run line in:\n{stdout}"
     return m.group(1)
-
-
-class Webhook:
-    """A Slack-compatible incoming webhook that records the JSON bodies it is sent."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict] = []
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                hook.bodies.append(json.loads(body))
-                self.send_response(200)
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T0/B0/hook"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class Mailbox:
-    """An aiosmtpd handler keeping every message it receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
-        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
-        return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_smtp() -> tuple[Controller, Mailbox]:
-    box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    return controller, box
 
 
 READER = r"""

@@ -129,6 +129,13 @@ left join marts.dim_inspectors as i on i.inspector_name = l.inspector_name;
 alter table marts.fct_inspections add column has_priority_action boolean;
 update marts.fct_inspections set has_priority_action = priority_action_count > 0;
 
+create or replace table marts.fct_letter_versions as
+select inspection_key, 1 as letter_version, letter_date, _sha256 from marts.fct_inspections;
+
+create or replace table marts.fct_finding_versions as
+select finding_key, inspection_key, 1 as letter_version, category, ordinal, finding_text
+from marts.fct_findings;
+
 create or replace table marts.bridge_findings_themes as
 select f.finding_key, t.theme_key
 from marts.fct_findings as f

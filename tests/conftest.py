@@ -1,12 +1,36 @@
-"""Session-wide environment for the whole suite: no telemetry, and Airflow configured to a
-temporary AIRFLOW_HOME (its own SQLite DB, the project's dags/, no examples) before any test
-module imports Airflow — so no test ever touches ~/airflow or the project's .airflow/."""
+"""Session-wide environment and the fixtures the test modules share.
+
+Environment: no telemetry, and Airflow configured to a temporary AIRFLOW_HOME (its own SQLite
+DB, the project's dags/, no examples) before any test module imports Airflow - so no test
+ever touches ~/airflow or the project's .airflow/. Hypothesis keeps no example database and
+writes its other files under that temporary dir (no `.hypothesis/` in the checkout).
+
+Fixtures (names are stable: other test modules use them):
+
+- `webhook` / `mailbox`: a real Slack-like webhook HTTP server and a real SMTP server
+  (aiosmtpd) on 127.0.0.1, fresh for each test; `module_webhook` / `module_mailbox` are the
+  same, shared by a module's tests (for module-scoped nights that send alerts).
+- `free_port`: a port on 127.0.0.1 nothing listens on.
+- `dq_warehouse_template`: the small valid work warehouse of `_dq_support` (raw tables and
+  marts), built once per session; `dq_warehouse`: a private copy of it for one test to break.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import socket
 import tempfile
+import threading
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+import pytest
+from hypothesis import settings as hypothesis_settings
 
 _HOME = Path(tempfile.mkdtemp(prefix="ofsted-test-airflow-"))
 
@@ -19,4 +43,136 @@ os.environ.update({
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME / 'airflow.db'}",
     "AIRFLOW__CORE__DAGS_FOLDER": str(Path(__file__).resolve().parent.parent / "dags"),
     "AIRFLOW__COSMOS__CACHE_DIR": str(_HOME / "cosmos"),
+    # Hypothesis' own files (its constants cache) under the session's temp dir, not the checkout
+    "HYPOTHESIS_STORAGE_DIRECTORY": str(_HOME / "hypothesis"),
 })
+
+# No example database (it would be .hypothesis/examples in the working directory).
+hypothesis_settings.register_profile("ofsted", database=None)
+hypothesis_settings.load_profile("ofsted")
+
+
+# --- alert receivers ------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Webhook:
+    """A Slack-compatible incoming webhook on 127.0.0.1: records the JSON bodies it is sent and
+    answers with the statuses queued in `statuses`, then 200."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict] = []
+        self.statuses: list[int] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's hook name
+                length = int(self.headers.get("Content-Length", 0))
+                hook.bodies.append(json.loads(self.rfile.read(length)))
+                status = hook.statuses.pop(0) if hook.statuses else 200
+                self.send_response(status)
+                self.end_headers()
+                self.wfile.write(b"ok" if status == 200 else b"error")
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # the path looks like Slack's: it is a credential and must never reach a log
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T000/B000/secret-token"
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Mailbox:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 keeping every message and envelope it receives."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.messages: list[Message] = []
+        self.envelopes: list[tuple[str, list[str]]] = []
+        self.host = "127.0.0.1"
+        self.port = _free_port()
+        self._controller = Controller(self, hostname=self.host, port=self.port)
+        self._controller.start()
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
+        raw = envelope.original_content or envelope.content
+        self.messages.append(message_from_bytes(raw, policy=policy.default))
+        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        return "250 Message accepted for delivery"
+
+    def close(self) -> None:
+        self._controller.stop()
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    hook = Webhook()
+    yield hook
+    hook.close()
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    box = Mailbox()
+    yield box
+    box.close()
+
+
+@pytest.fixture(scope="module")
+def module_webhook() -> Iterator[Webhook]:
+    hook = Webhook()
+    yield hook
+    hook.close()
+
+
+@pytest.fixture(scope="module")
+def module_mailbox() -> Iterator[Mailbox]:
+    box = Mailbox()
+    yield box
+    box.close()
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then closed)."""
+    return _free_port()
+
+
+# --- warehouses -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def dq_warehouse_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small valid work warehouse (raw tables and marts) of `_dq_support`, built once.
+    Read it only; take `dq_warehouse` to change it."""
+    from _dq_support import make_warehouse
+
+    return make_warehouse(tmp_path_factory.mktemp("dq_template") / "work.duckdb")
+
+
+@pytest.fixture
+def dq_warehouse(dq_warehouse_template: Path, tmp_path: Path) -> Path:
+    """A private copy of the valid DQ warehouse at `tmp_path/warehouse/work.duckdb`."""
+    path = tmp_path / "warehouse" / "work.duckdb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(dq_warehouse_template, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_night(tmp_path_factory: pytest.TempPathFactory):
+    """The real night minus Airflow, built once per session: the sample letters and 40 synthetic
+    ones loaded, `dbt build`, published (`_analysts_support.build_real_warehouse`). Returns its
+    Settings. Read it only: copy its warehouses to change them."""
+    from _analysts_support import real_warehouse
+
+    return real_warehouse(tmp_path_factory)

@@ -4,16 +4,9 @@ never stops the others, and the JSONL alert log says why it failed."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
-from collections.abc import Iterator
-from email import message_from_bytes, policy
-from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from ingest import alerts
 from ingest.alerts import Alert, send_alert
@@ -34,73 +27,6 @@ DQ_FAILURES = [
         "detail": "theme coverage: at least 70% of findings have a theme - observed 0.61 (expected 0.7..1)",
     },
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Webhook:
-    """A Slack-like webhook: records JSON bodies; answers with the queued statuses, then 200."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict] = []
-        self.statuses: list[int] = []
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                length = int(self.headers.get("Content-Length", 0))
-                hook.bodies.append(json.loads(self.rfile.read(length)))
-                status = hook.statuses.pop(0) if hook.statuses else 200
-                self.send_response(status)
-                self.end_headers()
-                self.wfile.write(b"ok" if status == 200 else b"error")
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T000/B000/secret-token"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class Mailbox:
-    """aiosmtpd handler keeping every message it receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        self.envelopes: list[tuple[str, list[str]]] = []
-
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
-        raw = envelope.original_content or envelope.content
-        self.messages.append(message_from_bytes(raw, policy=policy.default))
-        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
-        return "250 Message accepted for delivery"
-
-
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    hook = Webhook()
-    yield hook
-    hook.close()
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Mailbox, int]]:
-    box = Mailbox()
-    port = free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield box, port
-    controller.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -145,8 +71,8 @@ def test_default_channel_is_the_jsonl_log(tmp_path: Path) -> None:
     assert record["severity"] == "error" and record["task_id"] == "validate_marts"
 
 
-def test_alert_reaches_webhook_email_and_log(tmp_path: Path, webhook: Webhook, smtp) -> None:
-    box, port = smtp
+def test_alert_reaches_webhook_email_and_log(tmp_path: Path, webhook, mailbox) -> None:
+    box, port = mailbox, mailbox.port
     settings = make_settings(
         tmp_path,
         OFSTED_ALERT_CHANNELS="log,webhook,email",
@@ -185,9 +111,9 @@ def test_alert_reaches_webhook_email_and_log(tmp_path: Path, webhook: Webhook, s
     assert [r["type"] for r in read_log(settings.alert_log)] == ["alert"]
 
 
-def test_dead_webhook_does_not_stop_email_and_log(tmp_path: Path, smtp) -> None:
-    box, port = smtp
-    dead = free_port()  # bound then closed: nothing listens there
+def test_dead_webhook_does_not_stop_email_and_log(tmp_path: Path, mailbox, free_port: int) -> None:
+    box, port = mailbox, mailbox.port
+    dead = free_port  # bound then closed: nothing listens there
     settings = make_settings(
         tmp_path,
         OFSTED_ALERT_CHANNELS="webhook,email,log",
@@ -210,7 +136,7 @@ def test_dead_webhook_does_not_stop_email_and_log(tmp_path: Path, smtp) -> None:
     assert alert["type"] == "alert"
 
 
-def test_webhook_is_retried_once(tmp_path: Path, webhook: Webhook) -> None:
+def test_webhook_is_retried_once(tmp_path: Path, webhook) -> None:
     settings = make_settings(tmp_path, OFSTED_ALERT_CHANNELS="webhook", OFSTED_ALERT_WEBHOOK_URL=webhook.url)
 
     webhook.statuses = [503]
@@ -224,13 +150,13 @@ def test_webhook_is_retried_once(tmp_path: Path, webhook: Webhook) -> None:
     assert failed["channel"] == "webhook" and failed["reason"].startswith("HTTP 500 from http://127.0.0.1:")
 
 
-def test_dead_smtp_and_missing_settings_are_logged(tmp_path: Path, webhook: Webhook) -> None:
+def test_dead_smtp_and_missing_settings_are_logged(tmp_path: Path, webhook, free_port: int) -> None:
     settings = make_settings(
         tmp_path,
         OFSTED_ALERT_CHANNELS="email,pager,webhook",
         OFSTED_ALERT_WEBHOOK_URL=webhook.url,
         OFSTED_SMTP_HOST="127.0.0.1",
-        OFSTED_SMTP_PORT=str(free_port()),
+        OFSTED_SMTP_PORT=str(free_port),
         OFSTED_ALERT_EMAIL_TO="data-team@ofsted.test",
     )
     assert send_alert(settings, dq_alert()) == ["webhook"]
@@ -244,7 +170,7 @@ def test_dead_smtp_and_missing_settings_are_logged(tmp_path: Path, webhook: Webh
     assert failed["reason"] == "OFSTED_SMTP_HOST is not set"
 
 
-def test_task_failure_alert_with_plain_lines(tmp_path: Path, webhook: Webhook) -> None:
+def test_task_failure_alert_with_plain_lines(tmp_path: Path, webhook) -> None:
     settings = make_settings(
         tmp_path, OFSTED_ALERT_CHANNELS="webhook,log", OFSTED_ALERT_WEBHOOK_URL=webhook.url
     )

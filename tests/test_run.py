@@ -26,13 +26,11 @@ import duckdb
 import pytest
 from _airflow_support import (
     SAMPLE_LETTERS,
-    Webhook,
     ofsted_run,
     run_env,
     run_id_of,
     settings_for,
     start_reader,
-    start_smtp,
 )
 
 from ingest.nights import read_nights
@@ -69,46 +67,41 @@ def late_letter(src: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def nights(tmp_path_factory):
+def nights(tmp_path_factory, module_webhook, module_mailbox):
     root = tmp_path_factory.mktemp("nights")
     inbox = root / "inbox"
     shutil.copytree(SAMPLE_LETTERS, inbox)
-    hook = Webhook()
-    smtp, mailbox = start_smtp()
+    hook, mailbox = module_webhook, module_mailbox
     env = run_env(root, inbox,
                   OFSTED_ALERT_CHANNELS="log,webhook,email",
                   OFSTED_ALERT_WEBHOOK_URL=hook.url,
                   OFSTED_SMTP_HOST="127.0.0.1",
-                  OFSTED_SMTP_PORT=str(smtp.port),
+                  OFSTED_SMTP_PORT=str(mailbox.port),
                   OFSTED_ALERT_EMAIL_TO="data-team@example.org")
     settings = settings_for(env)
-    try:
-        first = ofsted_run(env)
-        assert first.returncode == 0, first.stdout + first.stderr[-3000:]
-        snap1 = snapshot(settings.published_warehouse)
-        status1 = ofsted_status(env)
+    first = ofsted_run(env)
+    assert first.returncode == 0, first.stdout + first.stderr[-3000:]
+    snap1 = snapshot(settings.published_warehouse)
+    status1 = ofsted_status(env)
 
-        stop = root / "stop-reading"
-        reader = start_reader(settings.published_warehouse, stop)
-        second = ofsted_run(env)
-        stop.touch()
-        out, err = reader.communicate(timeout=60)
-        assert reader.returncode == 0, err
-        reading = json.loads(out.strip().splitlines()[-1])
-        snap2 = snapshot(settings.published_warehouse)
-        published_sha = sha256_file(settings.published_warehouse)
-        report_before = (settings.report_dir / "index.html").read_text()
+    stop = root / "stop-reading"
+    reader = start_reader(settings.published_warehouse, stop)
+    second = ofsted_run(env)
+    stop.touch()
+    out, err = reader.communicate(timeout=60)
+    assert reader.returncode == 0, err
+    reading = json.loads(out.strip().splitlines()[-1])
+    snap2 = snapshot(settings.published_warehouse)
+    published_sha = sha256_file(settings.published_warehouse)
+    report_before = (settings.report_dir / "index.html").read_text()
 
-        (inbox / "late_letter.txt").write_text(late_letter(inbox / "000_0d07fcbfe49cee7c.txt"))
-        third = ofsted_run(env)
-        status3 = ofsted_status(env)
-        yield SimpleNamespace(settings=settings, first=first, second=second, third=third, snap1=snap1,
-                              snap2=snap2, reading=reading, published_sha=published_sha,
-                              report_before=report_before, hook=hook, mailbox=mailbox,
-                              status1=status1, status3=status3)
-    finally:
-        hook.close()
-        smtp.stop()
+    (inbox / "late_letter.txt").write_text(late_letter(inbox / "000_0d07fcbfe49cee7c.txt"))
+    third = ofsted_run(env)
+    status3 = ofsted_status(env)
+    yield SimpleNamespace(settings=settings, first=first, second=second, third=third, snap1=snap1,
+                          snap2=snap2, reading=reading, published_sha=published_sha,
+                          report_before=report_before, hook=hook, mailbox=mailbox,
+                          status1=status1, status3=status3)
 
 
 def test_first_night_builds_checks_and_publishes_the_sample_letters(nights):

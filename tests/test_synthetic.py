@@ -8,8 +8,9 @@ import re
 from collections import Counter
 
 import pypdfium2 as pdfium
+import pytest
 
-from devtools.synthetic import AUTHORITIES, generate_letter, render_pdf, write_corpus
+from devtools.synthetic import AUTHORITIES, generate_letter, load_authorities, render_pdf, write_corpus
 from ingest.letters.models import CATEGORIES, Letter
 
 
@@ -86,6 +87,27 @@ def test_authority_names_as_letters_write_them():
         assert name in names
     s = generate_letter(1, authority="E10000009")
     assert s.expected["authority_name"] == "Dorset County Council" and s.expected["gss_code"] == "E10000009"
+
+
+def test_authorities_are_the_seeds_in_force_in_2010(tmp_path):
+    seed = tmp_path / "local_authorities.csv"
+    seed.write_text(
+        "gss_code,dfe_la_code,authority_name,authority_type,region,valid_from,valid_to\n"
+        "E10000009,835,Dorset (renamed),Counties,South West,,2019-03-31\n"
+        "E06000059,838,Dorset,Unitary Authorities,South West,2019-04-01,\n"  # after 2010: left out
+        "E06000023,801,\"Bristol, City of\",Unitary Authorities,South West,,\n",
+        encoding="utf-8",
+    )
+    bristol, dorset = load_authorities(seed)
+    assert (dorset.gss_code, dorset.la_name, dorset.letter_name, dorset.place) == (
+        "E10000009", "Dorset (renamed)", "Dorset County Council", "Dorset (renamed)")
+    assert (bristol.la_name, bristol.letter_name, bristol.place) == (
+        "Bristol, City of", "Bristol City Council", "Bristol")
+
+    with seed.open("a", encoding="utf-8") as f:
+        f.write("E06009999,999,Nowhere,Unitary Authorities,South West,2009-04-01,\n")
+    with pytest.raises(ValueError, match="E06009999 Nowhere has no letter-style name"):
+        load_authorities(seed)
 
 
 def test_to_letter_and_bytes_round_trip():
