@@ -4,9 +4,12 @@ never stops the others, and the JSONL alert log says why it failed."""
 from __future__ import annotations
 
 import json
+from email import message_from_bytes, policy
+from email.message import Message
 from pathlib import Path
 
 import pytest
+from conftest import _free_port
 
 from ingest import alerts
 from ingest.alerts import Alert, send_alert
@@ -230,6 +233,18 @@ class Logins:
         return AuthResult(success=True)
 
 
+class Inbox:
+    """An aiosmtpd handler keeping every message it receives (the TLS servers' mailbox)."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
+        raw = envelope.original_content or envelope.content
+        self.messages.append(message_from_bytes(raw, policy=policy.default))
+        return "250 Message accepted for delivery"
+
+
 @pytest.fixture
 def tls_smtp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Start SMTP servers on 127.0.0.1 on demand: mode 'plain', 'starttls' or 'smtps'.
@@ -238,10 +253,12 @@ def tls_smtp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
     cert, key = self_signed(tmp_path)
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    from aiosmtpd.controller import Controller
+
     started: list[Controller] = []
 
-    def start(mode: str) -> tuple[Mailbox, Logins, int]:
-        box, logins, port = Mailbox(), Logins(), free_port()
+    def start(mode: str) -> tuple[Inbox, Logins, int]:
+        box, logins, port = Inbox(), Logins(), _free_port()
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert, key)
         kwargs = dict(authenticator=logins, auth_require_tls=mode == "starttls")  # SMTPS: TLS from the start
