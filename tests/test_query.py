@@ -12,6 +12,7 @@ import sys
 import textwrap
 import threading
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 import pyarrow.parquet as pq
@@ -29,9 +30,27 @@ def warehouse(tmp_path_factory) -> Path:
     return make_marts_warehouse(tmp_path_factory.mktemp("wh") / "ofsted.duckdb")
 
 
+class Captured(NamedTuple):
+    out: str
+    err: str
+
+
+def errors(err: str) -> str:
+    """stderr less the one line naming the command's paths (there is exactly one)."""
+    notes = [ln for ln in err.splitlines() if re.match(r"ofsted \w+: data dir ", ln)]
+    assert len(notes) == 1, err
+    return "".join(ln for ln in err.splitlines(keepends=True) if not re.match(r"ofsted \w+: data dir ", ln))
+
+
+def read(capsys) -> Captured:
+    """stdout and stderr, less the one line each command prints on stderr naming its paths."""
+    out, err = capsys.readouterr()
+    return Captured(out, errors(err) if err else err)
+
+
 def sql(capsys, warehouse: Path, *args: str) -> tuple[int, str, str]:
     rc = main(["sql", "--warehouse", str(warehouse), *args])
-    out, err = capsys.readouterr()
+    out, err = read(capsys)
     return rc, out, err
 
 
@@ -150,7 +169,7 @@ def test_missing_warehouse(capsys, tmp_path):
     assert err == f"ofsted sql: error: no published warehouse at {missing}; run `make run` first\n"
     rc = main(["export", "--warehouse", str(missing), str(tmp_path / "out")])
     assert rc == 1
-    assert capsys.readouterr().err == (
+    assert read(capsys).err == (
         f"ofsted export: error: no published warehouse at {missing}; run `make run` first\n")
     assert not (tmp_path / "out").exists()
 
@@ -166,8 +185,8 @@ def test_cli_entry_point_prints_one_line_not_a_traceback(warehouse):
     p = subprocess.run([sys.executable, "-m", "ingest.cli", "sql", "--warehouse", str(warehouse),
                         "select * from fct_inspection"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 1 and p.stdout == ""
-    assert p.stderr.startswith("ofsted sql: error: Catalog Error: Table with name fct_inspection")
-    assert p.stderr.count("\n") == 1
+    assert errors(p.stderr).startswith("ofsted sql: error: Catalog Error: Table with name fct_inspection")
+    assert errors(p.stderr).count("\n") == 1
 
 
 # --- nothing but the warehouse: external access denied, read-only, config locked -------------
@@ -313,7 +332,7 @@ def test_two_readers_at_once(tmp_path):
 def test_export_writes_every_mart_as_parquet_and_csv(capsys, warehouse, tmp_path):
     out_dir = tmp_path / "export"
     rc = main(["export", "--warehouse", str(warehouse), str(out_dir), "--csv"])
-    out, err = capsys.readouterr()
+    out, err = read(capsys)
     assert rc == 0, err
     tables = [r[0] for r in duck(warehouse, "select table_name from information_schema.tables "
                                             "where table_schema = 'marts' order by 1")]
@@ -356,7 +375,7 @@ def test_export_of_a_warehouse_without_marts(capsys, tmp_path):
     duckdb.connect(str(empty)).close()
     rc = main(["export", "--warehouse", str(empty), str(tmp_path / "out")])
     assert rc == 1
-    assert capsys.readouterr().err.startswith("ofsted export: error: no tables in schema marts")
+    assert read(capsys).err.startswith("ofsted export: error: no tables in schema marts")
 
 
 # --- against a real build (load the letters, dbt build, publish) -----------------------------
@@ -390,7 +409,7 @@ def test_worked_questions_answer_from_the_real_marts(capsys, real, question, que
 @pytest.mark.slow
 def test_export_of_the_real_marts(capsys, real, tmp_path):
     rc = main(["export", "--warehouse", str(real), str(tmp_path), "--csv"])
-    out, err = capsys.readouterr()
+    out, err = read(capsys)
     assert rc == 0, err
     counts = dict(duck(real, "select table_name, estimated_size from duckdb_tables() "
                              "where schema_name = 'marts'"))
@@ -432,16 +451,16 @@ def test_a_warehouse_held_open_by_a_writer_gives_one_clear_line(tmp_path):
         writer.stdin.write("\n")
         writer.stdin.close()
         writer.wait(timeout=60)
-    assert p.returncode == 1 and p.stdout == "" and p.stderr.count("\n") == 1
-    assert p.stderr.startswith("ofsted sql: error: IO Error: Could not set lock on file")
-    assert "read the published warehouse" in p.stderr
+    assert p.returncode == 1 and p.stdout == "" and errors(p.stderr).count("\n") == 1
+    assert errors(p.stderr).startswith("ofsted sql: error: IO Error: Could not set lock on file")
+    assert "read the published warehouse" in errors(p.stderr)
 
 
 def test_export_into_a_file_path_is_one_clear_line(capsys, warehouse, tmp_path):
     not_a_dir = tmp_path / "taken"
     not_a_dir.write_text("a file, not a folder")
     rc = main(["export", "--warehouse", str(warehouse), str(not_a_dir)])
-    err = capsys.readouterr().err
+    err = read(capsys).err
     assert rc == 1 and err.startswith("ofsted export: error: ") and err.count("\n") == 1
     assert err == f"ofsted export: error: {not_a_dir} is a file, not a folder to export into\n"
 
@@ -480,7 +499,8 @@ def test_a_query_past_the_timeout_stops_with_one_line(warehouse, fmt):
     q = "select count(*) from range(1e12::bigint)" if fmt == "table" else "select * from range(1e12::bigint)"
     p = cli(warehouse, "--format", fmt, q, OFSTED_SQL_TIMEOUT_S="2", timeout=60)
     assert p.returncode == 1
-    assert p.stderr == "ofsted sql: error: query stopped after 2 s (the limit is OFSTED_SQL_TIMEOUT_S)\n"
+    assert errors(p.stderr) == ("ofsted sql: error: query stopped after 2 s "
+                                "(the limit is OFSTED_SQL_TIMEOUT_S)\n")
 
 
 @pytest.mark.parametrize("query", [
@@ -490,8 +510,8 @@ def test_a_query_past_the_timeout_stops_with_one_line(warehouse, fmt):
 def test_a_billion_element_list_hits_the_memory_limit_with_one_line(warehouse, query):
     p = cli(warehouse, query, OFSTED_SQL_MEMORY_LIMIT="512MB", OFSTED_SQL_TIMEOUT_S="60")
     assert p.returncode == 1 and p.stdout == ""
-    assert p.stderr.startswith("ofsted sql: error: Out of Memory Error: "), p.stderr
-    assert p.stderr.count("\n") == 1
+    assert errors(p.stderr).startswith("ofsted sql: error: Out of Memory Error: "), errors(p.stderr)
+    assert errors(p.stderr).count("\n") == 1
 
 
 def test_no_spill_folder_a_query_could_write_into(tmp_path):
@@ -499,13 +519,13 @@ def test_no_spill_folder_a_query_could_write_into(tmp_path):
     spill = tmp_path / "ofsted.duckdb.tmp"
     spill.mkdir()  # where DuckDB used to spill (and then let COPY TO write)
     p = cli(wh, f"copy (select 42 as answer) to '{spill}/leak.csv'")
-    assert p.returncode == 1 and "Permission Error" in p.stderr and p.stderr.count("\n") == 1
+    assert p.returncode == 1 and "Permission Error" in errors(p.stderr) and errors(p.stderr).count("\n") == 1
     assert list(spill.iterdir()) == []
     # a sort bigger than the memory limit fails in memory; it never creates a folder to spill to
     spill.rmdir()
     p = cli(wh, "select range from range(20000000) order by random() limit 1",
             OFSTED_SQL_MEMORY_LIMIT="64MB")
-    assert p.returncode in (0, 1) and p.stderr.count("\n") <= 1
+    assert p.returncode in (0, 1) and errors(p.stderr).count("\n") <= 1
     assert sorted(x.name for x in tmp_path.iterdir()) == ["ofsted.duckdb"]
     assert cli(wh, "--format", "csv", "select current_setting('temp_directory') as t").stdout == 't\n""\n'
 

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import duckdb
 import pytest
-from _airflow_support import SAMPLE_LETTERS, Webhook, ofsted_run, run_env, settings_for, start_smtp
+from _airflow_support import SAMPLE_LETTERS, ofsted_run, run_env, settings_for
 from _http_support import TestHTTPServer
 
 pytestmark = pytest.mark.slow
@@ -64,13 +64,13 @@ def every_file(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def night(tmp_path_factory):
+def night(tmp_path_factory, module_webhook, module_mailbox):
     root = tmp_path_factory.mktemp("secrets")
     letters = sorted(SAMPLE_LETTERS.iterdir())
     server = TestHTTPServer().start()
-    hook = Webhook()
+    hook = module_webhook
     hook.url = hook.url.rsplit("/", 1)[0] + "/" + SECRETS["webhook URL path"]
-    smtp, mailbox = start_smtp()
+    mailbox = module_mailbox
     outputs: dict[str, str] = {}
     try:
         names = [p.name for p in letters]
@@ -89,7 +89,7 @@ def night(tmp_path_factory):
                       OFSTED_ALERT_CHANNELS="log,webhook,email",
                       OFSTED_ALERT_WEBHOOK_URL=hook.url,
                       OFSTED_SMTP_HOST="127.0.0.1",
-                      OFSTED_SMTP_PORT=str(smtp.port),
+                      OFSTED_SMTP_PORT=str(mailbox.port),
                       OFSTED_SMTP_USER="alerts",
                       OFSTED_SMTP_PASSWORD=SECRETS["OFSTED_SMTP_PASSWORD"],
                       OFSTED_SMTP_ALLOW_PLAINTEXT="false",
@@ -111,8 +111,6 @@ def night(tmp_path_factory):
         requests = list(server.requests)
     finally:
         server.stop()
-        hook.close()
-        smtp.stop()
     outputs.update(every_file(root))
     outputs.update(published_after_first)
     for db in (settings.work_warehouse, settings.published_warehouse):

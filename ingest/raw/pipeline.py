@@ -425,7 +425,7 @@ def load_batches(settings: Settings, batch_paths: Iterable[str], *, replace: boo
     total = empty_counts()
     con = load.open_warehouse(settings)
     try:
-        for p in batch_paths:
+        for p in map(str, batch_paths):
             if "://" in p:  # written by parse_batch to settings.batch_store
                 with fsspec.open(p, "rb") as fh:
                     table = pq.read_table(fh)
