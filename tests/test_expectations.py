@@ -106,6 +106,42 @@ def test_superseded_letters_are_not_judged(settings: Settings) -> None:
     assert result["failures"] == []
 
 
+def test_a_quarantined_late_letter_is_not_judged_and_a_release_brings_it_back(settings: Settings) -> None:
+    """The data team's quarantine clears a raw-DQ failure at the next check; a release undoes it."""
+    execute(settings.work_warehouse, RAW_CASES["letter 200 days after the inspection"][0])
+    assert failed(validate_raw(settings, "late")) == {
+        ("raw.letters", "expect_column_values_to_be_between", "days_end_to_letter")}
+    execute(settings.work_warehouse,
+            f"insert into raw.quarantine values ('{sha(2)}', null, 'not the letter we want', 'quarantine',"
+            " 'analyst', timestamptz '2026-12-01 09:00:00+00')")
+    assert validate_raw(settings, "quarantined")["failures"] == []
+    execute(settings.work_warehouse,
+            f"insert into raw.quarantine values ('{sha(2)}', null, 'checked with Ofsted', 'release',"
+            " 'analyst', timestamptz '2026-12-01 10:00:00+00')")
+    assert failed(validate_raw(settings, "released")) == {
+        ("raw.letters", "expect_column_values_to_be_between", "days_end_to_letter")}
+
+
+def test_the_timing_rule_judges_the_first_letter_of_an_inspection_only(settings: Settings) -> None:
+    """A correction re-dated long after the inspection is a later version: its lag is not judged;
+    the same lag on the inspection's only letter is."""
+    execute(settings.work_warehouse,
+            f"insert into raw.letters select '{'c' * 64}' as _sha256, '{'d' * 64}' as _content_hash,"
+            " 'file:///inbox/dorset-corrected.txt', 'cc/corrected.txt', _fetched_at + interval 1 day,"
+            " _parsed_at, _parser_version, source_format, inspection_end_date + 300, recipient_name,"
+            " recipient_title, authority_name, inspection_start_date, inspection_end_date, statutory_basis,"
+            " previous_inspection, summary, inspector_name, finding_count, null"
+            f" from raw.letters where _sha256 = '{sha(2)}'",
+            f"insert into raw.findings select '{'c' * 64}', category, heading, ordinal, finding_text"
+            f" from raw.findings where _sha256 = '{sha(2)}'")
+    assert validate_raw(settings, "corrected")["failures"] == []
+    # without its first letter, the late one is the inspection's only (first) letter: judged
+    execute(settings.work_warehouse, f"delete from raw.findings where _sha256 = '{sha(2)}'",
+            f"delete from raw.letters where _sha256 = '{sha(2)}'")
+    assert failed(validate_raw(settings, "only-letter-late")) == {
+        ("raw.letters", "expect_column_values_to_be_between", "days_end_to_letter")}
+
+
 def test_late_letter_detail_says_how_many_and_which(settings: Settings) -> None:
     execute(settings.work_warehouse, RAW_CASES["letter 200 days after the inspection"][0])
     text = detail(validate_raw(settings, "late"), "expect_column_values_to_be_between")
