@@ -157,6 +157,7 @@ def ofsted_letters_nightly():
                 ),
                 select=LAYERS[layer],
                 indirect_selection="buildable",  # a test runs once every model it reads is built
+                vars={"run_date": "{{ ds }}"},  # the night's logical date: dim_dates repeats on a re-run
                 env={"OFSTED_WORK_WAREHOUSE": str(SETTINGS.work_warehouse), "DO_NOT_TRACK": "1"},
                 install_deps=False,  # no dbt packages
                 invocation_mode=InvocationMode.DBT_RUNNER,  # in-process; the callback releases the file
