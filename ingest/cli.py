@@ -150,7 +150,7 @@ def _add_search(sub) -> None:
 
 
 def _run_search(args) -> int:
-    from ingest.warehouse.query import cli_search
+    from ingest.warehouse.search import cli_search
 
     return cli_search(_settings(args), args.words, limit=args.limit, fmt=args.format,
                       max_width=args.max_width, wrap=args.wrap)

@@ -106,6 +106,7 @@ def record_failed_night(context: Any, name: str, reason: str) -> None:
     import logging
 
     from ingest.nights import finish_night as record
+    from ingest.report.render import render_latest
     from ingest.settings import get_settings
     from ingest.warehouse.publish import publish_failed_night
 
@@ -119,7 +120,7 @@ def record_failed_night(context: Any, name: str, reason: str) -> None:
     try:
         record(settings, run_id, "failed", failed_task=name, reason=reason, published=published)
         if not published:
-            publish_failed_night(settings, run_id)
+            publish_failed_night(settings, run_id, render=render_latest)
     except Exception:  # noqa: BLE001 - logged with its trace in the task log; the alert still goes
         logging.getLogger(__name__).exception("recording the failed night %s failed at %s", run_id,
                                               dt.datetime.now(dt.UTC).isoformat())

@@ -278,6 +278,7 @@ def close_night(settings: Settings, run_id: str, state: str) -> None:
     """After the DAG run: record its end if no task did (a run that timed out, or a failure
     before any task's callback could run), and publish a failed night's DQ results."""
     from ingest.nights import finish_night, read_nights
+    from ingest.report.render import render_latest
     from ingest.warehouse.publish import publish_failed_night
 
     night = next((n for n in read_nights(settings, limit=50) if n["run_id"] == run_id), None)
@@ -287,7 +288,7 @@ def close_night(settings: Settings, run_id: str, state: str) -> None:
         finish_night(settings, run_id, "success", published=bool(_xcom(run_id, "publish")))
         return
     finish_night(settings, run_id, "failed", failed_task="dag run", reason=f"the DAG run {state}")
-    publish_failed_night(settings, run_id)
+    publish_failed_night(settings, run_id, render=render_latest)
 
 
 def cli_run(settings: Settings) -> int:
@@ -417,6 +418,7 @@ def cli_rerun(settings: Settings) -> int:
     import datetime as dt
 
     from ingest.nights import finish_night, read_nights, start_night
+    from ingest.report.render import render_latest
     from ingest.warehouse.publish import publish_failed_night
 
     t0 = time.monotonic()
@@ -435,7 +437,7 @@ def cli_rerun(settings: Settings) -> int:
         published = exc.step == "report"  # the warehouse was published before the report failed
         finish_night(settings, run_id, "failed", failed_task=exc.step, reason=str(exc), published=published)
         if not published:
-            publish_failed_night(settings, run_id)
+            publish_failed_night(settings, run_id, render=render_latest)
         print(f"run {run_id}: FAILED at {exc.step}: {exc}")
         for line in outcome_lines(settings, run_id, published) + migration_lines(settings, started):
             print(line)

@@ -300,3 +300,9 @@ def cli_report(settings: Settings, out_dir: Path | None = None) -> int:
 
 
 __all__ = ["REPORT_FILE", "dq_status", "esc", "write_report", "cli_report"]
+
+
+def render_latest(settings: Settings) -> Path:
+    """The report of `settings.published_warehouse` and the night history, without a night's own
+    DQ result (what `publish_failed_night` re-renders beside the last good warehouse)."""
+    return write_report(settings, None)

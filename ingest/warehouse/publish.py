@@ -203,16 +203,16 @@ def clean_orphans(settings: Settings) -> list[Path]:
 FAILED_NIGHT_DIR = "failed_night"
 
 
-def publish_failed_night(settings: Settings, run_id: str,
-                         render: Callable[[Settings], object] | None = None) -> dict:
+def publish_failed_night(settings: Settings, run_id: str, render: Callable[[Settings], object]) -> dict:
     """Publish a failed night's DQ results and data docs beside the last good warehouse.
 
     The published warehouse is not touched. A new report version is made of the live one
     (the last good night's report, data docs and dbt docs) with `failed_night/` holding this
     run's staging directory (its GX data docs and whatever else it wrote) and `night.json`
-    (its record in the night history); `render` (default: the report's `write_report`)
-    then re-writes `index.html` in it, so the report shows the latest night's outcome; the
-    version is swapped in like any report. Returns the paths."""
+    (its record in the night history); `render` (the caller passes the report's writer: the
+    warehouse layer does not import the report) then re-writes `index.html` in it, so the
+    report shows the latest night's outcome; the version is swapped in like any report.
+    Returns the paths."""
     from ingest.nights import read_nights
 
     staging = staging_report_dir(settings, run_id)
@@ -231,11 +231,6 @@ def publish_failed_night(settings: Settings, run_id: str,
     (failed / "night.json").write_text(json.dumps(night, indent=2, default=str) + "\n", encoding="utf-8")
     rendered = None
     if settings.published_warehouse.is_file():  # a first night that fails has no warehouse to show
-        if render is None:
-            from ingest.report.render import write_report
-
-            def render(s: Settings) -> object:
-                return write_report(s, None)
         rendered = render(settings.with_overrides(report_dir=build))
     version = publish_directory(build, live)
     discard_staging(settings)

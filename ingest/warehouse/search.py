@@ -16,16 +16,31 @@ with the columns of `RESULT_COLUMNS`, best first. Bounds: the query's length and
 
 from __future__ import annotations
 
+import decimal
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import duckdb
 
 from ingest.settings import Settings
-from ingest.warehouse.query import QueryError, connect_readonly
+from ingest.warehouse.query import (
+    FORMATS,
+    Limits,
+    Output,
+    QueryError,
+    connect_readonly,
+    format_table,
+    readonly,
+    run_cli_query,
+    with_one_line_errors,
+    write_csv,
+    write_json,
+    write_markdown,
+)
 
 Source = Settings | Path | str | duckdb.DuckDBPyConnection
 
@@ -100,3 +115,56 @@ def search(source: Source, query: str, limit: int = 20, timeout_s: float = 30.0)
         finally:
             timer.cancel()
     return [dict(zip(RESULT_COLUMNS, row, strict=True)) for row in rows]
+
+
+# --- ofsted search ----------------------------------------------------------------------------
+
+#: what the table and markdown formats show of a search hit (csv and json give every column)
+SEARCH_TABLE_COLUMNS = ("rank", "score", "authority_name", "inspection_start_date", "category",
+                        "finding_text")
+
+
+def run_search(warehouse: Path, text: str, limit: int, output: Output, out: IO[str], *,
+               limits: Limits | None = None, warnings: list[str] | None = None, **external: Any) -> int:
+    """Rank the findings for `text` (marts.search_findings, built by the night) and print them."""
+    if output.fmt not in FORMATS:
+        raise QueryError(f"unknown format {output.fmt!r}; choose one of {', '.join(FORMATS)}")
+    limits = limits or Limits()
+    with readonly(warehouse, limits, warnings=warnings, **external) as con:
+        hits = search(con, text, limit=limit, timeout_s=limits.timeout_s)
+    if output.fmt in ("table", "markdown"):  # for reading: fewer columns, the score to 3 places
+        columns = SEARCH_TABLE_COLUMNS
+        rows = [tuple(round(h[c], 3) if c == "score" else h.get(c) for c in columns) for h in hits]
+    else:
+        columns = RESULT_COLUMNS
+        rows = [tuple(h.get(c) for c in columns) for h in hits]
+    types = [_python_type(c, rows) for c in range(len(columns))]
+    if output.fmt == "table":
+        out.write(format_table(columns, types, rows, False, output.max_width, output.wrap))
+        return len(rows)
+    if output.fmt == "markdown":
+        return write_markdown(columns, types, [rows], out)
+    return (write_csv if output.fmt == "csv" else write_json)(columns, [rows], out)
+
+
+def _python_type(i: int, rows: Sequence[Sequence[Any]]) -> str:
+    """A DuckDB-like type name for column `i` of Python rows (numbers are right-aligned)."""
+    kinds = {type(r[i]) for r in rows if r[i] is not None}
+    if kinds and kinds <= {int}:
+        return "BIGINT"
+    if kinds and kinds <= {int, float, decimal.Decimal}:
+        return "DOUBLE"
+    return "VARCHAR"
+
+
+def cli_search(settings: Settings, text: str, limit: int = 20, fmt: str = "table",
+               max_width: int | None = None, wrap: bool = False) -> int:
+    """`ofsted search WORDS`: the findings that match, best first (BM25 over stemmed words)."""
+
+    def action() -> int:
+        output = Output(fmt, max_width, wrap)
+        run_cli_query(settings, "search", lambda **kw: run_search(
+            settings.published_warehouse, text, limit, output, sys.stdout, **kw))
+        return 0
+
+    return with_one_line_errors("search", action)
