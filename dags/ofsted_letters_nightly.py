@@ -157,7 +157,9 @@ def ofsted_letters_nightly():
                 ),
                 select=LAYERS[layer],
                 indirect_selection="buildable",  # a test runs once every model it reads is built
-                vars={"run_date": "{{ ds }}"},  # the night's logical date: dim_dates repeats on a re-run
+                # the night's date (its logical date; a manual run triggered without one: when it was
+                # asked to run): dim_dates ends the year after it, the same on a re-run of that night
+                vars={"run_date": "{{ (dag_run.logical_date or dag_run.run_after).strftime('%Y-%m-%d') }}"},
                 env={"OFSTED_WORK_WAREHOUSE": str(SETTINGS.work_warehouse), "DO_NOT_TRACK": "1"},
                 install_deps=False,  # no dbt packages
                 invocation_mode=InvocationMode.DBT_RUNNER,  # in-process; the callback releases the file

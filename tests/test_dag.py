@@ -273,3 +273,17 @@ def test_a_layer_whose_only_failures_are_dbt_tests_fails_without_retry(dag, monk
     outcome["message"] = "dbt invocation completed with errors: fct_findings: IO Error: Could not set lock"
     with pytest.raises(CosmosDbtRunError):  # a model that could not build: retried as usual
         task.execute({})
+
+
+def test_dbt_gets_the_nights_date_with_or_without_a_logical_date(dag):
+    """dim_dates ends the year after the night's date (var run_date): the logical date of a
+    scheduled night, and for a run triggered without one (the REST API's default) its run_after."""
+    from types import SimpleNamespace
+
+    for task_id in ("dbt.seeds", "dbt.staging", "dbt.marts"):
+        task = dag.get_task(task_id)
+        scheduled = SimpleNamespace(logical_date=dt.datetime(2026, 12, 1, 2, 0, tzinfo=dt.UTC),
+                                    run_after=dt.datetime(2026, 12, 2, 2, 0, tzinfo=dt.UTC))
+        manual = SimpleNamespace(logical_date=None, run_after=dt.datetime(2027, 1, 5, 9, 30, tzinfo=dt.UTC))
+        assert task.render_template(task.vars, {"dag_run": scheduled}) == {"run_date": "2026-12-01"}
+        assert task.render_template(task.vars, {"dag_run": manual}) == {"run_date": "2027-01-05"}
