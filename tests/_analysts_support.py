@@ -203,7 +203,7 @@ select a.authority_name, a.region, i.inspection_start_date, i.letter_date,
        i.strength_count, i.area_for_development_count, i.priority_action_count
 from fct_inspections as i
 left join dim_authorities as a using (authority_key)
-order by i.inspection_start_date"""),
+order by i.inspection_start_date, a.authority_name"""),
     ("What are the areas for development most often about?", """
 select t.theme_name, count(*) as findings, count(distinct f.inspection_key) as inspections
 from fct_findings as f
@@ -227,7 +227,7 @@ join fct_inspections as i using (inspection_key)
 join dim_dates as d on d.date_day = i.inspection_start_date
 join dim_authorities as a on a.authority_key = i.authority_key
 where f.finding_text ilike '%supervision%'
-order by d.financial_year, a.authority_name, f.category"""),
+order by d.financial_year, a.authority_name, f.category, finding"""),
     ("Which themes lead the areas for development, by financial year and region?", """
 select f.financial_year, f.region, t.theme, count(*) as findings
 from findings_wide as f, unnest(f.theme_names) as t(theme)
@@ -243,21 +243,21 @@ select i.authority_name_as_written as inspected, i.inspection_start_date,
        round(i.area_for_development_count * s.weight, 2) as weighted_areas_for_development
 from fct_inspections as i
 join bridge_authority_successions as s using (authority_key)
-order by inspected, weight desc"""),
+order by inspected, i.inspection_start_date, weight desc, today"""),
     ("How many working days did each letter take, and which bank holidays fell in between?", """
 select i.authority_name_as_written as authority, i.inspection_end_date, i.letter_date,
        i.days_from_inspection_to_letter as days,
        i.working_days_from_inspection_to_letter as working_days,
-       (select string_agg(d.bank_holiday_name || ' ' || d.date_day, '; ')
+       (select string_agg(d.bank_holiday_name || ' ' || d.date_day, '; ' order by d.date_day)
         from dim_dates as d
         where d.date_day between i.inspection_end_date and i.letter_date
           and d.is_bank_holiday) as bank_holidays_between
 from fct_inspections as i
-order by i.inspection_end_date"""),
+order by i.inspection_end_date, authority"""),
     ("Which findings are about threshold guidance, best match first?", """
 select round(score, 3) as score, matched_terms, authority_name, category,
        left(finding_text, 60) as finding
 from search_findings('threshold guidance')
-order by score desc
+order by score desc, authority_name, finding
 limit 5"""),
 ]
