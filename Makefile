@@ -68,9 +68,11 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow and not browser"
 
+## every Python package and the dbt project's SQL (`.ci/run` runs it before the tests)
+LINT_PY := ingest orchestration devtools dags expectations tests benchmarks
 lint: setup
-	$(BIN)/ruff check ingest dags expectations tests benchmarks
-	$(BIN)/sqlfluff lint dbt_project/models dbt_project/tests dbt_project/analyses --processes 2
+	$(BIN)/ruff check $(LINT_PY)
+	$(BIN)/sqlfluff lint dbt_project/models dbt_project/tests dbt_project/analyses dbt_project/macros --processes 2
 
 ## benchmark scripts: each prints its figures (no timed assertions anywhere)
 bench: export PYTHONPATH := $(CURDIR)

@@ -3,12 +3,12 @@
 
 Every night at 02:00 Europe/London: fetch new or changed Ofsted letters and archive them,
 parse them in batches (one mapped task per batch), load the raw tables, check them with
-Great Expectations, build the dimensional warehouse with dbt (one `dbt build` per layer:
-seeds, staging, marts, each with the tests its models complete; through Cosmos), check the
+Great Expectations, build the dimensional warehouse with dbt (one `dbt build` of the project, in-process on
+dbt's saved parse: `orchestration/dbt.py`), check the
 marts, then publish: the work warehouse is swapped atomically into the file analysts read,
 and the static report, GX data docs and dbt docs are swapped in beside it.
 
-`fetch -> batches -> parse[n] -> load_raw -> validate_raw -> dbt(seeds -> staging -> marts)
+`fetch -> batches -> parse[n] -> load_raw -> validate_raw -> dbt
 -> validate_marts -> dbt_docs -> publish -> report`
 
 Every task that opens the work DuckDB file runs in the one-slot pool `duckdb_writer`
@@ -23,12 +23,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pendulum
-from airflow.sdk import Asset, CronTriggerTimetable, TaskGroup, chain, dag, task
-from cosmos import ProfileConfig
-from cosmos.constants import InvocationMode
+from airflow.sdk import Asset, CronTriggerTimetable, dag, task
 
 from ingest.settings import get_settings
-from orchestration.dbt import LAYERS, DbtLayerOperator, layer_nodes
 from orchestration.notifiers import (
     AlertNotifier,
     DataQualityFailed,
@@ -45,7 +42,6 @@ RAW_ASSETS = [Asset(name=f"ofsted.raw.{t}", uri=f"x-duckdb://ofsted-work/raw/{t}
 PUBLISHED = Asset(name="ofsted.published_warehouse", uri="x-duckdb://ofsted-published/warehouse")
 # a task that writes in the data directory: one at a time on this machine (the data dir lock)
 WRITES = {"pool": POOL, "pre_execute": hold_data_dir, "post_execute": let_go_of_data_dir}
-DBT_LAYERS = layer_nodes(SETTINGS.dbt_project_dir)  # from the manifest: no dbt runs at parse time
 
 
 @dag(
@@ -144,38 +140,18 @@ def ofsted_letters_nightly():
         remove_run_files(SETTINGS, run_id)  # the night is published: its parse batches are scratch
         return published
 
-    with TaskGroup(group_id="dbt") as dbt:
-        layers = [
-            DbtLayerOperator(
-                task_id=layer,
-                doc_md=f"`dbt build --select {' '.join(LAYERS[layer])}`: {', '.join(nodes) or '(nothing)'}",
-                project_dir=SETTINGS.dbt_project_dir,
-                profile_config=ProfileConfig(
-                    profile_name="ofsted_letters",
-                    target_name="work",
-                    profiles_yml_filepath=SETTINGS.dbt_profiles_dir / "profiles.yml",
-                ),
-                select=LAYERS[layer],
-                indirect_selection="buildable",  # a test runs once every model it reads is built
-                # the night's date (its logical date; a manual run triggered without one: when it was
-                # asked to run): dim_dates ends the year after it, the same on a re-run of that night
-                vars={"run_date": "{{ (dag_run.logical_date or dag_run.run_after).strftime('%Y-%m-%d') }}"},
-                env={"OFSTED_WORK_WAREHOUSE": str(SETTINGS.work_warehouse), "DO_NOT_TRACK": "1"},
-                install_deps=False,  # no dbt packages
-                invocation_mode=InvocationMode.DBT_RUNNER,  # in-process; the callback releases the file
-                dbt_executable_path=str(SETTINGS.dbt_executable),
-                callback="ingest.warehouse.build.release_dbt_duckdb",
-                **WRITES,
-                execution_timeout=dt.timedelta(minutes=60),
-            )
-            for layer, nodes in DBT_LAYERS.items()
-        ]
-        chain(*layers)
+    @task(**WRITES, execution_timeout=dt.timedelta(minutes=60))
+    def dbt(run_id: str | None = None, dag_run=None) -> dict:
+        from orchestration.dbt import build
+
+        # the night's date (its logical date; a manual run triggered without one: when it was
+        # asked to run): dim_dates ends the year after it, the same on a re-run of that night
+        return build(SETTINGS, run_id, (dag_run.logical_date or dag_run.run_after).strftime("%Y-%m-%d"))
 
     docs = fetch()
     counts = load_raw(parse.expand_kwargs(batches(docs)))
     marts_dq = validate_marts(counts)
-    validate_raw(counts) >> dbt >> marts_dq >> dbt_docs() >> publish() >> report(marts_dq)
+    validate_raw(counts) >> dbt() >> marts_dq >> dbt_docs() >> publish() >> report(marts_dq)
 
 
 ofsted_letters_nightly()

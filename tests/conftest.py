@@ -1,5 +1,8 @@
 """Session-wide environment and the fixtures the test modules share.
 
+`OFSTED_REQUIRE=browser,stack` (CI): a skipped test with one of those markers fails instead
+(`_require`).
+
 Environment: no telemetry, and Airflow configured to a temporary AIRFLOW_HOME (its own SQLite
 DB, the project's dags/, no examples) before any test module imports Airflow - so no test
 ever touches ~/airflow or the project's .airflow/. Hypothesis keeps no example database and
@@ -30,6 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from _require import pytest_configure, pytest_runtest_makereport  # noqa: F401 - CI's OFSTED_REQUIRE
 from hypothesis import settings as hypothesis_settings
 
 _HOME = Path(tempfile.mkdtemp(prefix="ofsted-test-airflow-"))

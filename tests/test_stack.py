@@ -24,6 +24,7 @@ from ingest.settings import PROJECT_ROOT, Settings
 INSTALLED = Path("/usr/bin/redis-server").exists() and any(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.stack,  # CI: OFSTED_REQUIRE=stack fails it rather than skip it
     pytest.mark.timeout(2400),  # the module's stack and its three nights count against its first test
     pytest.mark.skipif(not INSTALLED, reason="needs Debian's postgresql and redis-server "
                                              "(apt-get install postgresql redis-server)"),
