@@ -24,11 +24,13 @@ What the data team keeps:
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from typing import Any
 
 from ingest.settings import Settings
 from orchestration.notifiers import DbtTestsFailed
+from orchestration.steps import Night, Step
 
 TEST_TYPES = ("test", "unit_test")
 
@@ -67,3 +69,15 @@ def build(settings: Settings, run_id: str | None, run_date: str | None) -> dict[
         raise DbtBuildFailed(f"dbt build: {len(failed)} node(s) failed: "
                              + ", ".join(r["name"] for r in failed) + "\n" + lines)
     raise DbtBuildFailed(f"dbt build could not run (exit {code}; dbt's output is in the task's log)")
+
+
+def _build(night: Night) -> dict[str, Any]:
+    return build(night.settings, night.run_id, night.run_date)
+
+
+def dbt_steps(settings: Settings) -> list[Step]:
+    """The night's dbt steps (read by `orchestration.night`): one, `dbt`, the same in the DAG and
+    in `ofsted rerun`. Nothing of dbt is read here: the DAG parses without the manifest."""
+    return [Step(name="dbt", call=_build, doc="`dbt build` of the whole project, in-process on dbt's "
+                 "saved parse; after a failed build only what needs rebuilding (orchestration/dbt.py)",
+                 data_dir=True, work_warehouse=True, timeout=dt.timedelta(minutes=60))]
