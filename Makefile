@@ -18,8 +18,8 @@ DBT_SOURCES := $(shell find dbt_project/dbt_project.yml dbt_project/models dbt_p
 
 setup: $(STAMP) $(MANIFEST)
 
-# The DAG renders its dbt tasks from this manifest (no dbt at DAG parse time); rebuilt when the
-# dbt project changes. `dbt parse` also leaves partial_parse.msgpack, which the tasks reuse.
+# dbt's saved parse (target/partial_parse.msgpack, with the manifest), rebuilt when the dbt project
+# changes: the night's dbt copies it into a target dir that has none, so `make run` parses nothing.
 $(MANIFEST): $(STAMP) $(DBT_SOURCES)
 	cd dbt_project && DO_NOT_TRACK=1 OFSTED_WORK_WAREHOUSE="$$(../$(BIN)/python -c "from ingest.settings import get_settings; print(get_settings().work_warehouse)")" \
 	  ../$(BIN)/dbt parse --quiet --profiles-dir . --target-path target
