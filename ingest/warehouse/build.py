@@ -180,21 +180,27 @@ def raw_fingerprints(warehouse: Path) -> dict[str, str]:
 
 def rebuild_selection(settings: Settings, fingerprints: dict[str, str]) -> list[str] | None:
     """What the build after a failed one must rebuild, as dbt selectors (read against the
-    failed build's artifacts, `--state <target>/last_failed_build`), or None for the whole project (no
-    failed build recorded, or its record unreadable): every node that failed or errored with
-    everything it reads and everything that reads it, what was skipped because of them (and what
-    reads it), what changed in the project since
-    (`state:modified+`), and what reads a raw table whose rows changed since."""
+    failed build's artifacts, `--state <target>/last_failed_build`), or None for the whole
+    project: every node that failed or errored with everything it reads and everything that
+    reads it, what was skipped because of them, what changed in the project since
+    (`state:modified+`), and what reads a raw table or view whose rows changed since (the dbt
+    source of that relation, and everything downstream). The whole project when no failed build
+    is recorded, its record is unreadable, or a raw relation that changed is no dbt source."""
     state = settings.dbt_target_dir / FAILED_STATE
     try:
         before = json.loads((state / "raw_fingerprints.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        sources = json.loads((state / "manifest.json").read_text(encoding="utf-8"))["sources"].values()
+        by_relation = {(str(n["schema"]).lower(), str(n["identifier"]).lower()):
+                       f"source:{n['source_name']}.{n['name']}+" for n in sources}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    if not (state / "manifest.json").is_file() or not (state / "run_results.json").is_file():
+    if not (state / "run_results.json").is_file():
         return None
     changed = sorted(t for t in set(fingerprints) | set(before) if fingerprints.get(t) != before.get(t))
-    return ["+result:fail+", "+result:error+", "result:skipped+", "state:modified+",
-            *(f"source:raw.{t}+" for t in changed)]
+    readers = [by_relation.get(("raw", t.lower())) for t in changed]
+    if None in readers:
+        return None
+    return ["+result:fail+", "+result:error+", "result:skipped+", "state:modified+", *readers]
 
 
 def _remember_failure(settings: Settings, fingerprints: dict[str, str]) -> None:
