@@ -161,12 +161,14 @@ def _add_export(sub) -> None:
     p.add_argument("dir", help="output folder")
     p.add_argument("--warehouse", help="DuckDB file to read; default: the published warehouse")
     p.add_argument("--csv", action="store_true", help="also write CSV")
+    p.add_argument("--excel", action="store_true",
+                   help="also write CSV with a UTF-8 byte-order mark (Excel on Windows reads it as written)")
 
 
 def _run_export(args) -> int:
     from ingest.warehouse.export import cli_export
 
-    return cli_export(_settings(args), out_dir=Path(args.dir), csv=args.csv)
+    return cli_export(_settings(args), out_dir=Path(args.dir), csv=args.csv, excel=args.excel)
 
 
 def _add_report(sub) -> None:

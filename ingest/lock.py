@@ -14,6 +14,10 @@ is closed, so the holder never opens the file a second time (the held locks are 
 
 Across machines this lock does not reach: there the Airflow pool `duckdb_writer` and the
 DAG's `max_active_runs=1` serialise nights.
+
+The file is opened by `ingest.files.open_regular` like every file in a folder others may
+write: never through a symbolic link, never a FIFO or a folder (`UnsafeFile`, one line), so
+the truncation on taking and releasing it can only ever empty the lock file itself.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ingest.files import open_regular
 from ingest.settings import Settings
 
 LOCK_NAME = ".ofsted.lock"
@@ -73,10 +78,15 @@ def _ancestors() -> set[int]:
 
 def _read(path: Path) -> dict[str, Any] | None:
     try:
-        with path.open("rb") as f:
-            meta = json.loads(f.read(4096) or b"null")
+        fd = open_regular(path)
+    except OSError:
+        return None
+    try:
+        meta = json.loads(os.pread(fd, 4096, 0) or b"null")
     except (OSError, ValueError):
         return None
+    finally:
+        os.close(fd)
     return meta if isinstance(meta, dict) else None
 
 
@@ -93,9 +103,12 @@ def holder(settings: Settings) -> dict[str, Any] | None:
     path = lock_path(settings)
     if path in _held:
         return _read_own(path)
-    if not path.exists():
+    if not os.path.lexists(path):
         return None
-    fd = os.open(path, os.O_RDWR)
+    try:
+        fd = open_regular(path, os.O_RDWR, doing="use as a lock")
+    except FileNotFoundError:
+        return None
     try:
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -144,7 +157,7 @@ def _acquire(settings: Settings, command: str) -> str | None:
         _held[path] = (fd, depth + 1)
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = open_regular(path, os.O_RDWR | os.O_CREAT, doing="use as a lock")
     try:
         fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

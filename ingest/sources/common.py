@@ -12,13 +12,14 @@ import re
 import uuid
 from pathlib import Path
 
+from ingest.files import CREATE_FLAGS, MAX_FILE_ENV, TooLarge
 from ingest.letters.models import FetchResult
 from ingest.settings import Settings
 
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 64 * 1024
-LIMIT_ENV = "OFSTED_MAX_FILE_BYTES"
+LIMIT_ENV = MAX_FILE_ENV
 
 
 class FetchConfigError(ValueError):
@@ -77,16 +78,7 @@ def rejected(uri: str, reason: str, **stamp: str | None) -> FetchResult:
                        **stamp)
 
 
-def too_large(size: int | None, max_bytes: int) -> str:
-    got = f"{size} bytes" if size is not None else "more"
-    return f"file too large: {got}, over the limit of {max_bytes} bytes ({LIMIT_ENV})"
-
-
 # --- temp files -------------------------------------------------------------------------------
-
-class TooLarge(Exception):
-    pass
-
 
 class IncomingWriteError(OSError):
     """Writing a temp file under incoming/ failed (disk full, permissions): not one document's
@@ -102,7 +94,7 @@ class TempFile:
         self.part = self.stem.with_name(self.stem.name + ".part")
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.part, "xb")  # noqa: SIM115 - closed in keep/discard
+            self._fh = os.fdopen(os.open(self.part, CREATE_FLAGS, 0o644), "wb")  # closed in keep/discard
         except OSError as e:
             raise IncomingWriteError(f"cannot write a temp file in {directory}: {e.strerror or e}") from e
         self._hash = hashlib.sha256()

@@ -24,7 +24,6 @@ with `os.replace` — also one atomic rename.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -37,7 +36,7 @@ from pathlib import Path
 
 import duckdb
 
-from ingest.files import fsync_dir
+from ingest.files import fsync_dir, sha256_file
 from ingest.settings import Settings
 
 KEEP_REPORT_VERSIONS = 2  # the live one and the one before (for a reader mid-page)
@@ -68,14 +67,6 @@ def checkpoint(path: Path) -> None:
         con.execute("checkpoint")
     finally:
         con.close()
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def mart_row_counts(path: Path) -> dict[str, int]:

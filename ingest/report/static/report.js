@@ -101,6 +101,8 @@
   document.addEventListener("DOMContentLoaded", function () {
     var input = document.getElementById("q");
     if (!input) { return; }
+    // Enter in the box searches in place (no inline handler: the pages' CSP allows no inline script)
+    input.form.addEventListener("submit", function (e) { e.preventDefault(); });
     var list = document.getElementById("search-results");
     var status = document.getElementById("search-status");
     var index = window.OFSTED_SEARCH;
