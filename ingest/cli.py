@@ -37,7 +37,8 @@ EXIT_BUSY = 3  # another writer holds the data directory
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    s = get_settings(getattr(args, "data_dir", None))
+    data_dir = getattr(args, "data_dir", None)
+    s = get_settings(os.path.abspath(data_dir) if data_dir else None)  # a relative flag: from the cwd
     over = {}
     if getattr(args, "inbox", None):
         over["inbox_dir"] = Path(args.inbox).resolve()
@@ -287,11 +288,19 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return run(args)
 
 
+#: commands whose stdout is data (CSV, JSON, Markdown): escaped only where it is a terminal
+DATA_OUTPUT = ("sql", "search", "parse")
+
+
 def main(argv: list[str] | None = None) -> int:
+    from ingest import redact
+
+    redact.install(escape_stdout=False)  # URLs' user-info at once; the settings' secrets below
     args = build_parser().parse_args(argv)
     settings: Settings | None = None
     try:
         settings = _settings(args)
+        redact.install(settings, escape_stdout=args.command not in DATA_OUTPUT)
         if args.command in PATHS:
             say_paths(args.command, settings)
         return _dispatch(args, settings)
@@ -302,11 +311,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ofsted {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # the last line of defence: one line, never a traceback
+        from ingest.files import UnsafeFile
         from ingest.lock import DataDirLocked
 
         if isinstance(exc, DataDirLocked):
             print(f"ofsted {args.command}: error: {exc}", file=sys.stderr)
             return EXIT_BUSY
+        if isinstance(exc, UnsafeFile):  # a link, FIFO or folder planted at a name we use: one line
+            print(f"ofsted {args.command}: error: {exc}", file=sys.stderr)
+            return 1
         try:
             log = log_trace(settings, args.command)
         except Exception:  # noqa: BLE001 - the settings themselves may be what failed

@@ -20,6 +20,7 @@ from typing import Any
 
 import duckdb
 
+from ingest.redact import escape_controls, has_controls
 from ingest.settings import Settings
 
 _HEX = re.compile(r"[0-9a-f]{8,64}")
@@ -91,6 +92,24 @@ def current_quarantine(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return [dict(zip(cols, row, strict=True)) for row in con.execute(CURRENT_QUARANTINE_SQL).fetchall()]
 
 
+MAX_REASON_CHARS = 2000
+
+
+def checked_reason(reason: str) -> str:
+    """A user's free text fit to store and show: at most MAX_REASON_CHARS characters, no control
+    character (a terminal escape would act on every later `ofsted status`); spaces normalised."""
+    if has_controls(reason.replace("\r", "")):
+        raise ControlError("--reason holds a control character (" + escape_controls(
+            next(c for c in reason if has_controls(c))) + "): write it as plain text")
+    reason = " ".join(reason.split())
+    if not reason:
+        raise ControlError("--reason must say why (it is kept in raw.quarantine)")
+    if len(reason) > MAX_REASON_CHARS:
+        raise ControlError(f"--reason is {len(reason):,} characters; at most {MAX_REASON_CHARS:,} are kept "
+                           "(say why in a sentence, and link to the rest)")
+    return reason
+
+
 def apply_control(settings: Settings, ref: str, reason: str, action: str) -> dict[str, Any]:
     """Append one quarantine/release row for the document `ref`; returns what was written
     (`written` False when the document already was in that state)."""
@@ -98,9 +117,7 @@ def apply_control(settings: Settings, ref: str, reason: str, action: str) -> dic
 
     if action not in ("quarantine", "release"):
         raise ValueError(action)
-    reason = " ".join(reason.split())
-    if not reason:
-        raise ControlError("--reason must say why (it is kept in raw.quarantine)")
+    reason = checked_reason(reason)
     if not settings.work_warehouse.is_file():
         raise ControlError(f"no warehouse at {settings.work_warehouse} (nothing loaded yet)")
     con = connect(settings.work_warehouse)

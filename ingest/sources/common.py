@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ingest.files import CREATE_FLAGS, MAX_FILE_ENV, TooLarge
 from ingest.letters.models import FetchResult
+from ingest.redact import redact, redact_url
 from ingest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,18 +40,9 @@ def incoming_dir(settings: Settings) -> Path:
 
 
 
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#@\s]*@")
-
-
-def redact_url(url: str) -> str:
-    """The URL with any `user:pass@` replaced by `***@` (the rest unchanged, so two URLs that
-    differ only in their credentials stay one key); stored and printed in place of the URL."""
-    return _USERINFO.sub(r"\1***@", url, count=1)
-
-
 def redact_text(text: str | None) -> str | None:
-    """Every URL's `user:pass@` in a message redacted."""
-    return _USERINFO.sub(r"\1***@", text) if text else text
+    """Every URL's `user:pass@` (and every configured secret) in a message redacted."""
+    return redact(text)
 
 
 def utc_now() -> dt.datetime:
@@ -62,18 +54,18 @@ def one_line(text: object) -> str:
 
 
 def failed(uri: str, reason: str) -> FetchResult:
-    log.warning("fetch failed: %s: %s", uri, reason)
+    log.warning("fetch failed: %s: %s", redact_url(uri), redact(reason))
     return FetchResult(source_uri=uri, status="failed", reason=one_line(reason))
 
 
 def skipped(uri: str, reason: str) -> FetchResult:
-    log.warning("skipped: %s: %s", uri, reason)
+    log.warning("skipped: %s: %s", redact_url(uri), redact(reason))
     return FetchResult(source_uri=uri, status="skipped", reason=one_line(reason))
 
 
 def rejected(uri: str, reason: str, **stamp: str | None) -> FetchResult:
     """Refused by a limit before its bytes were read in full (no hash): a rejected document."""
-    log.warning("rejected: %s: %s", uri, reason)
+    log.warning("rejected: %s: %s", redact_url(uri), redact(reason))
     return FetchResult(source_uri=uri, status="rejected", reason=one_line(reason), fetched_at=utc_now(),
                        **stamp)
 

@@ -32,6 +32,7 @@ from typing import IO, Any
 import duckdb
 
 from ingest.files import UnsafeFile, open_regular, read_fd
+from ingest.redact import escape_controls
 from ingest.settings import Settings
 
 MARTS_SCHEMA = "marts"
@@ -278,7 +279,7 @@ def _cell(v: Any, max_width: int, wrap: bool) -> list[str]:
     s = text_value(v)
     if s is None:
         return ["NULL"]
-    s = s.replace("\r\n", "\\n").replace("\n", "\\n").replace("\t", " ")
+    s = escape_controls(s.replace("\r\n", "\\n").replace("\n", "\\n").replace("\t", " "))
     if max_width <= 0 or len(s) <= max_width:
         return [s]
     if wrap:
@@ -330,7 +331,8 @@ def write_markdown(columns: Sequence[str], types: Sequence[str],
         s = text_value(v)
         if s is None:
             return "NULL"
-        return s.replace("\\", "\\\\").replace("|", "\\|").replace("\r\n", "<br>").replace("\n", "<br>")
+        s = s.replace("\\", "\\\\").replace("|", "\\|").replace("\r\n", "<br>").replace("\n", "<br>")
+        return escape_controls(s)
 
     out.write("| " + " | ".join(cell(c) for c in columns) + " |\n")
     out.write("|" + "|".join("---:" if is_numeric_type(t) else "---" for t in types) + "|\n")
