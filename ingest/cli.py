@@ -260,12 +260,14 @@ def say_paths(command: str, settings: Settings) -> None:
 
 def log_trace(settings: Settings | None, command: str) -> Path | None:
     """Append the current exception's full trace to the log file; its path, or None if unwritable."""
+    from ingest.files import append_bytes
+    from ingest.redact import redact
+
     path = settings.log_file if settings else get_settings().log_file
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as f:
-            f.write(f"--- {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')} pid {os.getpid()} "
-                    f"ofsted {command}\n{traceback.format_exc()}\n")
+        entry = f"--- {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')} pid {os.getpid()} " \
+                f"ofsted {command}\n{traceback.format_exc()}\n"
+        append_bytes(path, (redact(entry) or "").encode())
     except OSError:
         return None
     return path
@@ -283,7 +285,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             from ingest.warehouse.publish import clean_orphans
 
             for gone in clean_orphans(settings):
-                print(f"ofsted {args.command}: removed {gone} (left by an interrupted publish)",
+                what = "night" if gone.parent == settings.runs_dir else "publish"
+                print(f"ofsted {args.command}: removed {gone} (left by an interrupted {what})",
                       file=sys.stderr)
         return run(args)
 

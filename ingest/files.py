@@ -170,6 +170,37 @@ def open_regular(path: Path | str, flags: int = READ_FLAGS, doing: str = "read")
     return fd
 
 
+def open_append(path: Path | str) -> int:
+    """A descriptor appending to the regular file `path` (created when missing): never through a
+    link, never blocking on a FIFO (`UnsafeFile` names what is there instead)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return open_regular(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, doing="append to")
+
+
+def append_bytes(path: Path | str, data: bytes, durable: bool = False) -> None:
+    """Append `data` to the regular file `path` with one write (see `open_append`)."""
+    fd = open_append(path)
+    try:
+        os.write(fd, data)
+        if durable:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def planted(paths: list[Path]) -> list[str]:
+    """One refusal line for each of `paths` that exists as anything but a regular file."""
+    out = []
+    for path in paths:
+        try:
+            check_target(path, "use")
+        except UnsafeFile as exc:
+            out.append(str(exc))
+        except OSError:
+            continue
+    return out
+
+
 def read_fd(fd: int, max_bytes: int, setting: str = MAX_FILE_ENV) -> bytes:
     """At most `max_bytes` of an open regular file (size checked first; growth while read caught)."""
     size = os.fstat(fd).st_size

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from ingest.files import open_append
+from ingest.redact import RedactingStream
 from ingest.settings import PROJECT_ROOT, Settings
 
 DAG_ID = "ofsted_letters_nightly"
@@ -255,8 +257,8 @@ def console_to_log(log_file: Path) -> Iterator[TextIO]:
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
-    console = os.fdopen(os.dup(saved[0]), "w", buffering=1)
-    fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    console = RedactingStream(os.fdopen(os.dup(saved[0]), "w", buffering=1))
+    fd = open_append(log_file)  # never through a link or into a FIFO planted at its name
     try:
         os.dup2(fd, 1)
         os.dup2(fd, 2)

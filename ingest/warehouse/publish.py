@@ -170,10 +170,13 @@ def publish_report(settings: Settings, run_id: str) -> dict:
 
 def clean_orphans(settings: Settings) -> list[Path]:
     """Remove what a killed publish left: `.<name>.publishing-PID` copies beside the published
-    warehouse and `.<report>.link-PID` links, whose process is gone. Returns what it removed."""
+    warehouse and `.<report>.link-PID` links, whose process is gone; and what a killed night
+    left under `runs_dir` (its parsed batches, fetched temp files). Called by a writer holding
+    the data directory's lock, before its night starts: nothing there belongs to a live night.
+    A link planted there is removed as a link (never followed). Returns what it removed."""
     from ingest.lock import pid_alive
 
-    removed = []
+    removed = _clean_runs(settings.runs_dir)
     candidates = []
     wh, rep = settings.published_warehouse, settings.report_dir
     if wh.parent.is_dir():
@@ -188,6 +191,24 @@ def clean_orphans(settings: Settings) -> list[Path]:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
             removed.append(path)
+    return removed
+
+
+def _clean_runs(runs: Path) -> list[Path]:
+    removed: list[Path] = []
+    try:
+        entries = sorted(runs.iterdir()) if runs.is_dir() and not runs.is_symlink() else []
+    except OSError:
+        return removed
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            if entry.is_dir() and not entry.is_symlink():
+                if not any(entry.iterdir()):
+                    continue  # an empty folder (incoming/ after a good night): nothing left behind
+                shutil.rmtree(entry)  # fd-based: never follows a link inside
+            else:
+                entry.unlink()  # a file, or a link itself (never its target)
+            removed.append(entry)
     return removed
 
 
