@@ -249,11 +249,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def source_text(settings: Settings) -> str:
+    """Where letters come from, as said to the user: the inbox folder, or the (redacted) index URL."""
+    from ingest.redact import redact_url
+
+    if settings.source == "http":
+        return f"index {redact_url(settings.http_index_url or '(OFSTED_HTTP_INDEX_URL not set)')}"
+    return f"inbox dir {settings.inbox_dir}"
+
+
 def say_paths(command: str, settings: Settings) -> None:
     """One line on stderr: the paths this command reads and writes."""
     reads, writes = PATHS.get(command, ((), ()))
     parts = [f"data dir {settings.data_dir}"]
-    parts += [f"reads {f.replace('_', ' ')} {getattr(settings, f)}" for f in reads if f != "data_dir"]
+    parts += [f"reads {source_text(settings)}" if f == "inbox_dir" else f"reads {f.replace('_', ' ')} "
+              f"{getattr(settings, f)}" for f in reads if f != "data_dir"]
     parts += [f"writes {f.replace('_', ' ')} {getattr(settings, f)}" for f in writes]
     print(f"ofsted {command}: " + "; ".join(parts), file=sys.stderr, flush=True)
 

@@ -211,14 +211,19 @@ def night_lines(nights: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _quarantine_lines(settings: Settings) -> list[str]:
+def _quarantine_lines(settings: Settings, damaged: list[str] | None = None) -> list[str]:
+    """What is quarantined; a warehouse that cannot be opened for another reason than a writer
+    holding it (a truncated or corrupt file) is added to `damaged` as one line."""
     in_use = " (from the published warehouse: the work one is in use)"
     for path, note in ((settings.work_warehouse, ""), (settings.published_warehouse, in_use)):
         if not path.is_file():
             continue
         try:
             con = duckdb.connect(str(path), read_only=True)
-        except duckdb.Error:
+        except duckdb.Error as exc:
+            line = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+            if damaged is not None and "Could not set lock" not in line:
+                damaged.append(f"{path} cannot be read: {line}")
             continue
         try:
             rows = current_quarantine(con)
@@ -262,9 +267,16 @@ def cli_status(settings: Settings, limit: int = 10) -> int:
             print(line)
     else:
         print("no night recorded yet")
-    for line in _quarantine_lines(settings):
+    damaged: list[str] = []
+    for line in _quarantine_lines(settings, damaged):
         print(line)
+    for line in damaged:  # the next night would fail on it: never a quiet exit 0
+        print(f"DAMAGED: {line}")
     last = finished[0] if finished else None
+    if damaged:
+        print("the warehouse above is damaged (truncated or corrupt): restore it, or move it away and "
+              "run `ofsted reparse` (the archive keeps every letter)")
+        return 1
     if last is None:
         print("last night: none finished yet")
         return 1

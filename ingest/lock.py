@@ -126,13 +126,13 @@ def holder(settings: Settings) -> dict[str, Any] | None:
         return _read_own(path)
     if not os.path.lexists(path):
         return None
-    try:
-        fd = open_regular(path, os.O_RDWR, doing="use as a lock")
+    try:  # read-only, a shared lock: a reader of a read-only data directory can ask too
+        fd = open_regular(path, doing="use as a lock")
     except FileNotFoundError:
         return None
     try:
         try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError:
             return _read(path) or {}
         fcntl.lockf(fd, fcntl.LOCK_UN)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ingest.files import open_append
-from ingest.redact import RedactingStream
+from ingest.redact import RedactingStream, redact_url
 from ingest.settings import PROJECT_ROOT, Settings
 
 DAG_ID = "ofsted_letters_nightly"
@@ -298,7 +298,9 @@ def cli_run(settings: Settings) -> int:
     t0 = time.monotonic()
     import datetime as dt
 
-    print(f"ofsted run: inbox {settings.inbox_dir}, work warehouse {settings.work_warehouse}", flush=True)
+    where = f"inbox {settings.inbox_dir}" if settings.source != "http" else \
+        f"index {redact_url(settings.http_index_url or '')}"
+    print(f"ofsted run: {where}, work warehouse {settings.work_warehouse}", flush=True)
     started = dt.datetime.now(dt.UTC)
     with console_to_log(settings.log_file) as console:
         run_id, state = run_dag(settings, echo=lambda line: print(line, file=console, flush=True))

@@ -118,3 +118,21 @@ def test_the_report_copy_is_served_the_same_over_http(hostile_report):
 
     for p in (hostile_report / "letters").iterdir():
         assert mimetypes.guess_type(p.name)[0] in ("text/plain", "application/pdf"), p.name
+
+
+def test_gx_data_docs_throw_nothing_offline(dq_warehouse, tmp_path):
+    """GX's pages load jQuery from a CDN; offline (as here) they threw `$ is not defined`."""
+    chromium_or_skip()
+    from expectations.validate import validate_raw
+
+    settings = Settings.from_env({}).with_overrides(
+        work_warehouse=dq_warehouse, report_dir=tmp_path / "report", data_dir=tmp_path,
+        published_warehouse=tmp_path / "published" / "warehouse.duckdb")
+    result = validate_raw(settings, "offline-docs")
+    index = Path(result["data_docs"])
+    pages = [index, *sorted((index.parent / "validations").rglob("*.html"))]
+    assert len(pages) >= 2
+    for page_path in pages:
+        with open_page(page_path.as_uri()) as (page, problems):
+            assert problems.page_errors == [], (page_path, problems.page_errors)
+            assert "open it with a network connection" in page.inner_text("body"), page_path
