@@ -74,9 +74,11 @@ def file_kind(mode: int) -> str:
 
 
 def refusal(path: Path | str, kind: str, doing: str) -> str:
-    """The one line a refused name gets: `refusing to <doing> <path>: it is a <kind>, not a regular file`."""
+    """The one line a refused name gets: `refusing to <doing> <path>: it is a <kind>, not a regular
+    file` (`{}` in `doing` places the path: "use {} as a lock")."""
     article = "an" if kind[0] in "aeiou" else "a"
-    return f"refusing to {doing} {path}: it is {article} {kind}, not a regular file"
+    what = doing.replace("{}", str(path)) if "{}" in doing else f"{doing} {path}"
+    return f"refusing to {what}: it is {article} {kind}, not a regular file"
 
 
 def check_target(path: Path, doing: str = "replace") -> bool:

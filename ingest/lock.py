@@ -127,7 +127,7 @@ def holder(settings: Settings) -> dict[str, Any] | None:
     if not os.path.lexists(path):
         return None
     try:  # read-only, a shared lock: a reader of a read-only data directory can ask too
-        fd = open_regular(path, doing="use as a lock")
+        fd = open_regular(path, doing="use {} as a lock")
     except FileNotFoundError:
         return None
     try:
@@ -178,7 +178,7 @@ def _acquire(settings: Settings, command: str) -> str | None:
         _held[path] = (fd, depth + 1)
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = open_regular(path, os.O_RDWR | os.O_CREAT, doing="use as a lock")
+    fd = open_regular(path, os.O_RDWR | os.O_CREAT, doing="use {} as a lock")
     try:
         fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,6 +43,8 @@ from ingest.report.search import index_script
 from ingest.settings import Settings
 from ingest.warehouse.publish import staging_report_dir
 from ingest.warehouse.query import with_one_line_errors
+
+log = logging.getLogger(__name__)
 
 REPORT_FILE = "index.html"
 STATE_FILE = "report-state.json"
@@ -168,8 +171,14 @@ class LetterCopies:
             name = served_name(src)
             rel = f"{LETTERS_DIR}/{name}"
             if rel not in self.published:
-                copy_file(src, self.out_dir / rel, self.max_bytes)  # a copy: never a link to the archive
-                self.published.add(rel)
+                try:
+                    copy_file(src, self.out_dir / rel, self.max_bytes)  # a copy: never a link to the archive
+                except (OSError, ValueError) as exc:  # a link planted in the archive, say: no copy
+                    log.warning("letter %s not copied into the report: %s", src.name, exc)
+                    src = None
+                else:
+                    self.published.add(rel)
+        if src is not None:
             out.append(pages.Link(f"Letter ({Path(name).suffix.lstrip('.').upper()}, archived copy)",
                                   "../" * depth + rel))
         uri = inspection.get("_source_uri") or ""
