@@ -871,3 +871,14 @@ def test_a_parse_error_never_echoes_a_file_others_cannot_read(capsys, warehouse,
     mine.chmod(0o644)
     rc, _, err = sql(capsys, warehouse, "-f", str(mine))
     assert rc == 1 and '"selec"' in err
+
+
+def test_control_characters_from_data_never_reach_the_terminal(capsys, warehouse):
+    q = "select 'a' || chr(27) || ']0;owned' || chr(7) || chr(27) || '[2J' || chr(8238) || 'b' as x"
+    for fmt in ("table", "markdown"):
+        rc, out, err = sql(capsys, warehouse, "--format", fmt, q)
+        assert rc == 0, err
+        assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+        assert "a\\x1b]0;owned\\x07\\x1b[2J\\u202eb" in out
+    rc, out, _ = sql(capsys, warehouse, "--format", "json", q)  # data formats keep the value (JSON-escaped)
+    assert json.loads(out) == [{"x": "a\x1b]0;owned\x07\x1b[2J\u202eb"}]

@@ -442,7 +442,7 @@ class HttpSource:
         expected = int(raw) if raw.isdigit() else None
         limit = self.settings.max_file_bytes
         if expected is not None and expected > limit:
-            raise _Rejected(too_large(expected, limit, how=" by its Content-Length"), r)
+            raise _Rejected(too_large(expected, limit, how=" (by its Content-Length)"), r)
         return expected
 
     def _stream_to(self, r: httpx.Response, tmp: TempFile | MemorySink, expected: int | None) -> None:
@@ -457,7 +457,7 @@ class HttpSource:
                     if deadline.expired:
                         raise _Failed(deadline.reason())
         except TooLarge:
-            raise _Rejected(too_large(None, limit, how=" once decoded (download aborted)"), r) from None
+            raise _Rejected(too_large(None, limit, how=" (once decoded; download stopped)"), r) from None
         except httpx.TimeoutException:
             if deadline is not None and deadline.expired:
                 raise _Failed(deadline.reason()) from None
