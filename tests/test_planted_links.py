@@ -25,10 +25,9 @@ import pytest
 from _airflow_support import SAMPLE_LETTERS, run_env
 from _analysts_support import make_marts_warehouse
 
-from ingest.lock import LOCK_NAME, data_files
+from ingest.lock import LOCK_NAME
 from ingest.nights import last_good_night, read_nights, start_night
 from ingest.settings import PROJECT_ROOT, Settings
-from ingest.warehouse.publish import clean_orphans
 
 KINDS = ("symlink", "fifo", "folder")
 
@@ -121,6 +120,8 @@ def test_a_writer_refuses_links_at_the_data_directorys_fixed_names(tmp_path):
     victims = Victims(tmp_path)
     env = run_env(tmp_path, tmp_path / "inbox")
     settings = Settings.from_env(env)
+    from ingest.lock import data_files
+
     names = data_files(settings)
     for i, path in enumerate(names):
         plant(path, KINDS[i % 3], victims)
@@ -142,6 +143,8 @@ def test_a_night_export_report_and_every_control_leave_every_planted_target_unto
     settings = Settings.from_env(env)
 
     # 1. the lock's name and every fixed name of the data directory: the night refuses at once
+    from ingest.lock import data_files
+
     plant(settings.data_dir / LOCK_NAME, "symlink", victims)
     fixed = data_files(settings)
     for i, path in enumerate(fixed):
@@ -174,6 +177,7 @@ def test_a_night_export_report_and_every_control_leave_every_planted_target_unto
     assert len(refused) == 2 and all("\n" not in r for r in refused), reasons
 
     # 3. the controls with the lock planted: each one line, nothing followed
+    (settings.data_dir / LOCK_NAME).unlink(missing_ok=True)  # the night's own (a regular file)
     for kind in KINDS:
         plant(settings.data_dir / LOCK_NAME, kind, victims)
         for args in (("load",), ("reparse",), ("build",), ("rerun",), ("status",),
@@ -311,6 +315,8 @@ def test_a_killed_nights_run_folders_are_removed_by_the_next_writer(tmp_path):
     (settings.runs_dir / "incoming").mkdir()
     (settings.runs_dir / "incoming" / "fetch-1.part").write_bytes(b"half")
     plant(settings.runs_dir / "link", "dirlink", victims)
+    from ingest.warehouse.publish import clean_orphans
+
     removed = clean_orphans(settings)
     assert sorted(p.name for p in removed) == ["incoming", "link", "manual__killed"]
     assert list(settings.runs_dir.iterdir()) == []
