@@ -176,7 +176,8 @@ def previous_export(out_dir: Path) -> tuple[dict[str, str], list[str]]:
     except UnsafeFile as exc:
         article = "an" if (exc.kind or "x")[0] in "aeiou" else "a"
         raise QueryError(f"refusing to export into {out_dir}: {MANIFEST} is there and it is {article} "
-                         f"{exc.kind}, not a regular file (export keeps the list of its files there)") from None
+                         f"{exc.kind}, not a regular file (export keeps the list of its files there)"
+                         ) from None
     except (OSError, ValueError) as exc:
         return {}, [f"{MANIFEST} cannot be read ({type(exc).__name__}); nothing it lists is removed"]
     files = doc.get("files") if isinstance(doc, dict) else None
