@@ -85,7 +85,7 @@ def check_target(path: Path, doing: str = "replace") -> bool:
     """Whether `path` exists (as a regular file); raises `UnsafeFile` when something else is there."""
     try:
         st = os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # nothing there (the writer says why it cannot)
         return False
     if not stat.S_ISREG(st.st_mode):
         kind = file_kind(st.st_mode)
