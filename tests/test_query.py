@@ -803,14 +803,14 @@ def test_loading_the_folder_is_under_the_sql_time_limit(monkeypatch, capsys, war
     (d / "b_one_line.csv").write_text("c\n" + "y" * 60_000_000 + "\n")  # one 60 MB line: slow to sniff
     (d / "c_after.csv").write_text("x\n2\n")
     monkeypatch.setenv("OFSTED_EXTERNAL_DIR", str(d))
-    monkeypatch.setenv("OFSTED_SQL_TIMEOUT_S", "0.3")
+    monkeypatch.setenv("OFSTED_SQL_TIMEOUT_S", "2")
     rc, out, err = sql(capsys, warehouse, "--format", "csv", "select x from ext.a_small")
     assert rc == 0 and out.splitlines() == ["x", "1"], err
     lines = err.splitlines()
     assert lines[0] == "ofsted sql: warning: ext file b_one_line.csv skipped: loading it passed " \
-                       "OFSTED_SQL_TIMEOUT_S (0.3 s)"
+                       "OFSTED_SQL_TIMEOUT_S (2 s)"
     assert lines[1:] == ["ofsted sql: warning: 1 ext files not loaded: loading the folder passed "
-                         "OFSTED_SQL_TIMEOUT_S (0.3 s), first: c_after.csv"]
+                         "OFSTED_SQL_TIMEOUT_S (2 s), first: c_after.csv"]
 
 
 def test_the_loaded_folder_is_cached_until_a_file_changes(monkeypatch, capsys, warehouse, tmp_path):

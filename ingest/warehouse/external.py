@@ -10,10 +10,12 @@ in-memory DuckDB as bytes, so DuckDB's CSV sniffer types the columns. A CSV writ
 `ofsted export` has a `<name>.schema.json` beside it (capped too): its column types are used,
 so codes stay text.
 
-The folder is bounded as a whole: the load runs under the SQL limits (`OFSTED_SQL_TIMEOUT_S`
-for all of it, the memory limit for the loader, and the caller's address-space cap), a file
-that fails (too large, not a file, unparseable, out of memory, past the time) costs one warning
-line naming it and the other files still load. What was loaded is **cached** in the data
+The folder is bounded as a whole: the files are read and typed in a child process
+(`python -m ingest.warehouse.external`) that is killed when `OFSTED_SQL_TIMEOUT_S` is up and
+whose address space is capped at the SQL memory limit (DuckDB's CSV sniffer cannot be
+interrupted from inside: a 150 MB one-line CSV took 30 s whatever the timeout). A file that
+fails (too large, not a file, unparseable, out of memory, past the time) costs one warning line
+naming it, and the files loaded before it are kept. What was loaded is **cached** in the data
 directory (`cache/ext-<key>.duckdb`, the key a hash of every file's name, size and mtime and
 the caps): the next query attaches it read-only instead of reading the folder again, until a
 file changes. Where the cache cannot be written the folder is loaded into memory each time.
@@ -29,6 +31,8 @@ import os
 import re
 import shutil
 import stat
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -52,6 +56,7 @@ SCHEMA_SUFFIX = ".schema.json"
 SIDECAR_MAX_BYTES = 4 * 2**20
 FILE_CAP_ENV = "OFSTED_EXTERNAL_MAX_FILE_BYTES"
 CACHE_VERSION = 1
+STARTUP_S = 60.0  # the loading child's start (an interpreter, DuckDB): not counted in the SQL time
 
 
 def table_name(path: Path) -> str:
@@ -126,78 +131,155 @@ def load_external(con: duckdb.DuckDBPyConnection, folder: Path, max_files: int, 
         cached = _attach_cached(con, cache_dir, key)
         if cached is not None:
             return warnings + cached
-    build_dir = _private_dir(cache_dir)
-    target = str(Path(build_dir) / "ext.duckdb") if build_dir else ":memory:"
+    build_dir = _private_dir(cache_dir) or tempfile.mkdtemp(prefix="ofsted-ext-")
     try:
-        con.execute(f"attach {_literal(target)} as {EXT_CATALOG}")
-        found = _load_files(con, files, max_file_bytes, limits)
-        if build_dir:
-            con.execute(f"detach {EXT_CATALOG}")
-            _keep(cache_dir, key, Path(target), found)
-            shutil.rmtree(build_dir, ignore_errors=True)
-            build_dir = None
+        loaded, found = _load_in_child(files, Path(build_dir), max_file_bytes, limits)
+        db = Path(build_dir) / "ext.duckdb"
+        _gather(db, loaded)
+        if cache_dir is not None and Path(build_dir).parent == cache_dir:
+            _keep(cache_dir, key, db, found)
             cached = _attach_cached(con, cache_dir, key)
-            if cached is None:  # kept, but not readable back: load into memory once more
-                con.execute(f"attach ':memory:' as {EXT_CATALOG}")
-                found = _load_files(con, files, max_file_bytes, limits)
+            if cached is not None:
+                return warnings + cached
+        con.execute(f"attach ':memory:' as {EXT_CATALOG}")  # no cache: copied in from the build
+        con.execute(f"attach {_literal(str(db))} as __ext_build (read_only)")
+        try:
+            names = con.execute("select table_name from information_schema.tables "
+                                "where table_catalog = '__ext_build'").fetchall()
+            for (name,) in names:
+                con.execute(f'create table {EXT_CATALOG}.main."{name}" as '
+                            f'select * from __ext_build.main."{name}"')
+        finally:
+            con.execute("detach __ext_build")
     finally:
-        if build_dir:
-            shutil.rmtree(build_dir, ignore_errors=True)
+        shutil.rmtree(build_dir, ignore_errors=True)
     return warnings + found
 
 
-def _load_files(con: duckdb.DuckDBPyConnection, files: list[Path], max_file_bytes: int, limits) -> list[str]:
-    """Load each file into catalog `ext` of `con`, all of it within `limits.timeout_s`."""
-    warnings: list[str] = []
-    loader = duckdb.connect(":memory:", config={
-        "memory_limit": f"{max(limits.memory_bytes // 2**20, 1)}MiB", "threads": max(limits.threads, 1),
-        "temp_directory": "", "autoload_known_extensions": False, "autoinstall_known_extensions": False,
-    })
-    up = threading.Event()
-
-    def stop() -> None:  # the analyst's connection is left alone: an idle one would keep the interrupt
-        up.set()
-        loader.interrupt()
-
-    timer = threading.Timer(limits.timeout_s, stop)
-    timer.daemon = True
-    timer.start()
-    taken: dict[str, str] = {}
+def _gather(db: Path, loaded: list[tuple[str, Path]]) -> None:
+    """One DuckDB file `db` holding each loaded table (from the child's Parquet files)."""
+    out = duckdb.connect(str(db), config={"autoload_known_extensions": False,
+                                          "autoinstall_known_extensions": False})
     try:
-        for i, path in enumerate(files):
-            if up.is_set():
-                rest = files[i:]
-                warnings.append(f"{len(rest)} ext files not loaded: loading the folder passed "
-                                f"OFSTED_SQL_TIMEOUT_S ({limits.timeout_s:g} s), first: {rest[0].name}")
-                break
-            name = table_name(path)
-            if name in taken:
-                warnings.append(f"ext file {path.name} skipped: table ext.{name} is already {taken[name]}")
-                continue
-            try:
-                data = read_capped(path, max_file_bytes)
-                table, note = _read(loader, path, data)
-                del data
-                if note:
-                    warnings.append(note)
-                con.register("__ext_load", table)
-                try:
-                    con.execute(f'create table {EXT_CATALOG}.main."{name}" as select * from __ext_load')
-                finally:
-                    con.unregister("__ext_load")
-            except (OSError, ValueError, duckdb.Error, MemoryError) as exc:
-                why = _first_line(exc)
-                if up.is_set():
-                    why = f"loading it passed OFSTED_SQL_TIMEOUT_S ({limits.timeout_s:g} s)"
-                elif isinstance(exc, MemoryError):
-                    why = "out of memory (the limit is OFSTED_SQL_MEMORY_LIMIT)"
-                warnings.append(f"ext file {path.name} skipped: {why}")
-                continue
-            taken[name] = path.name
+        for name, parquet in loaded:
+            out.execute(f'create table "{name}" as select * from read_parquet({_literal(str(parquet))})')
+        out.execute("checkpoint")
     finally:
-        timer.cancel()
-        loader.close()
-    return warnings
+        out.close()
+
+
+def _load_in_child(files: list[Path], build_dir: Path, max_file_bytes: int,
+                   limits) -> tuple[list[tuple[str, Path]], list[str]]:
+    """Read and type every file in a child process that is killed when `limits.timeout_s` is up
+    and whose address space is capped (DuckDB's CSV sniffer cannot be interrupted: a 150 MB
+    one-line CSV took 30 s whatever the timeout). Each file it loads becomes a Parquet file in
+    `build_dir`; returns ([(table, parquet)], warning lines), the file it was on when stopped named."""
+    spec = {"files": [str(f) for f in files], "out": str(build_dir), "max_file_bytes": max_file_bytes,
+            "memory_bytes": limits.memory_bytes, "threads": limits.threads}
+    child = subprocess.Popen([sys.executable, "-m", "ingest.warehouse.external", json.dumps(spec)],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    events: list[dict] = []
+    ready = threading.Event()
+
+    def read_events() -> None:
+        for line in child.stdout:
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if event.get("ready"):
+                    ready.set()
+                else:
+                    events.append(event)
+        ready.set()
+
+    reader = threading.Thread(target=read_events, daemon=True)
+    reader.start()
+    try:
+        ready.wait(STARTUP_S)  # the interpreter and DuckDB starting; then the limit runs
+        child.wait(timeout=limits.timeout_s)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+        timed_out = True
+    reader.join(5)
+    loaded: list[tuple[str, Path]] = []
+    warnings: list[str] = []
+    started: list[str] = []
+    done: set[str] = set()
+    for e in events:
+        if e["name"] not in started:
+            started.append(e["name"])
+        if e.get("table"):
+            loaded.append((e["table"], Path(e["parquet"])))
+            done.add(e["name"])
+        if e.get("warning"):
+            warnings.append(e["warning"])
+            if e.get("final"):
+                done.add(e["name"])
+    limit = f"OFSTED_SQL_TIMEOUT_S ({limits.timeout_s:g} s)" if timed_out else \
+        "the memory limit (OFSTED_SQL_MEMORY_LIMIT)" if child.returncode else None
+    if limit:
+        warnings += [f"ext file {n} skipped: loading it passed {limit}" for n in started if n not in done]
+        rest = [f.name for f in files if f.name not in started]
+        if rest:
+            warnings.append(f"{len(rest)} ext files not loaded: loading the folder passed {limit}, "
+                            f"first: {rest[0]}")
+    return loaded, warnings
+
+
+def _child(spec: dict) -> None:
+    """The child of `_load_in_child`: JSON lines per file (started; its table, or why not)."""
+    import pyarrow.parquet as pq
+
+    _cap_address_space(int(spec["memory_bytes"]))
+    loader = duckdb.connect(":memory:", config={
+        "memory_limit": f"{max(int(spec['memory_bytes']) // 2**20, 1)}MiB",
+        "threads": max(int(spec["threads"]), 1), "temp_directory": "",
+        "autoload_known_extensions": False, "autoinstall_known_extensions": False,
+    })
+    taken: dict[str, str] = {}
+    out = Path(spec["out"])
+
+    def say(**event: object) -> None:
+        print(json.dumps(event), flush=True)
+
+    say(ready=True)
+
+    for i, raw in enumerate(spec["files"]):
+        path = Path(raw)
+        name = table_name(path)
+        say(name=path.name)
+        if name in taken:
+            say(name=path.name, final=True,
+                warning=f"ext file {path.name} skipped: table ext.{name} is already {taken[name]}")
+            continue
+        try:
+            data = read_capped(path, int(spec["max_file_bytes"]))
+            table, note = _read(loader, path, data)
+            del data
+            parquet = out / f"{i:04d}.parquet"
+            pq.write_table(table, parquet)
+        except (OSError, ValueError, duckdb.Error, MemoryError) as exc:
+            why = "out of memory (the limit is OFSTED_SQL_MEMORY_LIMIT)" if isinstance(exc, MemoryError) \
+                else _first_line(exc)
+            say(name=path.name, final=True, warning=f"ext file {path.name} skipped: {why}")
+            continue
+        if note:
+            say(name=path.name, warning=note)
+        taken[name] = path.name
+        say(name=path.name, table=name, parquet=str(parquet))
+
+
+def _cap_address_space(extra_bytes: int) -> None:
+    """This process's address space capped at its size now plus `extra_bytes` and 1 GiB."""
+    try:
+        import resource
+
+        with open("/proc/self/statm", encoding="ascii") as fh:
+            size = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        resource.setrlimit(resource.RLIMIT_AS, (size + extra_bytes + 2**30, resource.RLIM_INFINITY))
+    except (ImportError, OSError, ValueError):
+        pass
 
 
 def _read(loader: duckdb.DuckDBPyConnection, path: Path, data: bytes):
@@ -287,3 +369,7 @@ def _first_line(exc: BaseException) -> str:
         if line.strip():
             return line.strip()
     return type(exc).__name__
+
+
+if __name__ == "__main__":  # the loading child (see `_load_in_child`)
+    _child(json.loads(sys.argv[1]))
