@@ -35,7 +35,7 @@ from typing import Any
 import jinja2
 
 from ingest import nights as nights_history
-from ingest.files import UnsafeFile, copy_file, remove_file, write_file
+from ingest.files import UnsafeFile, copy_file, read_file, remove_file, write_file
 from ingest.letters.models import CATEGORIES
 from ingest.report import pages
 from ingest.report.formats import esc, fmt_date, fmt_int, fmt_pct
@@ -134,6 +134,7 @@ def failed_night_dq(nights: Sequence[dict], out_dir: Path) -> dict | None:
 
 SERVED_SUFFIXES = (".pdf", ".txt")  # the only names a letter is served under: inert in any browser
 LETTER_MAX_BYTES = 1 << 30
+STATE_MAX_BYTES = 64 * 2**20
 
 
 def served_name(archived: Path) -> str:
@@ -219,7 +220,7 @@ def previous_state(settings: Settings, out_dir: Path) -> dict | None:
         if folder is None:
             continue
         try:
-            return json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+            return json.loads(read_file(folder / STATE_FILE, STATE_MAX_BYTES))  # never through a link
         except (OSError, ValueError):
             continue
     return None

@@ -36,9 +36,10 @@ from pathlib import Path
 
 import duckdb
 
-from ingest.files import fsync_dir, sha256_file
+from ingest.files import copy_file, fsync_dir, sha256_file, write_file
 from ingest.settings import Settings
 
+DOCS_MAX_BYTES = 1 << 30  # dbt docs' files copied into the report
 KEEP_REPORT_VERSIONS = 2  # the live one and the one before (for a reader mid-page)
 
 
@@ -149,9 +150,9 @@ def generate_dbt_docs(settings: Settings, out_dir: Path) -> Path:
             tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
             raise RuntimeError("dbt docs generate failed: " + " | ".join(tail))
         target = Path(tmp) / "target"
-        shutil.copyfile(target / "static_index.html", out_dir / "index.html")
-        for name in ("manifest.json", "catalog.json"):
-            shutil.copyfile(target / name, out_dir / name)
+        copy_file(target / "static_index.html", out_dir / "index.html", DOCS_MAX_BYTES)  # never through
+        for name in ("manifest.json", "catalog.json"):                                 # a planted link
+            copy_file(target / name, out_dir / name, DOCS_MAX_BYTES)
     return out_dir
 
 
@@ -240,7 +241,7 @@ def publish_failed_night(settings: Settings, run_id: str, render: Callable[[Sett
         shutil.copytree(staging, failed, symlinks=True)
     failed.mkdir(parents=True, exist_ok=True)
     night = next((n for n in read_nights(settings, limit=10**6) if n["run_id"] == run_id), {"run_id": run_id})
-    (failed / "night.json").write_text(json.dumps(night, indent=2, default=str) + "\n", encoding="utf-8")
+    write_file(failed / "night.json", json.dumps(night, indent=2, default=str) + "\n")
     rendered = None
     if settings.published_warehouse.is_file():  # a first night that fails has no warehouse to show
         rendered = render(settings.with_overrides(report_dir=build))
