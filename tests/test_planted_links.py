@@ -135,6 +135,7 @@ def test_a_writer_refuses_links_at_the_data_directorys_fixed_names(tmp_path):
 
 # --- a night, an export, a report and every control, with things planted everywhere -------------
 
+@pytest.mark.slow
 def test_a_night_export_report_and_every_control_leave_every_planted_target_untouched(tmp_path):
     victims = Victims(tmp_path)
     inbox = tmp_path / "inbox"
