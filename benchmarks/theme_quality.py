@@ -41,6 +41,7 @@ import argparse
 import csv
 import functools
 import json
+import re
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ import duckdb
 ROOT = Path(__file__).resolve().parent.parent
 THEMES_CSV = ROOT / "dbt_project" / "seeds" / "finding_themes.csv"
 LABELS_CSV = ROOT / "tests" / "fixtures" / "themes" / "labelled_findings.csv"
+BLIND_CSV = ROOT / "tests" / "fixtures" / "themes" / "blind_labelled_findings.csv"
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,10 @@ class Score:
 
 
 def read_labels(path: Path = LABELS_CSV) -> list[dict[str, str]]:
+    """The labelled findings of a CSV (finding_id, finding_text, themes; `source` names each
+    finding's set, and is `blind` for a file without the column, as the blind set)."""
     with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+        return [{"source": "blind", **row} for row in csv.DictReader(fh)]
 
 
 def assign_themes(labels: list[dict[str, str]], themes_csv: Path = THEMES_CSV) -> dict[str, set[str]]:
@@ -122,7 +126,9 @@ def theme_codes(themes_csv: Path = THEMES_CSV) -> list[str]:
 
 
 def expected_themes(row: dict[str, str]) -> set[str]:
-    return {t.strip() for t in row["themes"].split(";") if t.strip()}
+    """The labelled themes of a finding, separated by `;` (labelled_findings.csv) or `|` (the
+    blind set, kept as its labeller wrote it)."""
+    return {t.strip() for t in re.split(r"[;|]", row["themes"]) if t.strip()}
 
 
 def score(labels: list[dict[str, str]], assigned: dict[str, set[str]], theme: str | None = None) -> Score:
@@ -160,17 +166,9 @@ def label_sets(labels: list[dict[str, str]]) -> list[str]:
     return list(dict.fromkeys(label_set(r) for r in labels))
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--themes", type=Path, default=THEMES_CSV)
-    ap.add_argument("--labels", type=Path, default=LABELS_CSV)
-    ap.add_argument("--show-errors", action="store_true", help="list each false positive / negative")
-    args = ap.parse_args(argv)
-
-    labels = read_labels(args.labels)
-    results = evaluate(args.themes, args.labels)
+def print_table(title: str, labels: list[dict[str, str]], results: dict[str, Score]) -> None:
     sets = label_sets(labels)
-    print(f"{len(labels)} labelled findings, {len(results) - 1 - len(sets)} themes\n")
+    print(f"{title}: {len(labels)} labelled findings, {len(results) - 1 - len(sets)} themes\n")
     print(f"{'theme':34} {'support':>7} {'tp':>4} {'fp':>4} {'fn':>4} {'precision':>9} {'recall':>7}")
     for name, s in results.items():
         if name == "_all":
@@ -180,15 +178,38 @@ def main(argv: list[str] | None = None) -> int:
             size = sum(label_set(r) == name[1:] for r in labels)
             label = f"micro ({name[1:]}, {size})"
         print(f"{label:34} {s.support:7d} {s.tp:4d} {s.fp:4d} {s.fn:4d} {s.precision:9.2f} {s.recall:7.2f}")
-    if args.show_errors:
-        assigned = assign_themes(labels, args.themes)
-        print()
-        for row in labels:
-            want, got = expected_themes(row), assigned[row["finding_id"]]
-            for t in sorted(got - want):
-                print(f"FP {t:30} #{row['finding_id']}: {row['finding_text'][:110]}")
-            for t in sorted(want - got):
-                print(f"FN {t:30} #{row['finding_id']}: {row['finding_text'][:110]}")
+
+
+def print_errors(labels: list[dict[str, str]], themes_csv: Path) -> None:
+    assigned = assign_themes(labels, themes_csv)
+    for row in labels:
+        want, got = expected_themes(row), assigned[row["finding_id"]]
+        for t in sorted(got - want):
+            print(f"FP {t:30} #{row['finding_id']}: {row['finding_text'][:110]}")
+        for t in sorted(want - got):
+            print(f"FN {t:30} #{row['finding_id']}: {row['finding_text'][:110]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--themes", type=Path, default=THEMES_CSV)
+    ap.add_argument("--labels", type=Path, default=LABELS_CSV)
+    ap.add_argument("--blind", type=Path, default=BLIND_CSV,
+                    help="the blind set, scored and printed on its own (--blind '' to skip)")
+    ap.add_argument("--show-errors", action="store_true", help="list each false positive / negative")
+    args = ap.parse_args(argv)
+
+    parts = [("labelled set", args.labels)]
+    if str(args.blind) not in ("", "."):
+        parts.append(("blind set", args.blind))
+    for i, (title, path) in enumerate(parts):
+        if i:
+            print("\n")
+        labels = read_labels(path)
+        print_table(f"{title} ({path.name})", labels, evaluate(args.themes, path))
+        if args.show_errors:
+            print()
+            print_errors(labels, args.themes)
     return 0
 
 
