@@ -202,7 +202,8 @@ def test_search_terms_are_porter_stems(built):
                      "oscillators": "oscil", "hopping": "hop", "filing": "file"}
     assert query(built, "select count(*) from marts.search_terms('the of and')") == [(0,)]
     # a query word's term comes from the vocabulary: a finding's word, or an inflection of one
-    assert dict(query(built, "select word, term from marts.search_terms('thresholds guidance zeppelin')")) == {
+    sql = "select word, term from marts.search_terms('thresholds guidance zeppelin')"
+    assert dict(query(built, sql)) == {
         "thresholds": "threshold", "guidance": "guidanc", "zeppelin": None}
 
 

@@ -42,11 +42,11 @@
 {#- The words of a text column as a list (before stop words and stemming). -#}
 {% macro search_words(text_expr) -%}
     {%- set rules = search_token_rules() -%}
-    regexp_split_to_array(regexp_replace(lower({{ text_expr }}), {{ _sql_string(rules.apostrophes) }}, '', 'g'),
-                          {{ _sql_string(rules.separators) }})
+    regexp_split_to_array(regexp_replace(lower({{ text_expr }}), {{ search_sql_string(rules.apostrophes) }}, '', 'g'),
+                          {{ search_sql_string(rules.separators) }})
 {%- endmacro %}
 
-{% macro _sql_string(text) -%}
+{% macro search_sql_string(text) -%}
     '{{ text | replace("'", "''") }}'
 {%- endmacro %}
 

@@ -17,9 +17,9 @@ works from `file://`, a file share or an artefact store with no server and no ne
   so the browser's integer sums are SQL's scores exactly), as "text:weight" pairs, text ids
   delta-encoded, all in base 36;
 - `texts` (each distinct finding text once), `docs`: one row per finding in `finding_key`
-  order (so ties rank as in SQL): [inspection, category, position, text, region, year];
-  `inspections` (page, anchor, date), `pages` (href, authority), `categories`, `regions`,
-  `years` for the filters.
+  order (so ties rank as in SQL): [inspection, category, position, text];
+  `inspections` (page, anchor, date, region, year; page -1 for one no page lists), `pages`
+  (href, authority), `categories`, `regions` and `years` for the filters.
 """
 
 from __future__ import annotations
@@ -150,17 +150,26 @@ def build_index(data: SearchData | None, pages: Sequence[tuple[str, str]],
     extra_categories = sorted({f["category"] for f in data.findings} - set(category_ids))
     categories = [*categories, *((c, c) for c in extra_categories)]
     category_ids = {code: n for n, (code, _) in enumerate(categories)}
-    regions = sorted({f["region"] for f in data.findings}, key=lambda r: (r in (NOT_MATCHED, REGION_NOT_KNOWN), r))
+    regions = sorted({f["region"] for f in data.findings},
+                     key=lambda r: (r in (NOT_MATCHED, REGION_NOT_KNOWN), r))
     years = sorted({f["year"] for f in data.findings}, key=lambda y: (y == YEAR_NOT_KNOWN, y))
     region_ids = {r: n for n, r in enumerate(regions)}
     year_ids = {y: n for n, y in enumerate(years)}
+    # region and year are the inspection's: carried once per inspection, not per finding
+    rows = [[*i, None, None] for i in inspections]
+    unplaced: dict[str, int] = {}  # inspection_key -> row, for findings no page lists
     text_ids: dict[str, int] = {}
     docs = []
     for f in data.findings:
         text_id = text_ids.setdefault(f["finding_text"] or "", len(text_ids))
         place = places.get(f["finding_key"])
-        docs.append([place.inspection if place else -1, category_ids[f["category"]],
-                     place.position if place else 0, text_id, region_ids[f["region"]], year_ids[f["year"]]])
+        if place is None:
+            row = unplaced.setdefault(f["inspection_key"], len(rows))
+            if row == len(rows):
+                rows.append([-1, "", "", None, None])
+            place = Place(row, 0)
+        rows[place.inspection][3:] = [region_ids[f["region"]], year_ids[f["year"]]]
+        docs.append([place.inspection, category_ids[f["category"]], place.position, text_id])
     terms = sorted({t for t, _, _ in data.postings})
     term_ids = {t: n for n, t in enumerate(terms)}
     per_term: list[list[tuple[int, int]]] = [[] for _ in terms]
@@ -179,7 +188,7 @@ def build_index(data: SearchData | None, pages: Sequence[tuple[str, str]],
         "texts": list(text_ids),
         "docs": docs,
         "pages": [list(p) for p in pages],
-        "inspections": [list(i) for i in inspections],
+        "inspections": rows,
         "categories": [list(c) for c in categories],
         "regions": regions,
         "years": years,

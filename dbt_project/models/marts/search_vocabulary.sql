@@ -23,7 +23,9 @@ words as (
 stop_words as (
 
     select unnest([
-        {%- for w in search_stop_words() %}'{{ w }}'{% if not loop.last %}, {% endif %}{% endfor -%}
+        {%- for w in search_stop_words() %}
+            '{{ w }}'{{ ',' if not loop.last }}
+        {%- endfor %}
     ]) as word
 
 ),
@@ -41,8 +43,10 @@ finding_words as (
 suffixes as (
 
     select unnest([
-        {%- for s in search_inflection_suffixes() %}'{{ s }}'{% if not loop.last %}, {% endif %}{% endfor -%}
-    ]) as suffix
+        {%- for s in search_inflection_suffixes() %}
+            '{{ s }}'{{ ',' if not loop.last }}
+        {%- endfor %}
+    ]) as ending
 
 ),
 
@@ -60,7 +64,7 @@ bases as (
 
 candidates as (
 
-    select distinct bases.base || suffixes.suffix as word
+    select distinct bases.base || suffixes.ending as word
     from bases
     cross join suffixes
 

@@ -88,10 +88,10 @@
     score.forEach(function (sc, text) {
       if (!anyWord && count.get(text) !== termIds.size) { return; }
       s.textDocs[text].forEach(function (n) {
-        var d = docs[n];
+        var d = docs[n], inspection = s.index.inspections[d[0]];
         if (filters && ((filters.category !== null && d[1] !== filters.category) ||
-                        (filters.region !== null && d[4] !== filters.region) ||
-                        (filters.year !== null && d[5] !== filters.year))) { return; }
+                        (filters.region !== null && inspection[3] !== filters.region) ||
+                        (filters.year !== null && inspection[4] !== filters.year))) { return; }
         result.hits.push([n, sc]);
       });
     });
@@ -153,14 +153,15 @@
     hits.slice(first, first + PAGE_SIZE).forEach(function (h) {
       var d = index.docs[h[0]], category = index.categories[d[1]];
       var li = el("li"), meta = el("span", "meta");
-      var inspection = d[0] >= 0 ? index.inspections[d[0]] : null;
-      if (inspection) {
+      var inspection = index.inspections[d[0]], linked = inspection[0] >= 0;
+      if (linked) {
         var page = index.pages[inspection[0]], a = el("a", "", page[1] + ", " + formatDate(inspection[2]));
         a.href = page[0] + "#" + inspection[1] + "-" + category[0] + "-" + d[2];
         meta.appendChild(a);
       }
-      meta.appendChild(document.createTextNode((inspection ? " · " : "") + category[1] + " · " +
-                                               index.regions[d[4]] + " · score " + (h[1] / index.rules.scale).toFixed(3)));
+      meta.appendChild(document.createTextNode((linked ? " · " : "") + category[1] + " · " +
+                                               index.regions[inspection[3]] + " · score " +
+                                               (h[1] / index.rules.scale).toFixed(3)));
       li.appendChild(meta);
       li.appendChild(highlighted(s, index.texts[d[3]], state.result.terms));
       ui.list.appendChild(li);
