@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from _analysts_support import build_real_warehouse, real_warehouse
-from _browser_support import ARTIFACTS, open_page
+from _browser_support import ARTIFACTS, open_page, screenshot
 
 from ingest.cli import main
 from ingest.report.render import write_report
@@ -36,7 +36,7 @@ QUERIES = [
     "<script>alert(1)</script>",  # hostile
     "constructor __proto__ toString hasOwnProperty",  # JavaScript's own names
     "'; drop table marts.fct_findings; --",
-    "SUPERV\u0130S\u0130ON \u212aent caf\u00e9 \U0001f600",  # İ (DuckDB lowers it to i), the Kelvin sign, é, an emoji
+    "SUPERV\u0130S\u0130ON \u212aent caf\u00e9 \U0001f600",  # İ (DuckDB: i), Kelvin sign, é, emoji
     "   ",  # blank: refused
     "!!! ???",  # no words: refused
     " ".join(["word"] * 40),  # too many words: refused
@@ -183,6 +183,7 @@ def test_search_box_counts_pages_highlights_and_filters(sample, tmp_path):
             marks = page.locator("#search-results li mark").all_inner_texts()
             assert marks and {m.lower() for m in marks} <= {"children's", "childrens", "children", "services",
                                                             "service", "child"}
+            screenshot(page, "report-search.png")
             # filters: category, region, year, each as SQL counts them
             page.select_option("#search-category", label="Strengths")
             strengths = count_sql(con, "children's services", True, "category = 'strength'")
