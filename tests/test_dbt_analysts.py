@@ -122,9 +122,10 @@ def test_every_historic_authority_is_shared_out_in_full(built):
     by_pair = {(r[0], r[1]): r[2:] for r in query(built, """
         select gss_code, successor_gss_code, change_type, weight, weight_quality, hops
         from marts.bridge_authority_successions""")}
-    # unchanged, recode through two hops, merge, and a split weighted by published figures
+    # unchanged, unitary then recode (two hops), merge, and a split weighted by published figures
     assert by_pair[("E10000007", "E10000007")] == ("unchanged", 1.0, "whole", 0)
-    assert by_pair[("E10000022", "E06000057")] == ("merge", 1.0, "whole", 2)
+    assert by_pair[("E10000022", "E06000057")] == ("unitary", 1.0, "whole", 2)
+    assert by_pair[("E10000002", "E06000060")] == ("unitary", 1.0, "whole", 1)  # same area, not a merge
     assert by_pair[("E06000048", "E06000057")] == ("recode", 1.0, "whole", 1)
     assert by_pair[("E06000028", "E06000058")] == ("merge", 1.0, "whole", 1)
     pops = split_populations()
@@ -149,6 +150,17 @@ def test_dim_dates_runs_to_the_end_of_the_year_after_the_run_date_with_bank_holi
     assert days[dt.date(2011, 4, 29)] == (True, False, "Wedding of William and Catherine")
     assert days[dt.date(2019, 4, 1)][:2] == (False, True)   # the BCP reorganisation, a Monday
     assert days[dt.date(2010, 6, 5)][:2] == (False, False)  # a Saturday
+    # the day off, not the weekend date: Christmas 2010 was a Saturday, taken on Monday 27th
+    assert days[dt.date(2010, 12, 25)] == (False, False, "Christmas Day")
+    assert days[dt.date(2010, 12, 27)] == (True, False, "Christmas Day (observed)")
+    per_year = dict(query(built, "select calendar_year, count(*) filter (where is_bank_holiday) "
+                                 "from marts.dim_dates where calendar_year between 2010 and 2012 group by 1"))
+    assert per_year == {2010: 8, 2011: 9, 2012: 9}  # as gov.uk lists them
+    # working days unchanged: weekdays less the holidays the seed lists (261 - 8 in 2010)
+    working = dict(query(built, "select calendar_year, count(*) filter (where is_working_day) "
+                                "from marts.dim_dates where calendar_year between 2010 and 2012 group by 1"))
+    assert working == {y: working_days_after(dt.date(y - 1, 12, 31), dt.date(y, 12, 31)) for y in (2010, 2011, 2012)}
+    assert working[2010] == 253
     # the night passes its logical date: the calendar follows it, whatever day the build runs
     settings = dbt_settings(tmp_path, built)
     assert run_dbt(settings, ["run", "--select", "dim_dates", "--vars", "{run_date: '2030-06-30'}"]) == 0
