@@ -299,3 +299,16 @@ def test_dbt_gets_the_nights_id_and_date_with_or_without_a_logical_date():
     night = night_of(settings, {"dag_run": manual, "run_id": "manual__2"}, "fetch")
     assert night_env(night.run_date, night.run_id) == {"OFSTED_RUN_DATE": "2027-01-05",
                                                        "OFSTED_RUN_ID": "manual__2"}
+
+
+def test_the_nights_values_reach_dbt_only_through_night_value():
+    """A night passes its id and date to dbt as environment variables (`night_env`), read by the
+    macro `night_value` when a node runs; a model or macro that read them with `var()` would
+    need command-line `--vars`, which make dbt parse the whole project again every night."""
+    import re
+
+    project = PROJECT_ROOT / "dbt_project"
+    direct = re.compile(r"""var\(\s*['"](run_id|run_date)['"]""")
+    readers = [str(p.relative_to(project)) for p in project.rglob("*.sql")
+               if "target" not in p.parts and direct.search(p.read_text(encoding="utf-8"))]
+    assert readers == [], f"read night_value(...) instead of var(...) in {readers}"
