@@ -62,6 +62,7 @@ def _steps():
         Step("validate_raw", lambda night, counts=None: {"success": True, "evaluated": 3 + counts["new"],
                                                          "failed": 0}, "check",
              inputs={"counts": "load_raw"}, records="dq.raw"),
+        Step("verdict", lambda night: {"checks": 14, "warnings": 1}, "a new step", records="verdict"),
         Step("publish", lambda night: {"warehouse": "w"}, "publish", publishes=True),
         Step("report", boom, "report", inputs={"dq": "validate_raw"}),
     )
@@ -80,13 +81,14 @@ def test_the_step_runner_records_start_results_publish_and_the_failure_in_order(
         run_steps(_steps(), night, lines.append, lambda step: f" (trace of {step} in the log)")
     assert failed.value.step == "report"
     assert str(failed.value) == "ValueError: the step broke (trace of report in the log)"
-    assert [ln.split()[0] for ln in lines if not ln.startswith("       ")] == ["ok", "ok", "ok", "FAIL"]
+    assert [ln.split()[0] for ln in lines if not ln.startswith("       ")] == ["ok", "ok", "ok", "ok", "FAIL"]
     assert lines[-2:] == ["       first detail", "       second detail"]
     [n] = read_nights(s)
     assert (n["run_id"], n["trigger"], n["state"]) == ("rerun__1", "rerun", "failed")
     assert n["failed_task"] == "report"
     assert n["counts"] == {"new": 2, "rejected": 1}  # what the load said (its lists left out)
     assert n["dq"]["raw"] == {"success": True, "evaluated": 5, "failed": 0}  # the input reached the step
+    assert n["verdict"] == {"checks": 14, "warnings": 1}  # any step's dict, under the field it names
     assert n["published"] is True and n["warehouse_run_id"] == "rerun__1"  # it failed after publishing
     assert not (s.report_dir / "failed_night").exists()  # so nothing failed is published beside it
 
