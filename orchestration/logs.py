@@ -4,7 +4,9 @@
 file descriptors 1 and 2 (Airflow's task logs and tracebacks, Cosmos and dbt's output, GX's
 lines, subprocesses) go through a pipe that a thread drains into `settings.log_file`, rotated
 when it passes LOG_MAX_BYTES (LOG_BACKUPS older files kept: ofsted.log.1, .2, ...). The
-command's own lines go to the real console and, the same line, to the log.
+command's own lines go to the real console and, the same line, to the log. Every line is
+redacted (`ingest.redact`) on its way to either; the log is opened as `ingest.files` opens
+what it appends to: never through a link or into a FIFO planted at its name.
 
 `last_error` reads Airflow's structured task logs (JSON events, one per line or as the REST
 API returns them) for the one thing alerts and `make night` need: why a task failed.
@@ -22,12 +24,19 @@ from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any
 
+from ingest.files import open_append
+from ingest.redact import RedactingStream, redact
+
 LOG_MAX_BYTES = 20 * 2**20  # a log file is rotated past this size ...
 LOG_BACKUPS = 5  # ... keeping this many older ones
 _MAX_LINE = 64 * 1024  # a longer line (no newline in sight) is written in pieces
 
 
 class _LogFile(RotatingFileHandler):
+    def _open(self):  # noqa: ANN202 - the stream RotatingFileHandler writes to
+        """Never through a link, never into a FIFO planted at the log's name (nor its backups')."""
+        return os.fdopen(open_append(self.baseFilename), "a", encoding=self.encoding, errors=self.errors)
+
     def handleError(self, record: logging.LogRecord) -> None:
         """Never report on stderr: stderr is the pipe this handler drains (a full disk loses lines)."""
 
@@ -45,13 +54,13 @@ def console_to_log(log_file: Path, max_bytes: int = LOG_MAX_BYTES,
     def drain() -> None:
         with os.fdopen(read_fd, "rb") as pipe:
             while chunk := pipe.readline(_MAX_LINE):
-                text = chunk.decode("utf-8", errors="replace").rstrip("\r\n")
+                text = redact(chunk.decode("utf-8", errors="replace").rstrip("\r\n")) or ""
                 handler.emit(logging.makeLogRecord({"msg": text, "args": None}))
 
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
-    console = os.fdopen(os.dup(saved[0]), "w", buffering=1)
+    console = RedactingStream(os.fdopen(os.dup(saved[0]), "w", buffering=1))
     os.dup2(write_fd, 1)
     os.dup2(write_fd, 2)
     os.close(write_fd)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ingest.redact import redact_url
 from ingest.settings import PROJECT_ROOT, Settings
 from orchestration.logs import console_to_log
 from orchestration.steps import DAG_ID, POOL, StepFailed, close_night
@@ -253,7 +254,9 @@ def cli_run(settings: Settings) -> int:
     t0 = time.monotonic()
     import datetime as dt
 
-    print(f"ofsted run: inbox {settings.inbox_dir}, work warehouse {settings.work_warehouse}", flush=True)
+    where = f"inbox {settings.inbox_dir}" if settings.source != "http" else \
+        f"index {redact_url(settings.http_index_url or '')}"
+    print(f"ofsted run: {where}, work warehouse {settings.work_warehouse}", flush=True)
     started = dt.datetime.now(dt.UTC)
     with console_to_log(settings.log_file) as say:
         run_id, state = run_dag(settings, echo=say)
