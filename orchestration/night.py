@@ -80,9 +80,9 @@ def _validate(suite: str, what: str, noun: str) -> Any:
 
 
 def _dbt_docs(night: Night) -> str:
-    from ingest.warehouse.publish import generate_dbt_docs, staging_report_dir
+    from ingest.warehouse.publish import generate_dbt_docs, prepare_staging
 
-    out = staging_report_dir(night.settings, night.run_id) / "dbt_docs"
+    out = prepare_staging(night.settings, night.run_id) / "dbt_docs"
     return str(generate_dbt_docs(night.settings, out))
 
 
