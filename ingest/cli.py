@@ -28,6 +28,7 @@ PATHS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "quarantine": (("work_warehouse",), ("work_warehouse",)),
     "release": (("work_warehouse",), ("work_warehouse",)),
     "sql": (("published_warehouse",), ()),
+    "search": (("published_warehouse",), ()),
     "export": (("published_warehouse",), ()),
     "report": (("published_warehouse",), ("report_dir",)),
 }
@@ -140,8 +141,11 @@ def _run_sql(args) -> int:
 
 
 def _add_search(sub) -> None:
-    p = sub.add_parser("search", help="full-text search of the findings, best first (BM25, stemmed words)")
-    p.add_argument("words", help='what to look for, e.g. "threshold guidance"')
+    p = sub.add_parser("search", help="full-text search of the findings, best first (BM25, stemmed words; "
+                                      "every word must match)")
+    p.add_argument("words", help='what to look for, e.g. "threshold guidance" (findings with every word)')
+    p.add_argument("--any", action="store_true", dest="any_word",
+                   help="findings with any of the words, not every word")
     p.add_argument("--limit", type=int, default=20, help="at most this many findings (default 20)")
     p.add_argument("--warehouse", help="DuckDB file to read; default: the published warehouse")
     p.add_argument("--format", choices=("table", "csv", "json", "markdown"), default="table",
@@ -154,7 +158,7 @@ def _run_search(args) -> int:
     from ingest.warehouse.search import cli_search
 
     return cli_search(_settings(args), args.words, limit=args.limit, fmt=args.format,
-                      max_width=args.max_width, wrap=args.wrap)
+                      max_width=args.max_width, wrap=args.wrap, any_word=args.any_word)
 
 
 def _add_export(sub) -> None:

@@ -190,24 +190,34 @@ def test_search_finds_derbyshires_threshold_guidance_with_stemming(built):
         assert [h["authority_name"] for h in hits] == ["Derbyshire"], words
         assert DERBYSHIRE_THRESHOLDS in hits[0]["finding_text"]
         assert hits[0]["matched_terms"] == ["threshold"] and hits[0]["rank"] == 1
-    # several words: the finding with more of them, and the rarer ones, ranks first
-    hits = search(built, "revised threshold guidance", limit=3)
+    # every word must match (the default): only Derbyshire's finding has all three
+    hits = search(built, "revised threshold guidance", limit=5)
+    assert [h["authority_name"] for h in hits] == ["Derbyshire"]
+    # any of the words: the finding with more of them, and the rarer ones, ranks first
+    hits = search(built, "revised threshold guidance", limit=3, any_word=True)
     assert DERBYSHIRE_THRESHOLDS in hits[0]["finding_text"]
     assert hits[0]["score"] > hits[1]["score"] >= hits[2]["score"]
     assert search(built, "zeppelin", limit=5) == []
+    assert search(built, "zeppelin thresholds", limit=5) == []  # a word no finding has matches nothing
+    assert len(search(built, "zeppelin thresholds", limit=5, any_word=True)) == 1
     # the same ranking from SQL, as an analyst calls it
-    sql = query(built, "select finding_key from marts.search_findings('revised threshold guidance') limit 3")
+    sql = query(built, "select finding_key from marts.search_findings('revised threshold guidance', "
+                       "any_word := true) limit 3")
     assert [r[0] for r in sql] == [h["finding_key"] for h in hits]
 
 
 def test_search_terms_are_porter_stems(built):
     # examples from Porter's paper (1980)
     words = "caresses ponies relational conditional generalizations oscillators hopping filing"
-    terms = dict(query(built, "select word, term from marts.search_terms(?)", [words]))
+    terms = dict(query(built, "select word, stem from marts.porter_stems(?)", [words]))
     assert terms == {"caresses": "caress", "ponies": "poni", "relational": "relat",
                      "conditional": "condit", "generalizations": "gener",
                      "oscillators": "oscil", "hopping": "hop", "filing": "file"}
     assert query(built, "select count(*) from marts.search_terms('the of and')") == [(0,)]
+    # a query word's term comes from the vocabulary: a finding's word, or an inflection of one
+    sql = "select word, term from marts.search_terms('thresholds guidance zeppelin')"
+    assert dict(query(built, sql)) == {
+        "thresholds": "threshold", "guidance": "guidanc", "zeppelin": None}
 
 
 def test_search_refuses_bad_input_in_one_line(built):

@@ -416,7 +416,8 @@ def test_export_of_the_real_marts(capsys, real, tmp_path):
     assert sorted(counts) == ["bridge_authority_successions", "bridge_findings_themes",
                               "dim_authorities", "dim_dates", "dim_inspectors", "dim_themes",
                               "fct_finding_versions", "fct_findings", "fct_inspections",
-                              "fct_letter_versions", "finding_terms", "findings_wide"]
+                              "fct_letter_versions", "finding_terms", "findings_wide",
+                              "search_rules", "search_vocabulary"]
     assert sorted(p.name for p in tmp_path.glob("*.parquet")) == sorted(f"{t}.parquet" for t in counts)
     for table in counts:
         [(rows,)] = duck(real, f"select count(*) from marts.{table}")

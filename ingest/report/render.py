@@ -266,7 +266,7 @@ def render_site(d: ReportData, dq: dict | None, built_at: dt.datetime, out_dir: 
     authority = ENV.get_template("authority.html.j2")
     for p in authority_pages:
         files[p.href] = authority.render(root="../", page=p, trend=pages.authority_trend(p), **common)
-    files[SEARCH_INDEX_FILE] = index_script(pages.search_index(authority_pages))
+    files[SEARCH_INDEX_FILE] = index_script(pages.search_index(authority_pages, d.search))
     for name in STATIC_FILES:
         files[name] = (HERE / "static" / name).read_text(encoding="utf-8")
     files[STATE_FILE] = json.dumps({"built_at": built_at.isoformat(), "inspections": current},
