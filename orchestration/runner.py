@@ -12,6 +12,7 @@ holds everything that needs Airflow; `ingest` never imports it.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import sys
@@ -370,7 +371,7 @@ def rerun(settings: Settings, run_id: str, echo: Callable[[str], None] = print) 
             raise StepFailed(f"validate_{suite}", f"{failed} of {evaluated} {suite} expectations failed")
 
     def build() -> None:
-        code = run_dbt(settings, ["build"])
+        code = run_dbt(settings, ["build", "--vars", json.dumps({"run_id": run_id})])  # its tests' verdict rows
         if code != EXIT_OK:
             failed = dbt_failures(settings)
             for line in failed[:10]:

@@ -131,7 +131,7 @@ def test_status_exits_0_only_when_the_last_night_succeeded(tmp_path):
     ok = ofsted(tmp_path, "status")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "last night good: succeeded" in ok.stdout
-    assert "letters: new 3, rejected 0; data quality: raw ok (20), marts -; published" in ok.stdout
+    assert "letters: new 3, rejected 0; data quality: raw ok (20), dbt -, marts -; published" in ok.stdout
     assert "running now: nothing" in ok.stdout
     start_night(s, "bad", "scheduled")
     note_night(s, "bad", dq={"marts": {"success": False, "evaluated": 31, "failed": 1,
@@ -143,7 +143,7 @@ def test_status_exits_0_only_when_the_last_night_succeeded(tmp_path):
     out = bad.stdout
     assert "failed at validate_marts: 1 of 31 mart expectations failed" in out
     assert "marts: Dorset inspected twice on 2010-05-18" in out
-    assert "data quality: raw -, marts FAILED 1 of 31" in out
+    assert "data quality: raw -, dbt -, marts FAILED 1 of 31" in out
     assert "last night bad: FAILED at validate_marts" in out
     assert "night now is marked running" in out  # nobody holds the lock: killed, or elsewhere
     assert f"published warehouse: {s.published_warehouse}, from good" in out
