@@ -160,7 +160,7 @@ def ofsted_letters_nightly():
                 # the night's date (its logical date; a manual run triggered without one: when it was
                 # asked to run): dim_dates ends the year after it, the same on a re-run of that night
                 vars={"run_date": "{{ (dag_run.logical_date or dag_run.run_after).strftime('%Y-%m-%d') }}",
-                      "run_id": "{{ run_id }}"},  # the tests' rows of the night's DQ verdict (audit.dq_checks)
+                      "run_id": "{{ run_id }}"},  # its tests' rows in the night's DQ verdict
                 env={"OFSTED_WORK_WAREHOUSE": str(SETTINGS.work_warehouse), "DO_NOT_TRACK": "1"},
                 install_deps=False,  # no dbt packages
                 invocation_mode=InvocationMode.DBT_RUNNER,  # in-process; the callback releases the file

@@ -100,8 +100,8 @@ def _rule(config: Any) -> str | None:
 
 def _sample(result: dict, id_columns: tuple[str, ...]) -> list | None:
     """Up to MAX_SAMPLE failing rows: their ID columns when GX gave them, else the failing values."""
-    rows = [{k: _fmt(v) for k, v in row.items()} for row in (result.get("partial_unexpected_index_list") or [])
-            if isinstance(row, dict)][:MAX_SAMPLE]
+    index_rows = result.get("partial_unexpected_index_list") or []
+    rows = [{k: _fmt(v) for k, v in row.items()} for row in index_rows if isinstance(row, dict)][:MAX_SAMPLE]
     if not rows:
         rows = [_fmt(v) for v in (result.get("partial_unexpected_list") or [])[:MAX_SAMPLE]]
     return rows or None

@@ -50,7 +50,7 @@ from expectations.results import (
     TableInfo,
     WarehouseUnavailable,
     _one_line,
-    result_rows,
+    expectation_severity,
 )
 from ingest.nights import note_night
 from ingest.settings import Settings
@@ -135,8 +135,9 @@ def read_run_verdict(warehouse: Path, run_id: str, stages: tuple[str, ...] | Non
 def validate_suites(
     settings: Settings, run_id: str, suites: tuple[str, ...], docs_dir: Path | None = None
 ) -> dict:
-    """Validate the named suites (writing their rows to `audit.dq_checks`); `docs_dir` defaults
-    to `settings.report_dir / "data_docs"`. Returns the verdict of these suites, with `data_docs`."""
+    """Validate the named suites (the Checkpoints write their rows to `audit.dq_checks`);
+    `docs_dir` defaults to `settings.report_dir / "data_docs"`. Returns their counts
+    (success, evaluated, failed, warned) and `data_docs`."""
     docs_dir = Path(docs_dir) if docs_dir is not None else settings.report_dir / "data_docs"
     specs = [load_suite(name) for name in suites]
     rules = Rules(dq_thresholds(settings), published_row_counts(settings.published_warehouse, specs))
@@ -147,17 +148,12 @@ def validate_suites(
     validated_at = dt.datetime.now(dt.UTC)
     index = docs_dir / "index.html"
     results = run_checkpoints(frames, rules, settings.work_warehouse, run_id, validated_at, docs_dir)
-    rows = [
-        row
-        for tf, result in zip(frames, results, strict=True)
-        for row in result_rows(_info(tf), tf.suite.name, stage_of(tf.suite.name), result, run_id,
-                               validated_at, str(index))
-    ]
-    failed = [r for r in rows if r["status"] == "fail"]
-    warned = [r for r in rows if r["status"] == "warn"]
-    log.info("DQ %s: %d expectations, %d failed, %d warnings (%s)", ",".join(suites), len(rows),
-             len(failed), len(warned), index)
-    return {"success": not failed, "evaluated": len(rows), "failed": len(failed), "warned": len(warned),
+    outcomes = [r for result in results for r in result.results]
+    severities = [expectation_severity(r.expectation_config) for r in outcomes if not r.success]
+    failed, warned = severities.count("error"), severities.count("warn")
+    log.info("DQ %s: %d expectations, %d failed, %d warnings (%s)", ",".join(suites), len(outcomes),
+             failed, warned, index)
+    return {"success": not failed, "evaluated": len(outcomes), "failed": failed, "warned": warned,
             "data_docs": str(index)}
 
 

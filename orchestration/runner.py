@@ -371,7 +371,7 @@ def rerun(settings: Settings, run_id: str, echo: Callable[[str], None] = print) 
             raise StepFailed(f"validate_{suite}", f"{failed} of {evaluated} {suite} expectations failed")
 
     def build() -> None:
-        code = run_dbt(settings, ["build", "--vars", json.dumps({"run_id": run_id})])  # its tests' verdict rows
+        code = run_dbt(settings, ["build", "--vars", json.dumps({"run_id": run_id})])  # the verdict's key
         if code != EXIT_OK:
             failed = dbt_failures(settings)
             for line in failed[:10]:

@@ -156,8 +156,8 @@ def test_failure_detail_says_how_many_and_which(settings: Settings) -> None:
     assert f"_sha256={sha(4)[:12]}..." in text and "Royal Borough of Kingston upon Thames" in text
     (failure,) = result["failures"]
     assert failure["count"] == 1
-    assert failure["sample"] == [{"_sha256": sha(4), "authority_name": "Royal Borough of Kingston upon Thames",
-                                  "findings_loaded": "2"}]
+    kingston = "Royal Borough of Kingston upon Thames"
+    assert failure["sample"] == [{"_sha256": sha(4), "authority_name": kingston, "findings_loaded": "2"}]
 
 
 # --- marts: volumes and distributions -------------------------------------------------------------
@@ -174,8 +174,10 @@ MART_CASES = {
         "observed 0.4 (expected 0..0.05)",
     ),
     "first letters late on average": (
-        "update marts.fct_inspections set days_from_inspection_to_first_letter = 90 where inspection_key <= 3",
-        {("marts.fct_inspections", "expect_column_median_to_be_between", "days_from_inspection_to_first_letter")},
+        "update marts.fct_inspections set days_from_inspection_to_first_letter = 90"
+        " where inspection_key <= 3",
+        {("marts.fct_inspections", "expect_column_median_to_be_between",
+          "days_from_inspection_to_first_letter")},
         "observed 90 (expected 0..60)",
     ),
     "two thirds of findings without a theme": (
@@ -388,7 +390,8 @@ def test_suites_pass_on_the_real_dbt_build(real_night: Settings, tmp_path: Path)
     raw = validate_raw(settings, "real-night")
     marts = validate_marts(settings, "real-night")
     assert raw["failures"] == [] and marts["failures"] == []
-    (count,) = query(settings.work_warehouse, "select count(*) from audit.dq_checks where run_id = 'real-night'")[0]
+    (count,) = query(settings.work_warehouse,
+                     "select count(*) from audit.dq_checks where run_id = 'real-night'")[0]
     assert count == marts["evaluated"] > raw["evaluated"]
 
     (name,) = query(settings.work_warehouse,

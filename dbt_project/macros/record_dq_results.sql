@@ -55,7 +55,7 @@
             dq_sql_string(table), dq_sql_string(node.column_name), dq_sql_string(severity),
             dq_sql_string(status),
             (result.failures | string) if result.failures is not none else 'null', 'null',
-            dq_sql_string(sample), dq_sql_string(failing_rows), dq_sql_string(detail)
+            dq_sql_string(sample, none), dq_sql_string(failing_rows), dq_sql_string(detail)
         ] | join(', ') ~ ')') %}
     {% endfor %}
     {% set sql %}
@@ -72,13 +72,15 @@
     {{ return('') }}
 {% endmacro %}
 
-{#- A SQL string literal for `value` (null for none), one line, at most 2000 characters. -#}
-{% macro dq_sql_string(value) %}
+{#- A SQL string literal for `value` (null for none), one line, cut to `limit` characters (none:
+    not cut, for JSON, whose size the caller bounds). -#}
+{% macro dq_sql_string(value, limit=2000) %}
     {%- if value is none -%}
         {{ return('null') }}
     {%- endif -%}
     {%- set text = (value | string).split() | join(' ') -%}
-    {{ return("'" ~ text[:2000] | replace("'", "''") ~ "'") }}
+    {%- set text = text[:limit] if limit else text -%}
+    {{ return("'" ~ text | replace("'", "''") ~ "'") }}
 {% endmacro %}
 
 {#- The rule a test states: its description, else the first sentence of the comment that opens

@@ -57,7 +57,7 @@ class State:
     manifest: dict[str, ManifestRow] = field(default_factory=dict)
     letters_current: set[str] = field(default_factory=set)  # loaded by the current parser
     rejected_current: set[str] = field(default_factory=set)  # rejected by the current parser
-    quarantined: set[str] = field(default_factory=set)  # the data team took them out (raw.quarantined_documents)
+    quarantined: set[str] = field(default_factory=set)  # out, by the data team: raw.quarantined_documents
 
     def is_settled(self, sha256: str | None, previous_status: str | None) -> bool:
         """Nothing left to do for these bytes: loaded or rejected by this parser, found a

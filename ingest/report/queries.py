@@ -227,8 +227,8 @@ def dq_from_audit(con: duckdb.DuckDBPyConnection) -> dict | None:
         return None
     verdict = read_verdict(con, run_id)
     per_table: dict[str, dict[str, Any]] = {}
-    for stage, table, status in con.execute(
-            "select stage, coalesce(table_name, '-'), status from audit.dq_checks where run_id = ?",
+    for table, status in con.execute(
+            "select coalesce(table_name, '-'), status from audit.dq_checks where run_id = ?",
             [run_id]).fetchall():
         t = per_table.setdefault(table, {"table": table, "evaluated": 0, "failed": 0, "warned": 0})
         t["evaluated"] += 1

@@ -68,7 +68,7 @@ def dq_status(dq: dict | None) -> tuple[str, str]:
         return "unknown", "Data quality: not recorded for this report"
     evaluated, failed = int(dq.get("evaluated") or 0), int(dq.get("failed") or 0)
     warnings = [w for w in dq.get("warnings") or [] if isinstance(w, dict)]
-    named = ", ".join(f"{w.get('check')}: {w['count'] if w.get('count') is not None else '?'}" for w in warnings)
+    named = ", ".join(f"{w.get('check')}: {'?' if w.get('count') is None else w['count']}" for w in warnings)
     if dq.get("success") and warnings:  # a warning never fails a night and is never hidden
         passed = int(dq.get("passed") or evaluated - len(warnings))
         plural = "s" if len(warnings) != 1 else ""
