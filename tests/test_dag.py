@@ -285,5 +285,8 @@ def test_dbt_gets_the_nights_date_with_or_without_a_logical_date(dag):
         scheduled = SimpleNamespace(logical_date=dt.datetime(2026, 12, 1, 2, 0, tzinfo=dt.UTC),
                                     run_after=dt.datetime(2026, 12, 2, 2, 0, tzinfo=dt.UTC))
         manual = SimpleNamespace(logical_date=None, run_after=dt.datetime(2027, 1, 5, 9, 30, tzinfo=dt.UTC))
-        assert task.render_template(task.vars, {"dag_run": scheduled}) == {"run_date": "2026-12-01"}
-        assert task.render_template(task.vars, {"dag_run": manual}) == {"run_date": "2027-01-05"}
+        # and the night's run id: its tests' rows in the night's DQ verdict (audit.dq_checks)
+        assert task.render_template(task.vars, {"dag_run": scheduled, "run_id": "scheduled__1"}) == {
+            "run_date": "2026-12-01", "run_id": "scheduled__1"}
+        assert task.render_template(task.vars, {"dag_run": manual, "run_id": "manual__2"}) == {
+            "run_date": "2027-01-05", "run_id": "manual__2"}
