@@ -15,15 +15,16 @@ expectation to `audit.dq_checks` (stage raw or marts; re-validating a run replac
 rows for those suites). The thresholds are the dbt project's vars (`ingest.warehouse.rules`);
 the volume checks compare with the published warehouse.
 
-Each then reads the verdict back through the one reader (`ingest.warehouse.verdict`), records
-it in the night history (`ingest.nights.note_night`, per stage: raw; dbt and marts) and returns
-it, with `data_docs`:
+Each then reads the verdict back through the one reader (`ingest.warehouse.verdict`) and
+returns it, with `data_docs` and `by_stage` (each stage's own verdict: what the night's step
+runner, `orchestration.steps.run_step`, records in the night history, one entry per stage):
 
-- `validate_raw`: the verdict of stage raw;
-- `validate_marts`: the whole night's verdict (raw, dbt's tests, marts), with `final: True`.
+- `validate_raw`: the verdict of stage raw (by_stage: raw);
+- `validate_marts`: the whole night's verdict (raw, dbt's tests, marts), with `final: True`
+  (by_stage: dbt, marts).
 
     {"success", "evaluated", "passed", "warned", "failed", "warnings": [...], "failures": [...],
-     "data_docs", ...}  (see ingest/warehouse/verdict.py)
+     "data_docs", "by_stage", ...}  (see ingest/warehouse/verdict.py)
 
 A warning (severity warn) never makes `success` false. A failed expectation never raises: the
 caller decides whether to fail the step and alert. A warehouse that cannot be read or written
@@ -52,7 +53,6 @@ from expectations.results import (
     _one_line,
     expectation_severity,
 )
-from ingest.nights import note_night
 from ingest.settings import Settings
 from ingest.warehouse.rules import dq_thresholds
 from ingest.warehouse.verdict import read_verdict
@@ -104,8 +104,7 @@ def validate_raw(settings: Settings, run_id: str, docs_dir: Path | None = None) 
     return the verdict of stage raw."""
     summary = validate_suites(settings, run_id, RAW_SUITES, docs_dir)
     verdict = read_run_verdict(settings.work_warehouse, run_id, ("raw",))
-    note_night(settings, run_id, dq={"raw": verdict})
-    return {**verdict, "data_docs": summary["data_docs"]}
+    return {**verdict, "data_docs": summary["data_docs"], "by_stage": {"raw": verdict}}
 
 
 def validate_marts(settings: Settings, run_id: str, docs_dir: Path | None = None) -> dict:
@@ -113,9 +112,9 @@ def validate_marts(settings: Settings, run_id: str, docs_dir: Path | None = None
     record the verdicts of dbt's tests and of the marts, and return the whole night's verdict."""
     summary = validate_suites(settings, run_id, MART_SUITES, docs_dir)
     night = read_run_verdict(settings.work_warehouse, run_id)
-    note_night(settings, run_id, dq={stage: read_run_verdict(settings.work_warehouse, run_id, (stage,))
-                                     for stage in ("dbt", "marts")})
-    return {**night, "data_docs": summary["data_docs"], "final": True}
+    by_stage = {stage: read_run_verdict(settings.work_warehouse, run_id, (stage,))
+                for stage in ("dbt", "marts")}
+    return {**night, "data_docs": summary["data_docs"], "final": True, "by_stage": by_stage}
 
 
 def read_run_verdict(warehouse: Path, run_id: str, stages: tuple[str, ...] | None = None) -> dict:

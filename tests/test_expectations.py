@@ -409,14 +409,16 @@ def test_suites_pass_on_the_real_dbt_build(real_night: Settings, tmp_path: Path)
 def test_dbt_warnings_reach_the_nights_verdict_history_status_and_a_warning_alert(
     real_night: Settings, tmp_path: Path,
 ) -> None:
-    """The night's steps on the real build (the samples and 40 synthetic letters, where an
-    authority is inspected twice within 90 days): the raw checks, `dbt build` under the night's
-    run id, the marts checks. dbt's warning tests land in the same verdict as GX's; the night
-    passes; the history, `ofsted status` and one WARNING alert name each warning with its count."""
-    from ingest.alerts import alert_on_dq_failure
+    """The night's own steps (`orchestration.night`) on the real build (the samples and 40
+    synthetic letters, where an authority is inspected twice within 90 days): validate_raw,
+    `dbt build` under the night's run id, validate_marts. dbt's warning tests land in the same
+    verdict as GX's; the night passes; the history, `ofsted status` and one WARNING alert name
+    each warning with its count."""
     from ingest.controls import night_lines
     from ingest.nights import read_nights
     from ingest.warehouse.build import run_dbt
+    from orchestration.night import night_steps
+    from orchestration.steps import Night, run_step
 
     settings = real_night.with_overrides(
         data_dir=tmp_path, work_warehouse=tmp_path / "work.duckdb", report_dir=tmp_path / "report",
@@ -425,15 +427,16 @@ def test_dbt_warnings_reach_the_nights_verdict_history_status_and_a_warning_aler
     )
     shutil.copyfile(real_night.work_warehouse, settings.work_warehouse)
     shutil.copyfile(real_night.published_warehouse, settings.published_warehouse)
-    run = "warned-night"
-    assert validate_raw(settings, run)["success"] is True
-    assert run_dbt(settings, ["build", "--vars", json.dumps({"run_id": run}),
+    night = Night(settings, "warned-night", "2026-12-01", "manual", "validate_raw")
+    steps = {step.name: step for step in night_steps(settings)}
+    assert run_step(steps["validate_raw"], night, {"counts": {"new": 0}})["success"] is True
+    assert run_dbt(settings, ["build", "--vars", json.dumps(night.dbt_vars),
                               "--exclude-resource-type", "unit_test"]) == 0
-    night = validate_marts(settings, run)
+    verdict = run_step(steps["validate_marts"], night, {"counts": {"new": 0}})  # did not raise
 
-    assert night["success"] is True and night["failed"] == 0 and night["final"] is True
-    assert night["stages"] == ["raw", "dbt", "marts"]
-    warnings = {w["check"]: w for w in night["warnings"]}
+    assert verdict["success"] is True and verdict["failed"] == 0 and verdict["final"] is True
+    assert verdict["stages"] == ["raw", "dbt", "marts"]
+    warnings = {w["check"]: w for w in verdict["warnings"]}
     close = warnings["dq_authority_inspected_again_within_min_days"]
     (pairs,) = query(settings.work_warehouse, """
         select count(*) from marts.fct_inspections as a join marts.fct_inspections as b
@@ -442,19 +445,19 @@ def test_dbt_warnings_reach_the_nights_verdict_history_status_and_a_warning_aler
     assert close["count"] == pairs > 0 and close["stage"] == "dbt" and close["severity"] == "warn"
     assert close["failing_rows"] == "dbt_test__audit.dq_authority_inspected_again_within_min_days"
     assert "earlier_inspection_key" in close["sample"][0] and len(close["sample"]) == min(pairs, 5)
-    for w in night["warnings"]:  # each names where every failing row is, and it holds them all
+    for w in verdict["warnings"]:  # each names where every failing row is, and it holds them all
         if w["stage"] == "dbt":
             held = query(settings.work_warehouse, f"select count(*) from {w['failing_rows']}")
             assert held == [(w["count"],)]
-    assert night["passed"] == night["evaluated"] - len(warnings) > 200
+    assert verdict["passed"] == verdict["evaluated"] - len(warnings) > 200
 
-    (recorded,) = read_nights(settings, limit=1)
+    (recorded,) = read_nights(settings, limit=1)  # one entry per stage
+    assert set(recorded["dq"]) == {"raw", "dbt", "marts"}
     assert f"dq_authority_inspected_again_within_min_days: {pairs} rows" in recorded["dq"]["dbt"]["warnings"]
-    lines = "\n".join(night_lines([{**recorded, "state": "success", "started_at": None}]))
+    lines = "\n".join(night_lines([{**recorded, "state": "success"}]))
     assert f"dbt ok ({recorded['dq']['dbt']['evaluated']}, {len(warnings)} warning" in lines
     assert f"warning (dbt): dq_authority_inspected_again_within_min_days: {pairs} rows" in lines
 
-    assert alert_on_dq_failure(settings, run, "marts", night, {"new": 0}) is False  # the night goes on
     (alert,) = [json.loads(line) for line in settings.alert_log.read_text().splitlines()]
-    assert (alert["severity"], alert["failures"]) == ("warning", [])
+    assert (alert["severity"], alert["failures"], alert["task_id"]) == ("warning", [], "validate_marts")
     assert {w["check"]: w["count"] for w in alert["warnings"]} == {k: w["count"] for k, w in warnings.items()}
