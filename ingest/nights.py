@@ -196,13 +196,20 @@ def summary_counts(counts: dict) -> dict[str, int]:
 
 
 def summary_dq(dq: dict) -> dict[str, Any]:
-    """One suite's result as kept in the history: evaluated, failed, success and what failed."""
+    """One stage's verdict (ingest.warehouse.verdict) as kept in the history: evaluated, failed,
+    warned, success, what failed and each warning named with its count."""
     failures = [one_line(f.get("detail") or f.get("expectation")) for f in dq.get("failures", [])
                 if isinstance(f, dict)][:20]
+    warnings = [one_line(f"{w.get('check')}: {w['count'] if w.get('count') is not None else '?'} rows")
+                for w in dq.get("warnings", []) if isinstance(w, dict)][:20]
     out = {"evaluated": int(dq.get("evaluated", 0) or 0), "failed": int(dq.get("failed", 0) or 0),
            "success": bool(dq.get("success"))}
     if failures:
         out["failures"] = failures
+    if dq.get("warned"):
+        out["warned"] = int(dq["warned"])
+    if warnings:
+        out["warnings"] = warnings
     if dq.get("data_docs"):
         out["data_docs"] = str(dq["data_docs"])
     return out

@@ -111,8 +111,8 @@ def _record(step: Step, night: Night, result: Any) -> None:
         return
     if step.records == "counts":
         note_night(night.settings, night.run_id, counts=result)
-    elif step.records.startswith("dq."):
-        note_night(night.settings, night.run_id, dq={step.records[3:]: result})
+    elif step.records.startswith("dq."):  # a verdict names its stages' own (expectations.validate)
+        note_night(night.settings, night.run_id, dq=result.get("by_stage") or {step.records[3:]: result})
     else:
         note_night(night.settings, night.run_id, **{step.records: result})
 

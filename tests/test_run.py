@@ -60,10 +60,11 @@ def ofsted_status(env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 def late_letter(src: Path) -> str:
-    """A real letter moved a year on, its letter written 200 days after the inspection."""
+    """A real letter moved a year on, its letter dated after the programme's years (2008-2014,
+    or within 120 days after): the raw contract fails before dbt runs."""
     text = src.read_text()
     assert "17 June 2010" in text and "18 and 19 May 2010" in text
-    return text.replace("17 June 2010", "5 December 2011").replace("18 and 19 May 2010", "18 and 19 May 2011")
+    return text.replace("17 June 2010", "5 December 2016").replace("18 and 19 May 2010", "18 and 19 May 2011")
 
 
 @pytest.fixture(scope="module")

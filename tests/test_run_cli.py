@@ -41,7 +41,7 @@ def test_failed_expectations_alert_with_run_rule_counts_and_docs(tmp_path):
     [entry] = [json.loads(line) for line in Path(s.alert_log).read_text().splitlines()]
     text = json.dumps(entry)
     assert entry["run_id"] == "run-1"
-    assert "1 of 20 expectations failed on the raw tables" in text
+    assert "1 of 20 checks failed on the raw tables" in text
     assert "letter within 120 days" in text
     assert "/srv/report/.staging/run-1/data_docs/index.html" in text
     assert '"new": 4' in text and '"failed": 1' in text and '"evaluated": 20' in text
