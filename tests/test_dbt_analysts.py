@@ -237,3 +237,86 @@ def test_dq_warnings_name_close_overlapping_and_mismatched_inspections(tmp_path,
         "dq_stated_previous_inspection_matches_linked": 1,
     }
     assert "WARN" in capfd.readouterr().out
+
+
+# --- analyses, run as the README tells an analyst -------------------------------------------
+
+ANALYSES_DIR = PROJECT_ROOT / "dbt_project" / "analyses"
+
+
+def analysis(warehouse: Path, capsys, name: str, *variables: str) -> list[dict]:
+    """`ofsted analysis NAME --var ... --format json` on `warehouse`: its rows."""
+    args = ["analysis", name, "--warehouse", str(warehouse), "--format", "json"]
+    for v in variables:
+        args += ["--var", v]
+    capsys.readouterr()
+    assert ofsted(args) == 0, capsys.readouterr().err
+    return json.loads(capsys.readouterr().out)
+
+
+def test_every_analysis_runs_as_it_is_with_and_without_parameters(built, capsys):
+    from ingest.warehouse.analyses import list_analyses
+
+    listed = list_analyses(ANALYSES_DIR)
+    assert sorted(a.name for a in listed) == sorted(p.stem for p in ANALYSES_DIR.glob("*.sql"))
+    for a in listed:
+        assert a.about and a.about[0], a.name  # says what it answers
+        analysis(built, capsys, a.name)  # its defaults
+        for p in a.parameters:  # every parameter it documents is one it reads
+            assert f"{p} " in "\n".join(a.about), (a.name, p)
+        # and runs through `ofsted sql -f`, the same file
+        capsys.readouterr()
+        assert ofsted(["sql", "-f", str(a.path), "--warehouse", str(built), "--format", "json"]) == 0
+    # `ofsted analysis` alone lists them with their parameters
+    capsys.readouterr()
+    assert ofsted(["analysis", "--warehouse", str(built)]) == 0
+    out = capsys.readouterr().out
+    assert all(a.name in out for a in listed) and "--var la_code=..." in out
+
+
+def test_predecessor_findings_follow_todays_authority_with_its_share(built, capsys):
+    pops = split_populations()
+    christchurch = pops[("E10000009", "E06000058")] / (pops[("E10000009", "E06000059")]
+                                                       + pops[("E10000009", "E06000058")])
+    default = analysis(built, capsys, "predecessor_findings_of_todays_authorities")
+    by_la_code = analysis(built, capsys, "predecessor_findings_of_todays_authorities", "la_code=839")
+    assert default == by_la_code and len(default) == 18  # Dorset 2010's findings, for BCP
+    assert {(r["inspected_authority_name"], r["current_authority_name"]) for r in default} == {
+        ("Dorset", "Bournemouth, Christchurch and Poole")}
+    assert {r["share_of_inspected_area"] for r in default} == {round(christchurch, 3)}
+    dorset_council = analysis(built, capsys, "predecessor_findings_of_todays_authorities", "la_code=838")
+    assert len(dorset_council) == 18
+    assert {r["share_of_inspected_area"] for r in dorset_council} == {round(1 - christchurch, 3)}
+    assert analysis(built, capsys, "predecessor_findings_of_todays_authorities", "gss_code=E08000027")[0][
+        "inspected_authority_name"] == "Dudley"
+
+
+def test_theme_and_priority_analyses_filter_by_their_parameters(built, capsys):
+    bridge = query(built, """
+        select w.category, w.financial_year, count(*) from marts.findings_wide as w,
+        unnest(w.theme_names) group by all""")
+    for category, fy, n in bridge:
+        rows = analysis(built, capsys, "themes_by_year", f"category={category}")
+        assert {r["category"] for r in rows} == {category}
+        assert sum(r["finding_count"] for r in rows if r["financial_year"] == fy) == n
+    assert analysis(built, capsys, "themes_by_year", "region=Nowhere") == []
+    south_west = analysis(built, capsys, "themes_by_year", "region=South West")
+    assert south_west and sum(r["finding_count"] for r in south_west) == query(built, """
+        select count(*) from marts.findings_wide, unnest(theme_names) where region = 'South West'""")[0][0]
+    # none of the three real letters has a priority action
+    assert analysis(built, capsys, "authorities_with_priority_action", "region=South West") == []
+    assert analysis(built, capsys, "recurring_areas_for_development", "la_code=835") == []
+
+
+def test_an_unknown_or_misspelt_parameter_is_one_line(built, capsys):
+    for args, message in (
+        (["analysis", "themes_by_year", "--var", "catgory=strength"], "has no parameter 'catgory'"),
+        (["analysis", "no_such_analysis"], "no analysis 'no_such_analysis'"),
+        (["analysis", "../themes_by_year"], "no analysis"),
+        (["sql", "select 1", "--var", "x"], "give NAME=VALUE"),
+        (["sql", "select getvariable('a')", "--var", "b=1"], "has no parameter 'b'"),
+    ):
+        capsys.readouterr()
+        assert ofsted([*args, "--warehouse", str(built)]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert message in err[-1] and err[-1].startswith("ofsted "), err
