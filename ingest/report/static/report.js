@@ -9,6 +9,16 @@
     document.querySelectorAll("details").forEach(function (d) { d.open = true; });
   });
 
+  // A table wider than its column says so ("Scroll sideways ..."): class "scrolls" on its wrapper.
+  function markScrollingTables() {
+    document.querySelectorAll(".table-wrap").forEach(function (w) {
+      w.classList.toggle("scrolls", w.scrollWidth > w.clientWidth + 1);
+    });
+  }
+  window.addEventListener("load", markScrollingTables);
+  window.addEventListener("resize", markScrollingTables);
+  document.addEventListener("toggle", markScrollingTables, true);
+
   function stem(word, rules) {
     for (var i = 0; i < rules.suffixes.length; i++) {
       var suffix = rules.suffixes[i][0], replacement = rules.suffixes[i][1];
