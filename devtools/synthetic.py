@@ -1182,6 +1182,8 @@ def write_corpus(
     pdf_share: float = 0.2,
     *,
     with_expected: bool = False,
+    reinspected_share: float = REINSPECTED_SHARE,
+    corrected_share: float = CORRECTED_SHARE,
 ) -> list[Path]:
     """Write n letters (a share as PDF) into out_dir; returns their paths in order.
 
@@ -1190,7 +1192,8 @@ def write_corpus(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
-    for i, letter, is_pdf in iter_corpus(n, seed, pdf_share):
+    for i, letter, is_pdf in iter_corpus(n, seed, pdf_share, reinspected_share=reinspected_share,
+                                         corrected_share=corrected_share):
         ext = "pdf" if is_pdf else "txt"
         path = out / file_name(i, letter, ext)
         path.write_bytes(render_pdf(letter) if is_pdf else letter.to_bytes())
@@ -1208,8 +1211,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pdf-share", type=float, default=0.2)
     ap.add_argument("--expected", action="store_true", help="write <file>.expected.json beside each letter")
+    ap.add_argument("--reinspected-share", type=float, default=REINSPECTED_SHARE,
+                    help="share of authorities inspected a second time in a programme year")
+    ap.add_argument("--corrected-share", type=float, default=CORRECTED_SHARE,
+                    help="share of letters followed by a correction")
     args = ap.parse_args(argv)
-    paths = write_corpus(args.out_dir, args.n, args.seed, args.pdf_share, with_expected=args.expected)
+    paths = write_corpus(args.out_dir, args.n, args.seed, args.pdf_share, with_expected=args.expected,
+                         reinspected_share=args.reinspected_share, corrected_share=args.corrected_share)
     print(f"wrote {len(paths)} letters to {args.out_dir}")
     return 0
 
