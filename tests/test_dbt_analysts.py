@@ -392,14 +392,16 @@ def test_inspections_wide_has_a_row_per_inspection_with_its_current_letter(corre
             from marts.inspections_wide where inspection_key = ?""", [_inspection_key(w, original)])
         start = dt.date.fromisoformat(e["inspection_start_date"])
         fy = start.year if start.month >= 4 else start.year - 1
-        assert row[:9] == (e["gss_code"], _register()[e["gss_code"]]["region"], f"{fy}-{(fy + 1) % 100:02d}", 2,
+        assert row[:9] == (e["gss_code"], _register()[e["gss_code"]]["region"],
+                           f"{fy}-{(fy + 1) % 100:02d}", 2,
                            original.expected["letter_date"], e["letter_date"], len(e["findings"]),
                            e["counts"]["strength"], e["counts"]["priority_action"])
         assert row[9] == working_days_after(dt.date.fromisoformat(e["inspection_end_date"]),
                                             dt.date.fromisoformat(original.expected["letter_date"]))
         assert abs(sum(t["weight"] for t in row[10]) - 1) < 1e-9
     # Dorset 2010: today's Dorset and BCP, largest share first
-    [(todays,)] = query(w, "select todays_authorities from marts.inspections_wide where gss_code = 'E10000009'")
+    [(todays,)] = query(w, "select todays_authorities from marts.inspections_wide "
+                           "where gss_code = 'E10000009'")
     assert [t["gss_code"] for t in todays] == ["E06000059", "E06000058"]
     assert todays[0]["weight"] > todays[1]["weight"] and todays[1]["change_type"] == "partial_transfer"
 
@@ -412,7 +414,8 @@ def test_authority_comparisons_equal_figures_worked_out_from_the_letters(correct
     register = _register()
     current = {}  # (gss, start) -> expected parse of the current letter
     for original, correction in pairs:
-        current[(original.expected["gss_code"], original.expected["inspection_start_date"])] = correction.expected
+        key = (original.expected["gss_code"], original.expected["inspection_start_date"])
+        current[key] = correction.expected
     real = {r["gss_code"]: r for name, r in json.loads(
         (PROJECT_ROOT / "tests" / "fixtures" / "letters" / "real_expected.json").read_text()).items()
         if not name.startswith("_")}
@@ -446,7 +449,8 @@ def test_authority_comparisons_equal_figures_worked_out_from_the_letters(correct
         want = share_with_priority_action(mine), share_with_priority_action(theirs), \
             share_with_priority_action(inspections)
         assert got[(gss, "share_with_priority_action", "all")][:3] == pytest.approx(want)
-        assert got[(gss, "share_with_priority_action", "all")][3:] == (len(mine), len(theirs), len(inspections))
+        counted = (len(mine), len(theirs), len(inspections))
+        assert got[(gss, "share_with_priority_action", "all")][3:] == counted
         for category in ("strength", "satisfactory", "area_for_development", "priority_action"):
             want = per_inspection(mine, category), per_inspection(theirs, category), \
                 per_inspection(inspections, category)

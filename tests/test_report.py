@@ -467,7 +467,7 @@ def test_corrections_and_successor_weights_when_the_warehouse_has_them(warehouse
         "partial transfer on 1 Apr 2019"]
     # the overview's directory lists them one a line with their shares, never joined with commas
     index = (out / REPORT_FILE).read_text()
-    row = next(r for r in index.split("<tr>") if ">Dorset</a>" in r)
+    row = next(r for r in index.split('id="directory"')[1].split("<tr>") if ">Dorset</a>" in r)
     assert re.findall(r'<ul class="cell-list">(.*?)</ul>', row) == [
         "<li>Dorset Council (87.4%)</li><li>Bournemouth, Christchurch and Poole (12.6%)</li>"]
 
@@ -675,7 +675,8 @@ def expected_chart_totals(warehouse: Path) -> dict[str, int]:
               "Priority actions per financial year": priority,
               "Findings per financial year, by category": findings,
               "Inspections by region": inspections}
-    if q(warehouse, "select count(*) from information_schema.tables where table_name = 'authority_comparisons'")[0][0]:
+    if q(warehouse, "select count(*) from information_schema.tables "
+                    "where table_name = 'authority_comparisons'")[0][0]:
         # areas for development per inspection in each region and in England, worked out here
         [(by_regions, england)] = q(warehouse, """
             with per_region as (
@@ -844,7 +845,8 @@ def test_report_of_a_real_build_renders_in_chromium(tmp_path_factory, tmp_path):
             filter (where authority_key is null) from marts.fct_inspections""")[0][0]
     assert len(pages) == matched
     letters = list((tmp_path / "report" / "letters").iterdir())  # every version of every letter
-    assert len(letters) == q(settings.published_warehouse, "select count(*) from marts.fct_letter_versions")[0][0]
+    assert len(letters) == q(settings.published_warehouse,
+                             "select count(*) from marts.fct_letter_versions")[0][0]
     # Dorset 2010 is covered today by Dorset Council and BCP, with population weights summing to 1
     [dorset] = [p for p in pages if "<h1>Dorset</h1>" in p.read_text()]
     listed = dorset.read_text().split('class="successors"')[1].split("</ul>")[0]

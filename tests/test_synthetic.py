@@ -190,7 +190,8 @@ def test_a_corpus_inspects_each_authority_once_a_programme_year_and_corrects_a_f
     assert max(per_year.values()) == 2 and 0.01 * len(per_year) <= twice <= 0.12 * len(per_year)
     for dates in starts.values():
         dates.sort()
-        assert all((b - a).days >= MIN_DAYS_BETWEEN_INSPECTIONS for a, b in zip(dates, dates[1:]))
+        gaps = [(b - a).days for a, b in zip(dates, dates[1:], strict=False)]
+        assert all(gap >= MIN_DAYS_BETWEEN_INSPECTIONS for gap in gaps)
     # a stated previous inspection is the authority's real previous one
     for le in originals:
         stated = le.expected["previous_inspection"]
@@ -225,7 +226,8 @@ def test_a_correction_is_a_later_letter_about_the_same_inspection_with_one_chang
             assert new == old
         elif change == "moved":
             assert sorted(new) == sorted(old) and new != old
-            moved = [f for f in e["findings"] if f["category"] == record["category"]][record["new_ordinal"] - 1]
+            section = [f for f in e["findings"] if f["category"] == record["category"]]
+            moved = section[record["new_ordinal"] - 1]
             assert moved["text"] == record["old_text"]
         elif change == "removed":
             assert len(new) == len(old) - 1 and (record["category"], record["old_text"]) not in new

@@ -142,7 +142,8 @@ def authority_pages(d: ReportData, letter_links: LetterLinks) -> list[AuthorityP
             authority_key=first["authority_key"], region=first["region"]))
     where = {i["inspection_key"]: (p, i) for p in pages for i in p.inspections}
     for p in pages:
-        p.inspections = [{**_inspection_view(p, n, i, where, findings.get(i["inspection_key"], []), letter_links),
+        p.inspections = [{**_inspection_view(p, n, i, where, findings.get(i["inspection_key"], []),
+                                             letter_links),
                           "versions": versions_view(d, i["inspection_key"], letter_links)}
                          for n, i in enumerate(p.inspections)]
     pages.sort(key=lambda p: (not p.matched, p.name.lower()))
@@ -193,7 +194,8 @@ def versions_view(d: ReportData, inspection_key: str, letter_links: LetterLinks)
     out = []
     for v in versions:
         changes = [{"type": c["change_type"], "label": CHANGE_LABELS.get(c["change_type"], c["change_type"]),
-                    "category": label(c["category"]), "old": c["old_finding_text"], "new": c["new_finding_text"]}
+                    "category": label(c["category"]), "old": c["old_finding_text"],
+                    "new": c["new_finding_text"]}
                    for c in d.changes.get((inspection_key, v["letter_version"]), [])]
         out.append({"version": v["letter_version"], "letter_date": v["letter_date"],
                     "inspector_name": v["inspector_name"], "finding_count": v["finding_count"],
@@ -219,6 +221,9 @@ HEADLINE_MEASURES = (
 )
 
 
+VALUE_COLUMNS = ("authority_value", "region_value", "england_value")
+
+
 def _measure_value(measure: str, v: float | None) -> str:
     if v is None:
         return "–"
@@ -240,14 +245,13 @@ def comparison_view(page: AuthorityPage, d: ReportData) -> dict[str, Any] | None
         return None
     measures = _by_measure(mine)
     region = page.region or "Region"
-    rows = [[name, *(_measure_value(m, measures[(m, s)][k]) for k in
-                     ("authority_value", "region_value", "england_value"))]
+    rows = [[name, *(_measure_value(m, measures[(m, s)][k]) for k in VALUE_COLUMNS)]
             for m, s, name in HEADLINE_MEASURES if (m, s) in measures]
     themes = sorted((r for r in mine if r["measure"] == "share_of_findings"
                      and (r["authority_value"] or r["england_value"])),
                     key=lambda r: (-(r["authority_value"] or 0), r["measure_name"]))
     theme_rows = [[r["measure_name"].removeprefix("Share of findings: "),
-                   *(_measure_value("share", r[k]) for k in ("authority_value", "region_value", "england_value"))]
+                   *(_measure_value("share", r[k]) for k in VALUE_COLUMNS)]
                   for r in themes]
     columns = [("Measure", "text"), (page.name, "num"), (region, "num"), ("England", "num")]
     first = mine[0]
@@ -263,7 +267,8 @@ def comparison_view(page: AuthorityPage, d: ReportData) -> dict[str, Any] | None
     colours = [BENCHMARK_COLOUR, BENCHMARK_COLOUR,
                *(HIGHLIGHT_COLOUR if k == page.authority_key else CONTEXT_COLOUR for _, _, k in peers)]
     chart = bar_chart(f"Areas for development per inspection: {page.name} beside {region} and England",
-                      labels, [Series("Areas for development per inspection", values, CONTEXT_COLOUR, colours)],
+                      labels, [Series("Areas for development per inspection", values, CONTEXT_COLOUR,
+                                      colours)],
                       fmt=lambda v: f"{v:.1f}")
     return {
         "table": Table(columns, rows),
@@ -306,7 +311,8 @@ def regions_comparison_view(d: ReportData) -> dict[str, Any] | None:
     values = [england[key]["england_value"] or 0, *(regions[r][key]["region_value"] or 0 for r in ordered)]
     colours = [HIGHLIGHT_COLOUR, *(CONTEXT_COLOUR for _ in ordered)]
     return {
-        "table": Table([("Region", "text"), ("Inspections", "num"), *((n, "num") for _, _, n in HEADLINE_MEASURES)],
+        "table": Table([("Region", "text"), ("Inspections", "num"),
+                        *((n, "num") for _, _, n in HEADLINE_MEASURES)],
                        [*(row(r, regions[r], "region") for r in ordered), row("England", england, "england")],
                        "Each region beside England (marts.authority_comparisons; matched authorities)"),
         "chart": bar_chart("Areas for development per inspection, by region", labels,

@@ -42,8 +42,8 @@ theme_counts as (
 categories as (
 
     select
-        category,
-        category_order
+        listed.category,
+        listed.category_order
     from (
         values
         ('strength', 1),

@@ -62,7 +62,7 @@ todays_authorities as (
                 'weight_quality': weight_quality,
                 'change_type': change_type
             }
-            order by weight desc, successor_gss_code
+            order by weight desc, successor_gss_code asc
         ) as todays_authorities
     from successions
     group by authority_key
