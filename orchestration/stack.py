@@ -313,7 +313,9 @@ def supervisor_conf(lay: Layout) -> str:
         "dag-processor": (f"{airflow} dag-processor", 30, "autostart=false\n"),
         "triggerer": (f"{airflow} triggerer --skip-serve-logs", 30, "autostart=false\n"),
         # warm shutdown: a running task finishes before the worker stops
-        "celery-worker": (f"{airflow} celery worker --skip-serve-logs", 40,
+        # both queues: the night's data-directory steps run on the warehouse queue (orchestration/night.py)
+        "celery-worker": (f"{airflow} celery worker --skip-serve-logs --queues "
+                          f"default,{get_settings().warehouse_queue}", 40,
                           "autostart=false\nstopsignal=TERM\nstopwaitsecs=120\n"),
     }
     out = [
