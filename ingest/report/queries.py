@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 
 from ingest.letters.models import CATEGORIES
+from ingest.report.search import SearchData, read_search_data
 from ingest.warehouse.query import QueryError, readonly
 
 TOP_AUTHORITIES_CHARTED = 20
@@ -43,6 +44,7 @@ class ReportData:
     changes: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
     # each authority beside its region and England (authority_comparisons), by authority_key
     comparisons: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)
+    search: SearchData | None = None  # what the warehouse computed for the search box
 
 
 def _records(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict[str, Any]]:
@@ -434,6 +436,7 @@ def load_report_data(con: duckdb.DuckDBPyConnection, warehouse: Path) -> ReportD
         versions=versions,
         changes=changes,
         comparisons=comparisons(con),
+        search=read_search_data(con),
     )
 
 

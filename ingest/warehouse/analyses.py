@@ -21,13 +21,13 @@ from ingest.warehouse.query import (
     QueryError,
     parse_variables,
     query_variables,
+    read_sql,
     run_cli_query,
     run_query,
     with_one_line_errors,
 )
 
 NAME = re.compile(r"[a-z0-9_]{1,80}")
-MAX_ANALYSIS_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -65,9 +65,8 @@ def list_analyses(folder: Path) -> list[Analysis]:
 
 
 def read_analysis(path: Path) -> Analysis:
-    if path.stat().st_size > MAX_ANALYSIS_BYTES:
-        raise QueryError(f"{path.name} is larger than {MAX_ANALYSIS_BYTES // 1024} KiB")
-    return Analysis(path.stem, path, path.read_text(encoding="utf-8"))
+    """The analysis in `path`, read as `ofsted sql -f` reads a file (regular files only, capped)."""
+    return Analysis(path.stem, path, read_sql(None, path).sql)
 
 
 def find_analysis(folder: Path, name: str) -> Analysis:
