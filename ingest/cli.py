@@ -28,11 +28,8 @@ PATHS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "quarantine": (("work_warehouse",), ("work_warehouse",)),
     "release": (("work_warehouse",), ("work_warehouse",)),
     "sql": (("published_warehouse",), ()),
-<<<<<<< HEAD
     "analysis": (("published_warehouse",), ()),
-=======
     "search": (("published_warehouse",), ()),
->>>>>>> main
     "export": (("published_warehouse",), ()),
     "report": (("published_warehouse",), ("report_dir",)),
 }
