@@ -13,6 +13,9 @@
 -- closest part with the old text (reworded) and adds the others; a merge rewords the closest old
 -- finding and removes the others.
 {% set min_similarity = var('finding_reworded_min_similarity') %}
+{%- set stop_words -%}
+    [{% for w in search_stop_words() %}'{{ w }}'{% if not loop.last %}, {% endif %}{% endfor %}]
+{%- endset %}
 
 with recursive
 
@@ -70,7 +73,8 @@ unmatched as (
     select
         *,
         list_distinct(list_filter(
-            string_split(finding_text_normalised, ' '), lambda word: {{ search_is_term('word') }}
+            string_split(finding_text_normalised, ' '),
+            lambda word: word != '' and not list_contains({{ stop_words }}, word)
         )) as words
     from compared as this_side
     where not exists (
