@@ -236,7 +236,9 @@ def run(root: Path, name: str, command: list[str], user: str | None = None) -> i
             time.sleep(0.1)
     for sig in FORWARDED:
         signal.signal(sig, signal.SIG_IGN)
-    stop(sorted(descendants(os.getpid()) | set(leftovers(root, name))))  # what the program left
+    # what the program left: its tasks are lost when it was killed, so no long grace then
+    killed = status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    stop(sorted(descendants(os.getpid()) | set(leftovers(root, name))), grace_s=2.0 if killed else GRACE_S)
     _reap_any()
     registry.unlink(missing_ok=True)
     if status is None:
