@@ -291,6 +291,9 @@ def init_postgres(lay: Layout, gen: dict[str, str]) -> Path:
     STACK_HOST is not a loopback address)."""
     pgdata = pg_location(lay, gen)
     user = _pg_user()
+    if not gen.get("STACK_PGDATA") and pgdata != lay.pgdata and pgdata.parent.exists():
+        # left by a stack whose data directory (and so its passwords) was deleted: not ours to reuse
+        shutil.rmtree(pgdata.parent)
     if not (pgdata / "PG_VERSION").exists():
         if user and pgdata != lay.pgdata:  # a private folder of the postgres user's, made by root
             for folder in (pgdata.parent.parent, pgdata.parent):
