@@ -189,7 +189,8 @@ def _add_rerun(sub) -> None:
 def _run_rerun(args) -> int:
     from orchestration.runner import cli_rerun
 
-    return cli_rerun(_settings(args))
+    settings = _settings(args)
+    return cli_rerun(settings, trace=lambda what: log_trace(settings, what))
 
 
 def _add_status(sub) -> None:

@@ -102,7 +102,8 @@ def _blank(run_id: str) -> dict[str, Any]:
             "published": False, "warehouse_run_id": None}
 
 
-def _find(settings: Settings, run_id: str) -> dict[str, Any] | None:
+def find_night(settings: Settings, run_id: str) -> dict[str, Any] | None:
+    """The night `run_id` as recorded so far, or None."""
     return next((n for n in _merged(settings) if n["run_id"] == run_id), None)
 
 
@@ -117,7 +118,7 @@ def start_night(settings: Settings, run_id: str, trigger: str) -> None:
         if night["state"] == "running" and night["run_id"] != run_id:
             finish_night(settings, night["run_id"], "failed", failed_task=night.get("failed_task"),
                          reason="interrupted: the night never finished (process killed or timed out)")
-    existing = _find(settings, run_id)
+    existing = find_night(settings, run_id)
     if existing is not None and existing["started_at"]:
         if existing["state"] != "running":  # a cleared task re-run: the night is running again
             _append(settings, {"run_id": run_id, "state": "running", "finished_at": None})
@@ -149,7 +150,7 @@ def finish_night(settings: Settings, run_id: str, state: str, failed_task: str |
     that did."""
     if state not in ("success", "failed"):
         raise ValueError(f"a night ends in success or failed, not {state!r}")
-    before = _find(settings, run_id)
+    before = find_night(settings, run_id)
     rec: dict[str, Any] = {"run_id": run_id, "state": state, "finished_at": _now(),
                            "published": bool(published)}
     if before is None or not before.get("started_at"):
@@ -168,7 +169,7 @@ def finish_night(settings: Settings, run_id: str, state: str, failed_task: str |
         good = last_good_night(settings)
         rec["warehouse_run_id"] = good["warehouse_run_id"] if good else None
     _append(settings, rec)
-    return _find(settings, run_id) or rec
+    return find_night(settings, run_id) or rec
 
 
 def summary_counts(counts: dict) -> dict[str, int]:

@@ -147,6 +147,7 @@ ENV: dict[str, Var] = {
     # --- airflow and dbt ---------------------------------------------------------------
     "airflow_home": Var("AIRFLOW_HOME", absolute, PROJECT_ROOT / ".airflow"),
     "dbt_executable": Var("OFSTED_DBT_EXECUTABLE", absolute, Path(sys.executable).parent / "dbt"),
+    "warehouse_queue": Var("OFSTED_WAREHOUSE_QUEUE", _text, "warehouse"),
 }
 
 
@@ -212,6 +213,7 @@ class Settings:
     # --- airflow and dbt ---------------------------------------------------------------
     airflow_home: Path
     dbt_executable: Path  # the venv's dbt, for Cosmos
+    warehouse_queue: str  # Celery queue of the night's steps that write in the data directory
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -16,13 +16,18 @@ retries (rebuilding cannot change a failed test's data); other dbt errors are re
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from cosmos.exceptions import CosmosDbtRunError
 from cosmos.operators.local import DbtBuildLocalOperator
 
+from ingest.settings import Settings
 from orchestration.notifiers import DbtTestsFailed
+from orchestration.steps import DBT_VARS_TEMPLATE, Night, Step
 
 # task id -> dbt selector; the order is the order of the night
 LAYERS: dict[str, list[str]] = {
@@ -115,3 +120,84 @@ class DbtLayerOperator(DbtBuildLocalOperator):
             if names and set(names) <= manifest_tests(Path(self.project_dir)):
                 raise DbtTestsFailed(str(exc)) from exc
             raise
+
+
+# --- the night's dbt steps: one factory, read by orchestration.night --------------------------
+
+class DbtLayerFailed(RuntimeError):
+    """A layer's `dbt build` failed in-process (a model, or dbt itself); its failures, one a line."""
+
+
+def layer_args(layer: str) -> list[str]:
+    """A layer's dbt command: the same selection in the DAG and in an in-process re-run."""
+    return ["build", "--select", *LAYERS[layer], "--indirect-selection", "buildable"]
+
+
+def dbt_failures(settings: Settings) -> list[tuple[str, str]]:
+    """(unique_id, `name: message`) of each node that failed or errored in dbt's last command."""
+    try:
+        results = json.loads((settings.dbt_target_dir / "run_results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    out = []
+    for r in results.get("results", []):
+        if r.get("status") in ("fail", "error"):
+            uid = str(r.get("unique_id", "?"))
+            message = " ".join(str(r.get("message") or r.get("status")).split())
+            out.append((uid, f"{uid.split('.')[-1]}: {message}"[:300]))
+    return out
+
+
+def build_layer(night: Night, layer: str) -> dict[str, Any]:
+    """A layer's `dbt build` in this process (`ofsted rerun`), with the night's vars."""
+    from ingest.warehouse.build import EXIT_OK, run_dbt
+
+    args = [*layer_args(layer), "--vars", json.dumps(night.dbt_vars)]
+    code = run_dbt(night.settings, args)
+    if code == EXIT_OK:
+        return {"layer": layer, "select": LAYERS[layer]}
+    failed = dbt_failures(night.settings)
+    lines = [line for _, line in failed]
+    head = f"dbt build --select {' '.join(LAYERS[layer])}: "
+    if failed and all(uid.startswith("test.") for uid, _ in failed):
+        raise DbtTestsFailed(head + f"{len(failed)} test(s) failed; " + "\n".join(lines))
+    raise DbtLayerFailed(head + ("a model or test failed" if failed else "dbt could not run")
+                         + ("; " + "\n".join(lines) if lines else ""))
+
+
+def _layer_operator(settings: Settings, layer: str, **task: Any) -> DbtLayerOperator:
+    """A layer's task in the DAG: the same selection as `build_layer`, through Cosmos."""
+    from cosmos import ProfileConfig
+    from cosmos.constants import InvocationMode
+
+    return DbtLayerOperator(
+        project_dir=settings.dbt_project_dir,
+        profile_config=ProfileConfig(
+            profile_name="ofsted_letters",
+            target_name="work",
+            profiles_yml_filepath=settings.dbt_profiles_dir / "profiles.yml",
+        ),
+        select=LAYERS[layer],
+        indirect_selection="buildable",  # a test runs once every model it reads is built
+        # the night's id and date (its logical date; a manual run triggered without one: when it
+        # was asked to run): dim_dates ends the year after it, the same on a re-run of that night
+        vars=dict(DBT_VARS_TEMPLATE),
+        env={"OFSTED_WORK_WAREHOUSE": str(settings.work_warehouse), "DO_NOT_TRACK": "1"},
+        install_deps=False,  # no dbt packages
+        invocation_mode=InvocationMode.DBT_RUNNER,  # in-process; the callback releases the file
+        dbt_executable_path=str(settings.dbt_executable),
+        callback="ingest.warehouse.build.release_dbt_duckdb",
+        **task,
+    )
+
+
+def dbt_steps(settings: Settings) -> list[Step]:
+    """The night's dbt steps, one per layer, in order: a Cosmos task each in the DAG, and the same
+    selection through `run_dbt` in an in-process re-run. The layers come from the manifest."""
+    return [
+        Step(name=f"dbt.{layer}", call=partial(build_layer, layer=layer),
+             doc=f"`dbt build --select {' '.join(LAYERS[layer])}`: {', '.join(nodes) or '(nothing)'}",
+             data_dir=True, work_warehouse=True, timeout=dt.timedelta(minutes=60),
+             operator=partial(_layer_operator, settings, layer))
+        for layer, nodes in layer_nodes(settings.dbt_project_dir).items()
+    ]

@@ -5,7 +5,7 @@
 in the night history (`ingest.nights`), publishes its DQ results and data docs beside the
 last good warehouse, and sends an alert; `DataQualityFailed` is what the validate tasks raise
 after sending their own, more detailed, alert — the notifier sees it and does not send a
-second one. `start_night` / `finish_night` are called by the first and the last task.
+second one. The night history itself is written by `orchestration.steps` (the step-runner).
 
 `hold_data_dir` / `let_go_of_data_dir` are the writing tasks' `pre_execute` / `post_execute`:
 the task holds the data directory's lock (`ingest.lock`) while it runs, waiting up to
@@ -25,16 +25,25 @@ from airflow.sdk import BaseNotifier
 from airflow.sdk.exceptions import AirflowFailException
 
 from orchestration.logs import last_error
+from orchestration.steps import reason_of
 
 
 class DataQualityFailed(AirflowFailException):
-    """Expectations failed; the alert naming them has already been sent. Never retried."""
+    """Expectations failed; the alert naming them has already been sent. Never retried. Its
+    `result` (the DQ results) is recorded in the night history like a passing check's."""
 
     alert_sent = True
+    verdict = True  # the night history keeps its message as the reason
+
+    def __init__(self, message: str, result: dict | None = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class DbtTestsFailed(AirflowFailException):
     """dbt tests failed (their names and results in the message): fail now, no retry."""
+
+    verdict = True
 
 
 LOCK_WAIT_S = 600.0  # a writing task waits this long for another writer before it fails
@@ -80,47 +89,17 @@ def let_go_of_data_dir(context: Any, result: Any = None) -> None:
         release(get_settings())
 
 
-def start_night(run_id: str | None) -> None:
-    """The first task records the night as started (trigger: scheduled, manual, ...)."""
-    from airflow.sdk import get_current_context
-
-    from ingest.nights import start_night as record
-    from ingest.settings import get_settings
-
-    dag_run = get_current_context().get("dag_run")
-    trigger = str(getattr(dag_run, "run_type", None) or "manual").rsplit(".", 1)[-1].lower()
-    record(get_settings(), str(run_id), trigger)
-
-
-def finish_night(run_id: str | None) -> None:
-    """The last task records the night as a success (the warehouse is published by then)."""
-    from ingest.nights import finish_night as record
-    from ingest.settings import get_settings
-
-    record(get_settings(), str(run_id), "success", published=True)
-
-
 def record_failed_night(context: Any, name: str, reason: str) -> None:
-    """The night failed at task `name`: record it and publish its DQ results and data docs
-    beside the last good warehouse. Never raises (an alert must still go out)."""
+    """The night failed at task `name` (after its last try): record it through the step-runner's
+    `fail_night`. Never raises (an alert must still go out)."""
     import logging
 
-    from ingest.nights import finish_night as record
-    from ingest.report.render import render_latest
     from ingest.settings import get_settings
-    from ingest.warehouse.publish import publish_failed_night
+    from orchestration.steps import fail_night
 
-    settings = get_settings()
     run_id = str(context.get("run_id"))
-    ti = context.get("ti") or context.get("task_instance")
     try:
-        published = bool(ti.xcom_pull(task_ids="publish")) if ti is not None else False
-    except Exception:  # noqa: BLE001 - no XCom (yet) reads as not published
-        published = False
-    try:
-        record(settings, run_id, "failed", failed_task=name, reason=reason, published=published)
-        if not published:
-            publish_failed_night(settings, run_id, render=render_latest)
+        fail_night(get_settings(), run_id, name, reason)
     except Exception:  # noqa: BLE001 - logged with its trace in the task log; the alert still goes
         logging.getLogger(__name__).exception("recording the failed night %s failed at %s", run_id,
                                               dt.datetime.now(dt.UTC).isoformat())
@@ -135,7 +114,7 @@ class AlertNotifier(BaseNotifier):
         name = _task_name(ti)
         detail = failure_reason(context)
         try:
-            record_failed_night(context, name, str(exc) if exc is not None and str(exc) else detail)
+            record_failed_night(context, name, reason_of(exc) if exc is not None else detail)
         finally:
             let_go_of_data_dir(context)
         if getattr(exc, "alert_sent", False):

@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ingest.settings import PROJECT_ROOT, Settings
+from orchestration.steps import DAG_ID, POOL, StepFailed, close_night
 
-DAG_ID = "ofsted_letters_nightly"
-POOL = "duckdb_writer"
 POOL_DESCRIPTION = "DuckDB allows one writing process per file: every task that opens the warehouse"
 
 
@@ -274,23 +273,6 @@ def console_to_log(log_file: Path) -> Iterator[TextIO]:
         console.close()
 
 
-def close_night(settings: Settings, run_id: str, state: str) -> None:
-    """After the DAG run: record its end if no task did (a run that timed out, or a failure
-    before any task's callback could run), and publish a failed night's DQ results."""
-    from ingest.nights import finish_night, read_nights
-    from ingest.report.render import render_latest
-    from ingest.warehouse.publish import publish_failed_night
-
-    night = next((n for n in read_nights(settings, limit=50) if n["run_id"] == run_id), None)
-    if night is not None and night["state"] != "running":
-        return
-    if state == "success":
-        finish_night(settings, run_id, "success", published=bool(_xcom(run_id, "publish")))
-        return
-    finish_night(settings, run_id, "failed", failed_task="dag run", reason=f"the DAG run {state}")
-    publish_failed_night(settings, run_id, render=render_latest)
-
-
 def cli_run(settings: Settings) -> int:
     """`ofsted run`: print a line per task, then a summary; non-zero when the run failed."""
     t0 = time.monotonic()
@@ -313,113 +295,41 @@ def cli_run(settings: Settings) -> int:
 
 # --- `ofsted rerun` ------------------------------------------------------------------------
 
-class StepFailed(RuntimeError):
-    """A step of a re-run failed (its message is the night's one-line reason)."""
+def rerun(settings: Settings, run_id: str, echo: Callable[[str], None] = print,
+          trace: Callable[[str], Path | None] = lambda what: None) -> dict[str, Any]:
+    """The night's steps from the raw checks on (`orchestration.night.rerun_steps`: the raw
+    checks, each dbt layer, the marts checks, dbt docs, publish and the report), in order, in
+    this process, on the letters already loaded. `trace(what)` logs the current exception's
+    trace and returns where. Raises StepFailed (recorded as the night's failure); returns the
+    steps' results by name."""
+    import datetime as dt
 
-    def __init__(self, step: str, reason: str) -> None:
-        super().__init__(reason)
-        self.step = step
+    from ingest.warehouse.build import migrate_raw
+    from orchestration.steps import Night, fail_night, run_steps
 
-
-def rerun(settings: Settings, run_id: str, echo: Callable[[str], None] = print) -> dict[str, Any]:
-    """The part of a night after loading, on the letters already loaded: the raw checks, `dbt
-    build`, the marts checks, dbt docs, publish and the report: the DAG's steps from
-    validate_raw on, in order, in this process. Raises StepFailed; returns the DQ results."""
-    from expectations.validate import validate_marts, validate_raw
-    from ingest.report.render import write_report
-    from ingest.warehouse.build import EXIT_OK, migrate_raw, run_dbt
-    from ingest.warehouse.publish import (
-        generate_dbt_docs,
-        publish,
-        publish_report,
-        staging_report_dir,
-        staging_settings,
-    )
+    def where(step: str) -> str:
+        log = trace(f"rerun, step {step}")
+        return f" (full trace in {log})" if log else ""
 
     if not settings.work_warehouse.is_file():
-        raise StepFailed("rerun", f"no work warehouse at {settings.work_warehouse}: nothing to re-run "
-                                  "(run `ofsted run` first)")
+        reason = f"no work warehouse at {settings.work_warehouse}: nothing to re-run (run `ofsted run` first)"
+        fail_night(settings, run_id, "rerun", reason)
+        raise StepFailed("rerun", reason)
+    apply_env(settings)  # the steps import Airflow (the DAG's exceptions) and Cosmos
+    from orchestration.night import night_steps, rerun_steps
+
     migrate_raw(settings.work_warehouse)  # an older warehouse gains the raw tables dbt now reads
-    staged = staging_settings(settings, run_id)
-    dq: dict[str, Any] = {}
-
-    def step(name: str, fn: Callable[[], Any]) -> Any:
-        t0 = time.monotonic()
-        try:
-            out = fn()
-        except Exception as exc:
-            echo(f"  FAIL {time.monotonic() - t0:6.1f}s  {name}")
-            if isinstance(exc, StepFailed):
-                raise
-            from ingest.cli import log_trace
-
-            log = log_trace(settings, f"rerun, step {name}")
-            where = f" (full trace in {log})" if log else ""
-            raise StepFailed(name, f"{type(exc).__name__}: {exc}".splitlines()[0][:400] + where) from exc
-        echo(f"  ok   {time.monotonic() - t0:6.1f}s  {name}")
-        return out
-
-    def check(suite: str, fn: Callable[..., dict]) -> None:
-        result = fn(staged, run_id)
-        dq[suite] = result
-        if not result.get("success"):
-            for f in result.get("failures", [])[:10]:
-                detail = f.get("detail") or f.get("expectation") if isinstance(f, dict) else f
-                echo(f"       {suite}: {detail}")
-            failed, evaluated = result.get("failed", 0), result.get("evaluated", 0)
-            raise StepFailed(f"validate_{suite}", f"{failed} of {evaluated} {suite} expectations failed")
-
-    def build() -> None:
-        code = run_dbt(settings, ["build"])
-        if code != EXIT_OK:
-            failed = dbt_failures(settings)
-            for line in failed[:10]:
-                echo(f"       dbt: {line}")
-            what = f"; {failed[0]}" if failed else ""
-            what += f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-            raise StepFailed("dbt", ("dbt build: a model or test failed" if code == 1
-                                     else "dbt build could not run") + what)
-
-    from ingest.nights import finish_night, note_night
-
-    try:
-        step("validate_raw", lambda: check("raw", validate_raw))
-        step("dbt build", build)
-        step("validate_marts", lambda: check("marts", validate_marts))
-        docs = staging_report_dir(settings, run_id) / "dbt_docs"
-        step("dbt_docs", lambda: generate_dbt_docs(settings, docs))
-        step("publish", lambda: publish(settings))
-    finally:
-        note_night(settings, run_id, dq=dq)
-    finish_night(settings, run_id, "success", published=True)  # the report shows this night as the latest
-    step("report", lambda: (write_report(staged, dq.get("marts")), publish_report(settings, run_id)))
-    return dq
+    steps = rerun_steps(night_steps(settings))
+    night = Night(settings, run_id, dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"), "rerun", steps[0].name)
+    return run_steps(steps, night, echo, where)
 
 
-def dbt_failures(settings: Settings) -> list[str]:
-    """`name: message` of each model or test that failed or errored in dbt's last command."""
-    import json
-
-    try:
-        results = json.loads((settings.dbt_target_dir / "run_results.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    out = []
-    for r in results.get("results", []):
-        if r.get("status") in ("fail", "error"):
-            name = str(r.get("unique_id", "?")).split(".")[-1]
-            out.append(f"{name}: {' '.join(str(r.get('message') or r.get('status')).split())}"[:300])
-    return out
-
-
-def cli_rerun(settings: Settings) -> int:
-    """`ofsted rerun`: re-run a night's build, checks, publish and report on what is loaded;
+def cli_rerun(settings: Settings, trace: Callable[[str], Path | None] = lambda what: None) -> int:
+    """`ofsted rerun`: re-run a night's checks, build, publish and report on what is loaded;
     recorded as a night (trigger "rerun"). Exit 0 when it published, 1 when a step failed."""
     import datetime as dt
 
-    from ingest.nights import finish_night, read_nights, start_night
-    from ingest.report.render import render_latest
-    from ingest.warehouse.publish import publish_failed_night
+    from ingest.nights import find_night, read_nights
 
     t0 = time.monotonic()
     last = next((n for n in read_nights(settings, limit=1)), None)
@@ -429,27 +339,20 @@ def cli_rerun(settings: Settings) -> int:
               flush=True)
     started = dt.datetime.now(dt.UTC)
     run_id = "rerun__" + started.isoformat(timespec="seconds")
-    start_night(settings, run_id, "rerun")
     try:
         with console_to_log(settings.log_file) as console:
-            rerun(settings, run_id, echo=lambda line: print(line, file=console, flush=True))
+            rerun(settings, run_id, echo=lambda line: print(line, file=console, flush=True), trace=trace)
     except StepFailed as exc:
-        published = exc.step == "report"  # the warehouse was published before the report failed
-        finish_night(settings, run_id, "failed", failed_task=exc.step, reason=str(exc), published=published)
-        if not published:
-            publish_failed_night(settings, run_id, render=render_latest)
+        published = bool((find_night(settings, run_id) or {}).get("published"))
         print(f"run {run_id}: FAILED at {exc.step}: {exc}")
         for line in outcome_lines(settings, run_id, published) + migration_lines(settings, started):
             print(line)
-        print(f"dbt and GX output: {settings.log_file}")
+        print(f"task logs (dbt, GX): {settings.log_file}")
         print(f"wall time {time.monotonic() - t0:.1f}s")
         return 1
-    except BaseException as exc:
-        finish_night(settings, run_id, "failed", failed_task="rerun", reason=f"{type(exc).__name__}: {exc}")
-        raise
     print(f"run {run_id}: SUCCESS")
     for line in outcome_lines(settings, run_id, True) + migration_lines(settings, started):
         print(line)
-    print(f"dbt and GX output: {settings.log_file}")
+    print(f"task logs (dbt, GX): {settings.log_file}")
     print(f"wall time {time.monotonic() - t0:.1f}s")
     return 0

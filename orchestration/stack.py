@@ -208,7 +208,7 @@ def worker_queues(settings: Settings, role: str) -> list[str]:
     """The Celery queues this machine's worker serves: the data host serves the default queue
     and the warehouse queue; an extra worker (no data directory of the night) the default only."""
     default = read_env_file(SHARED_ENV)[DEFAULT_QUEUE_KEY]
-    return [default] if role == "worker" else [default, getattr(settings, "warehouse_queue", "warehouse")]
+    return [default] if role == "worker" else [default, settings.warehouse_queue]
 
 
 def load_config(settings: Settings, create: bool = False) -> tuple[Layout, dict[str, str], dict[str, str]]:

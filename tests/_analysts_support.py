@@ -15,9 +15,8 @@ from pathlib import Path
 
 import duckdb
 
+from ingest.letters.models import CATEGORIES
 from ingest.settings import PROJECT_ROOT, Settings
-
-CATEGORIES = ("strength", "satisfactory", "area_for_development", "priority_action")
 
 AUTHORITIES = [
     # key, gss, dfe, name, type, region

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from ingest.settings import PROJECT_ROOT, Settings
-from orchestration.runner import POOL
+from orchestration.steps import DAG_ID, POOL
 
 DAGS = PROJECT_ROOT / "dags"
-DAG_ID = "ofsted_letters_nightly"
 DUCKDB_TASKS = {"fetch", "load_raw", "validate_raw", "validate_marts", "dbt_docs", "publish"}
+DATA_DIR_TASKS = DUCKDB_TASKS | {"report"}  # the report writes the report dir, reads the published file
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +90,74 @@ def test_every_task_that_opens_duckdb_is_in_the_one_slot_pool(dag):
         else:
             assert task.pool != POOL, task.task_id  # parse batches and the report may run side by side
     assert {t.task_id for t in dag.tasks if t.pool == POOL} == DUCKDB_TASKS | dbt_tasks
+
+
+def test_every_task_that_writes_in_the_data_directory_runs_on_the_warehouse_queue_holding_its_lock(dag):
+    """On a real scheduler with several workers, only the workers that mount the data directory
+    serve the warehouse queue; the parse batches run anywhere."""
+    from orchestration.notifiers import hold_data_dir, let_go_of_data_dir
+
+    queue = Settings.from_env().warehouse_queue
+    assert queue == "warehouse"  # the default (OFSTED_WAREHOUSE_QUEUE)
+    writers = DATA_DIR_TASKS | {t.task_id for t in dag.tasks if t.task_id.startswith("dbt.")}
+    assert {t.task_id for t in dag.tasks if t.queue == queue} == writers
+    for task in dag.tasks:
+        if task.task_id in writers:
+            assert task._pre_execute_hook == hold_data_dir, task.task_id
+            assert task._post_execute_hook == let_go_of_data_dir, task.task_id
+        else:
+            assert getattr(task, "_pre_execute_hook", None) is None, task.task_id
+    assert dag.task_dict["parse"].queue != queue and dag.task_dict["batches"].queue != queue
+
+
+def _chain_order(dag) -> list[str]:
+    """The DAG's tasks in the order they run (each has every earlier one upstream)."""
+    tasks = sorted(dag.tasks, key=lambda t: len(t.get_flat_relative_ids(upstream=True)))
+    for before, after in zip(tasks, tasks[1:], strict=False):
+        assert before.task_id in after.get_flat_relative_ids(upstream=True), (before.task_id, after.task_id)
+    return [t.task_id for t in tasks]
+
+
+def test_the_dag_and_rerun_are_built_from_the_one_definition_of_the_night(dag):
+    from orchestration.night import RERUN_FROM, night_steps, rerun_steps
+
+    steps = night_steps(Settings.from_env())
+    names = [s.name for s in steps]
+    assert _chain_order(dag) == names  # every step a task, in the definition's order, and nothing else
+    assert RERUN_FROM == "validate_raw"
+    assert [s.name for s in rerun_steps(steps)] == names[names.index("validate_raw"):]
+    assert [s.name for s in rerun_steps(steps)][:4] == ["validate_raw", "dbt.seeds", "dbt.staging",
+                                                        "dbt.marts"]
+    for step in steps:  # what the definition says is what the task does
+        task = dag.task_dict[step.name]
+        assert task.retries == step.retries and task.execution_timeout == step.timeout, step.name
+        assert {a.name for a in task.outlets} == {name for name, _ in step.emits}, step.name
+    from orchestration.dbt import layer_args
+
+    for step in (s for s in steps if s.group == "dbt"):  # rerun's dbt command selects as the task does
+        task = dag.task_dict[step.name]
+        assert layer_args(step.task_id) == ["build", "--select", *task.select,
+                                            "--indirect-selection", task.indirect_selection]
+
+
+def test_a_step_added_to_the_definition_is_in_the_dag_and_in_rerun():
+    from airflow.sdk import DAG
+
+    from orchestration.night import add_to_dag, night_steps, rerun_steps
+    from orchestration.steps import Step
+
+    steps = list(night_steps(Settings.from_env()))
+    at = [s.name for s in steps].index("validate_marts")
+    extra = Step("check_lineage", lambda night, dq=None: {"ok": True}, "a new check after the marts",
+                 inputs={"dq": "validate_raw"}, data_dir=True, work_warehouse=True, retries=0)
+    steps.insert(at, extra)
+    with DAG("ofsted_letters_nightly_plus_one", schedule=None) as plus:
+        add_to_dag(tuple(steps), Settings.from_env())
+    order = _chain_order(plus)
+    assert order[at - 1:at + 2] == ["dbt.marts", "check_lineage", "validate_marts"]
+    task = plus.task_dict["check_lineage"]
+    assert task.pool == POOL and task.retries == 0 and "validate_raw" in task.upstream_task_ids
+    assert "check_lineage" in [s.name for s in rerun_steps(tuple(steps))]
 
 
 def test_parse_is_mapped_over_batches(dag):
@@ -275,7 +343,7 @@ def test_a_layer_whose_only_failures_are_dbt_tests_fails_without_retry(dag, monk
         task.execute({})
 
 
-def test_dbt_gets_the_nights_date_with_or_without_a_logical_date(dag):
+def test_dbt_gets_the_nights_id_and_date_with_or_without_a_logical_date(dag):
     """dim_dates ends the year after the night's date (var run_date): the logical date of a
     scheduled night, and for a run triggered without one (the REST API's default) its run_after."""
     from types import SimpleNamespace
@@ -285,5 +353,8 @@ def test_dbt_gets_the_nights_date_with_or_without_a_logical_date(dag):
         scheduled = SimpleNamespace(logical_date=dt.datetime(2026, 12, 1, 2, 0, tzinfo=dt.UTC),
                                     run_after=dt.datetime(2026, 12, 2, 2, 0, tzinfo=dt.UTC))
         manual = SimpleNamespace(logical_date=None, run_after=dt.datetime(2027, 1, 5, 9, 30, tzinfo=dt.UTC))
-        assert task.render_template(task.vars, {"dag_run": scheduled}) == {"run_date": "2026-12-01"}
-        assert task.render_template(task.vars, {"dag_run": manual}) == {"run_date": "2027-01-05"}
+        # and the night's run_id, which dbt's on-run-end hook records its test results under
+        assert task.render_template(task.vars, {"dag_run": scheduled, "run_id": "scheduled__1"}) == \
+            {"run_id": "scheduled__1", "run_date": "2026-12-01"}
+        assert task.render_template(task.vars, {"dag_run": manual, "run_id": "manual__2"}) == \
+            {"run_id": "manual__2", "run_date": "2027-01-05"}

@@ -46,3 +46,78 @@ def test_failed_expectations_alert_with_run_rule_counts_and_docs(tmp_path):
     assert "/srv/report/.staging/run-1/data_docs/index.html" in text
     assert '"new": 4' in text and '"failed": 1' in text and '"evaluated": 20' in text
     assert "rejections" not in text  # lists are left out of the counts
+
+
+# --- the step-runner: the one writer of the night history -------------------------------------
+
+def _steps():
+    from orchestration.steps import Step
+
+    def boom(night, dq=None):
+        raise ValueError("the step broke\nfirst detail\nsecond detail")
+
+    return (
+        Step("load_raw", lambda night: {"new": 2, "rejected": 1, "rejections": [{"x": 1}]}, "load",
+             records="counts"),
+        Step("validate_raw", lambda night, counts=None: {"success": True, "evaluated": 3 + counts["new"],
+                                                         "failed": 0}, "check",
+             inputs={"counts": "load_raw"}, records="dq.raw"),
+        Step("publish", lambda night: {"warehouse": "w"}, "publish", publishes=True),
+        Step("report", boom, "report", inputs={"dq": "validate_raw"}),
+    )
+
+
+def test_the_step_runner_records_start_results_publish_and_the_failure_in_order(tmp_path):
+    import pytest
+
+    from ingest.nights import read_nights
+    from orchestration.steps import Night, StepFailed, run_steps
+
+    s = Settings.from_env({"OFSTED_DATA_DIR": str(tmp_path)})
+    night = Night(s, "rerun__1", "2026-12-06", "rerun", "load_raw")
+    lines: list[str] = []
+    with pytest.raises(StepFailed) as failed:
+        run_steps(_steps(), night, lines.append, lambda step: f" (trace of {step} in the log)")
+    assert failed.value.step == "report"
+    assert str(failed.value) == "ValueError: the step broke (trace of report in the log)"
+    assert [ln.split()[0] for ln in lines if not ln.startswith("       ")] == ["ok", "ok", "ok", "FAIL"]
+    assert lines[-2:] == ["       first detail", "       second detail"]
+    [n] = read_nights(s)
+    assert (n["run_id"], n["trigger"], n["state"]) == ("rerun__1", "rerun", "failed")
+    assert n["failed_task"] == "report"
+    assert n["counts"] == {"new": 2, "rejected": 1}  # what the load said (its lists left out)
+    assert n["dq"]["raw"] == {"success": True, "evaluated": 5, "failed": 0}  # the input reached the step
+    assert n["published"] is True and n["warehouse_run_id"] == "rerun__1"  # it failed after publishing
+    assert not (s.report_dir / "failed_night").exists()  # so nothing failed is published beside it
+
+
+def test_a_failed_check_records_its_results_and_publishes_the_failed_night(tmp_path):
+    import pytest
+
+    from ingest.nights import read_nights
+    from orchestration.steps import Night, Step, StepFailed, run_steps
+
+    class Failed(Exception):
+        verdict = True  # like DataQualityFailed: its message is the reason
+
+        def __init__(self, result):
+            super().__init__("1 of 4 raw expectations failed")
+            self.result = result
+
+    def check(night, counts=None):
+        raise Failed({"success": False, "evaluated": 4, "failed": 1,
+                      "failures": [{"detail": "letter within 120 days"}]})
+
+    s = Settings.from_env({"OFSTED_DATA_DIR": str(tmp_path)})
+    steps = (Step("validate_raw", check, "check", records="dq.raw", retries=0),
+             Step("publish", lambda night: {}, "publish", publishes=True))
+    with pytest.raises(StepFailed):
+        run_steps(steps, Night(s, "r2", "2026-12-06", "rerun", "validate_raw"), lambda line: None,
+                  lambda step: "")
+    [n] = read_nights(s)
+    assert (n["state"], n["failed_task"], n["reason"]) == ("failed", "validate_raw",
+                                                             "1 of 4 raw expectations failed")
+    assert n["dq"]["raw"]["failed"] == 1 and n["dq"]["raw"]["failures"] == ["letter within 120 days"]
+    assert n["published"] is False
+    night = json.loads((s.report_dir / "failed_night" / "night.json").read_text())
+    assert (night["run_id"], night["failed_task"]) == ("r2", "validate_raw")

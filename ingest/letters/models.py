@@ -10,8 +10,17 @@ import datetime as dt
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Category = Literal["strength", "satisfactory", "area_for_development", "priority_action"]
-CATEGORIES: tuple[str, ...] = ("strength", "satisfactory", "area_for_development", "priority_action")
+#: The four categories of finding, in the order a letter lists them, each with its label as
+#: readers know it: the one definition. The parser's headings, the report (labels, columns,
+#: colours) and the tests read it; dbt's copies (accepted_values of every `category` column,
+#: fct_inspections' `<category>_count` columns) are checked against it by tests/test_categories.py.
+CATEGORY_LABELS: dict[str, str] = {
+    "strength": "Strengths",
+    "satisfactory": "Satisfactory practice",
+    "area_for_development": "Areas for development",
+    "priority_action": "Priority action",
+}
+CATEGORIES: tuple[str, ...] = tuple(CATEGORY_LABELS)
 
 
 class RejectedDocument(Exception):

@@ -11,21 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ingest.letters.models import CATEGORIES
+from ingest.letters.models import CATEGORIES, CATEGORY_LABELS
 from ingest.report.formats import _clip, esc, fmt_int
 
-CATEGORY_LABELS = {
-    "strength": "Strengths",
-    "satisfactory": "Satisfactory practice",
-    "area_for_development": "Areas for development",
-    "priority_action": "Priority action",
-}
-CATEGORY_COLOURS = {
-    "strength": "#2f855a",
-    "satisfactory": "#5b8fd0",
-    "area_for_development": "#dd9a2b",
-    "priority_action": "#c53030",
-}
+__all__ = ["CATEGORY_COLOURS", "CATEGORY_LABELS"]  # the labels are the letters' (re-exported)
+# one colour per category, in CATEGORIES order: green, blue, amber, red
+CATEGORY_COLOURS = dict(zip(CATEGORIES, ("#2f855a", "#5b8fd0", "#dd9a2b", "#c53030"), strict=True))
 INSPECTION_COLOUR = "#2c4f7c"
 
 

@@ -102,13 +102,8 @@ THEMES_SQL = """
 select
     themes.theme_name as theme,
     count(distinct bridge.finding_key) as findings,
-    count(distinct bridge.finding_key) filter (where findings.category = 'strength') as strength,
-    count(distinct bridge.finding_key) filter (where findings.category = 'satisfactory') as satisfactory,
-    count(distinct bridge.finding_key)
-        filter (where findings.category = 'area_for_development') as area_for_development,
-    count(distinct bridge.finding_key)
-        filter (where findings.category = 'priority_action') as priority_action,
-    count(distinct findings.inspection_key) as inspections
+""" + "".join(f"""    count(distinct bridge.finding_key) filter (where findings.category = '{c}') as {c},
+""" for c in CATEGORIES) + """    count(distinct findings.inspection_key) as inspections
 from marts.bridge_findings_themes as bridge
 inner join marts.dim_themes as themes on bridge.theme_key = themes.theme_key
 inner join marts.fct_findings as findings on bridge.finding_key = findings.finding_key

@@ -29,6 +29,7 @@ from typing import Any
 import jinja2
 
 from ingest import nights as nights_history
+from ingest.letters.models import CATEGORIES
 from ingest.report import pages
 from ingest.report.formats import esc, fmt_date, fmt_int, fmt_pct
 from ingest.report.queries import ReportData, choose_dq, read_report_data
@@ -59,7 +60,7 @@ ENV = jinja2.Environment(
     lstrip_blocks=True,
 )
 ENV.filters.update(int=fmt_int, date=fmt_date)
-ENV.globals.update(pct=fmt_pct, zip=zip, category_label=pages.label)
+ENV.globals.update(pct=fmt_pct, zip=zip, category_label=pages.label, categories=CATEGORIES)
 
 
 def dq_status(dq: dict | None) -> tuple[str, str]:
