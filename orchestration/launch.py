@@ -112,8 +112,7 @@ def _start_time(pid: int) -> str | None:
         return None
 
 
-def descendants(pid: int) -> set[int]:
-    """Every process below `pid` (not `pid` itself), from /proc."""
+def _children_map() -> dict[int, list[int]]:
     children: dict[int, list[int]] = {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
@@ -122,6 +121,17 @@ def descendants(pid: int) -> set[int]:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(entry.name))
+    return children
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (a launcher's: its program, and orphans it adopted)."""
+    return sorted(_children_map().get(pid, []))
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid` (not `pid` itself), from /proc."""
+    children = _children_map()
     out: set[int] = set()
     todo = list(children.get(pid, []))
     while todo:

@@ -98,15 +98,7 @@ def program_pid(stack_root: Path, env: dict[str, str], name: str) -> tuple[int, 
     conf = stack_root / "supervisord.conf"
     out = run([str(Path(sys.executable).parent / "supervisorctl"), "-c", str(conf), "pid", name], env).stdout
     launcher = int(out.strip())
-    children = [p for p in launch.descendants(launcher) if _ppid(p) == launcher]
-    return launcher, children[0]
-
-
-def _ppid(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
+    return launcher, launch.children(launcher)[0]
 
 
 def processes(stack_root: Path) -> set[tuple[int, str]]:
