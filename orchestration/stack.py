@@ -554,8 +554,10 @@ def worker(settings: Settings, join: Path, name: str | None = None, echo=print) 
     if lay.config.exists() and read_env_file(lay.config).get("STACK_ROLE") != "worker":
         raise StackError(f"{lay.root} holds a data host's stack: give the extra worker its own "
                          "OFSTED_DATA_DIR")
-    gen = {k: source[k] for k in JOINED} | {"STACK_ROLE": "worker",
-                                            "STACK_WORKER_NAME": name or socket.gethostname()}
+    gen = {k: source[k] for k in JOINED} | {  # and this machine's own ports
+        "STACK_ROLE": "worker", "STACK_WORKER_NAME": name or socket.gethostname(),
+        "STACK_LOG_PORT": str(_free_port()), "STACK_TRIGGER_LOG_PORT": str(_free_port()),
+        "STACK_HEALTH_PORT": str(_free_port())}
     _write_private(lay.config, "".join(f"{k}={v}\n" for k, v in gen.items()))
     env = stack_env(settings, lay, gen)
     for d in (lay.logs, lay.airflow_home):
