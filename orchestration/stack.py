@@ -400,9 +400,9 @@ def programs(settings: Settings, lay: Layout, gen: dict[str, str]) -> dict[str, 
     role = gen.get("STACK_ROLE", "data")
     queues = ",".join(worker_queues(settings, role))
     # warm shutdown: a running task finishes before the worker stops
+    name = gen.get("STACK_WORKER_NAME")  # `%%h`: supervisord's escape for Celery's %h (the host name)
     worker = (f"{airflow} celery worker --skip-serve-logs --queues {queues}"
-              + (f" --celery-hostname {gen['STACK_WORKER_NAME']}@%h" if gen.get("STACK_WORKER_NAME") else ""),
-              40, "autostart=false\nstopwaitsecs=120\n")
+              + (f" --celery-hostname {name}@%%h" if name else ""), 40, "autostart=false\nstopwaitsecs=120\n")
     if role == "worker":
         return {"celery-worker": worker}
     pg_user = _pg_user()

@@ -223,13 +223,6 @@ def scale_out():
         base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "OFSTED_", "AWS_"))}
         common = {**base, "OFSTED_INBOX_DIR": str(inbox), "OFSTED_BATCH_SIZE": BATCH_SIZE}
 
-        # the reference: one process, one machine, no object store
-        ref_env = {**common, "OFSTED_DATA_DIR": str(root / "reference"),
-                   "AIRFLOW_HOME": str(root / "reference-airflow")}
-        ref = run([str(Path(sys.executable).parent / "ofsted"), "run"], ref_env)
-        assert ref.returncode == 0, ref.stdout[-3000:] + ref.stderr[-3000:]
-        ns["reference"] = marts(Settings.from_env(ref_env).published_warehouse)
-
         store = {**s3.env, "OFSTED_BATCH_STORE": s3.url("ofsted")}
         data_env = {**common, **store, "OFSTED_DATA_DIR": str(root / "data")}
         settings = Settings.from_env(data_env)
@@ -258,6 +251,13 @@ def scale_out():
         ns["machine2"] = sorted(str(p.relative_to(root / "machine2" / "data"))
                                 for p in (root / "machine2" / "data").rglob("*"))
         ns["store_after_night1"] = s3.fs().find(f"{s3.bucket}/ofsted")
+
+        # the reference: one process, one machine, no object store
+        ref_env = {**common, "OFSTED_DATA_DIR": str(root / "reference"),
+                   "AIRFLOW_HOME": str(root / "reference-airflow")}
+        ref = run([str(Path(sys.executable).parent / "ofsted"), "run"], ref_env)
+        assert ref.returncode == 0, ref.stdout[-3000:] + ref.stderr[-3000:]
+        ns["reference"] = marts(Settings.from_env(ref_env).published_warehouse)
 
         # night 2: a flaky api-server in front, and the data host's worker killed -9 mid-task
         proxy = FlakyProxy(f"http://127.0.0.1:{gen['STACK_API_PORT']}")
