@@ -320,3 +320,26 @@ def test_image_installs_the_locked_set_and_owns_data(compose):
         assert svc["build"] == "." and svc["image"] == "ofsted-letters-airflow:latest", name
     assert _airflow(compose)["airflow-worker"]["environment"]["OFSTED_DBT_EXECUTABLE"] == \
         "/home/airflow/.local/bin/dbt"
+
+
+def test_supervisord_reads_the_local_stacks_configuration_for_both_roles(tmp_path):
+    """The generated supervisord.conf, parsed by supervisord itself: on the data host, and on an
+    extra worker's machine (only the worker, on the default queue, under its own name)."""
+    from supervisor.options import ServerOptions
+
+    settings = Settings.from_env({"OFSTED_DATA_DIR": str(tmp_path)})
+    (tmp_path / "stack" / "logs").mkdir(parents=True)
+    commands = {}
+    for role, extra in (("data", {}), ("worker", {"STACK_ROLE": "worker", "STACK_WORKER_NAME": "parse-2"})):
+        conf = tmp_path / f"{role}.conf"
+        conf.write_text(supervisor_conf(settings, Layout(tmp_path / "stack"), generate_secrets() | extra))
+        options = ServerOptions()
+        options.configfile = str(conf)
+        options.process_config(do_usage=False)
+        commands[role] = {g.name: g.process_configs[0].command for g in options.process_group_configs}
+    assert set(commands["data"]) == set(AIRFLOW_SERVICES.values()) | {"postgres", "redis"}
+    assert commands["data"]["celery-worker"].endswith("--queues default,warehouse")
+    assert list(commands["worker"]) == ["celery-worker"]
+    assert commands["worker"]["celery-worker"].endswith("--queues default --celery-hostname parse-2@%h")
+    assert all(" -m orchestration.launch --root " in c for c in [*commands["data"].values(),
+                                                                 *commands["worker"].values()])
