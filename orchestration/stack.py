@@ -515,8 +515,9 @@ def up(settings: Settings, echo=print) -> dict[str, str]:
         _wait_redis(gen)
         _migrate(lay, env)
         ctl(lay, "start", *AIRFLOW_PROGRAMS)
+        # its first start migrates nothing but imports all of Airflow: minutes on a loaded 2-core machine
         _wait("api-server", lambda: urllib.request.urlopen(f"{api}/api/v2/version", timeout=3).status == 200,
-              120)
+              300)
     except BaseException:
         down(settings, echo=lambda _line: None)
         raise
