@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from _s3_support import MotoServer
+from airflow.utils.net import getfqdn
 
 from ingest.settings import PROJECT_ROOT, Settings
 from orchestration import launch
@@ -54,7 +54,7 @@ pytestmark = [
 ]
 LETTERS = 200
 BATCH_SIZE = "25"  # 8 parse tasks: enough for both workers to take some
-DATA_HOST = socket.getfqdn()  # what Airflow records as a task's hostname on the data host
+DATA_HOST = getfqdn()  # what Airflow records as a task's hostname on the data host (not socket.getfqdn)
 SECOND = "second-worker"
 NOT_PARSE = {"parse", "batches"}  # every other task opens the data directory or a warehouse
 
