@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import logging
+import re
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -45,6 +46,7 @@ from expectations.results import (
     result_rows,
     summarise,
 )
+from ingest.files import write_file
 from ingest.settings import Settings
 from ingest.warehouse.rules import dq_thresholds
 
@@ -113,6 +115,7 @@ def validate_suites(
     ]
     validated_at = dt.datetime.now(dt.UTC)
     results = run_checkpoints(frames, rules, settings.work_warehouse, run_id, validated_at, docs_dir)
+    guard_offline(docs_dir)
     rows = [
         row
         for tf, result in zip(frames, results, strict=True)
@@ -125,6 +128,36 @@ def validate_suites(
         summary["failed"], index,
     )
     return summary
+
+
+_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.S)
+_OFFLINE_NOTE = ("if (!window.jQuery && !document.getElementById('offline-note')) { var p = "
+                 "document.createElement('p'); p.id = 'offline-note'; p.style.padding = '1em'; "
+                 "p.textContent = 'The tables on this page are drawn by scripts from the internet (jQuery, "
+                 "Bootstrap), which did not load: open it with a network connection.'; "
+                 "document.body.prepend(p); }")
+
+
+def guard_offline(docs_dir: Path) -> None:
+    """GX's data docs load jQuery and Bootstrap from CDNs; offline every inline `$(...)` threw
+    "$ is not defined". Each inline script that uses jQuery runs only when it loaded, and the
+    page then says why its tables are empty. Idempotent (a guarded page is left as it is)."""
+    for page in Path(docs_dir).rglob("*.html"):
+        try:
+            text = page.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+
+        def guard(m: re.Match) -> str:
+            body = m.group(1)
+            uses_jquery = "$(" in body or "jQuery(" in body
+            if not uses_jquery or body.startswith("if (window.jQuery)"):
+                return m.group(0)
+            return f"<script>if (window.jQuery) {{{body}}} else {{ {_OFFLINE_NOTE} }}</script>"
+
+        guarded = _INLINE_SCRIPT.sub(guard, text)
+        if guarded != text:
+            write_file(page, guarded)
 
 
 def load_suite(name: str) -> Suite:

@@ -17,7 +17,7 @@ import logging
 import smtplib
 import ssl
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ingest.files import append_bytes
+from ingest.redact import redact, secrets_of
 from ingest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -127,10 +129,8 @@ def _mrkdwn(text: str) -> dict:
 
 def write_log(path: Path, record: dict) -> None:
     """Append one JSON object as one line (creating the folder)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps(record, default=str, ensure_ascii=False)
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(line + "\n")
+    append_bytes(path, (line + "\n").encode("utf-8"))  # never through a link planted at its name
 
 
 def post_webhook(url: str, payload: dict, *, timeout: float | None = None,
@@ -200,6 +200,7 @@ def _smtp_connection(settings: Settings) -> smtplib.SMTP:
 def send_alert(settings: Settings, alert: Alert) -> list[str]:
     """Deliver `alert` to every configured channel; return the channels that got it."""
     channels = list(dict.fromkeys(c.strip().lower() for c in settings.alert_channels if c.strip())) or ["log"]
+    alert = _redacted(settings, alert)
     delivered: list[str] = []
     for channel in channels:
         try:
@@ -214,6 +215,23 @@ def send_alert(settings: Settings, alert: Alert) -> list[str]:
         "alert %r for run %s delivered to %s", alert.title, alert.run_id, ", ".join(delivered) or "nothing"
     )
     return delivered
+
+
+def _redacted(settings: Settings, alert: Alert) -> Alert:
+    """The alert with URLs' user-info and the configured secrets masked (`ingest.redact`)."""
+    secrets = secrets_of(settings)
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, str):
+            return redact(v, secrets)
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return v
+
+    return replace(alert, title=clean(alert.title), failures=clean(alert.failures),
+                   data_docs=clean(alert.data_docs), log_url=clean(alert.log_url))
 
 
 def _deliver(settings: Settings, alert: Alert, channel: str) -> None:

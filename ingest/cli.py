@@ -28,6 +28,7 @@ PATHS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "quarantine": (("work_warehouse",), ("work_warehouse",)),
     "release": (("work_warehouse",), ("work_warehouse",)),
     "sql": (("published_warehouse",), ()),
+    "search": (("published_warehouse",), ()),
     "export": (("published_warehouse",), ()),
     "report": (("published_warehouse",), ("report_dir",)),
 }
@@ -37,7 +38,8 @@ EXIT_BUSY = 3  # another writer holds the data directory
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    s = get_settings(getattr(args, "data_dir", None))
+    data_dir = getattr(args, "data_dir", None)
+    s = get_settings(os.path.abspath(data_dir) if data_dir else None)  # a relative flag: from the cwd
     over = {}
     if getattr(args, "inbox", None):
         over["inbox_dir"] = Path(args.inbox).resolve()
@@ -139,8 +141,11 @@ def _run_sql(args) -> int:
 
 
 def _add_search(sub) -> None:
-    p = sub.add_parser("search", help="full-text search of the findings, best first (BM25, stemmed words)")
-    p.add_argument("words", help='what to look for, e.g. "threshold guidance"')
+    p = sub.add_parser("search", help="full-text search of the findings, best first (BM25, stemmed words; "
+                                      "every word must match)")
+    p.add_argument("words", help='what to look for, e.g. "threshold guidance" (findings with every word)')
+    p.add_argument("--any", action="store_true", dest="any_word",
+                   help="findings with any of the words, not every word")
     p.add_argument("--limit", type=int, default=20, help="at most this many findings (default 20)")
     p.add_argument("--warehouse", help="DuckDB file to read; default: the published warehouse")
     p.add_argument("--format", choices=("table", "csv", "json", "markdown"), default="table",
@@ -153,7 +158,7 @@ def _run_search(args) -> int:
     from ingest.warehouse.search import cli_search
 
     return cli_search(_settings(args), args.words, limit=args.limit, fmt=args.format,
-                      max_width=args.max_width, wrap=args.wrap)
+                      max_width=args.max_width, wrap=args.wrap, any_word=args.any_word)
 
 
 def _add_export(sub) -> None:
@@ -161,12 +166,14 @@ def _add_export(sub) -> None:
     p.add_argument("dir", help="output folder")
     p.add_argument("--warehouse", help="DuckDB file to read; default: the published warehouse")
     p.add_argument("--csv", action="store_true", help="also write CSV")
+    p.add_argument("--excel", action="store_true",
+                   help="also write CSV with a UTF-8 byte-order mark (Excel on Windows reads it as written)")
 
 
 def _run_export(args) -> int:
     from ingest.warehouse.export import cli_export
 
-    return cli_export(_settings(args), out_dir=Path(args.dir), csv=args.csv)
+    return cli_export(_settings(args), out_dir=Path(args.dir), csv=args.csv, excel=args.excel)
 
 
 def _add_report(sub) -> None:
@@ -247,23 +254,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def source_text(settings: Settings) -> str:
+    """Where letters come from, as said to the user: the inbox folder, or the (redacted) index URL."""
+    from ingest.redact import redact_url
+
+    if settings.source == "http":
+        return f"index {redact_url(settings.http_index_url or '(OFSTED_HTTP_INDEX_URL not set)')}"
+    return f"inbox dir {settings.inbox_dir}"
+
+
 def say_paths(command: str, settings: Settings) -> None:
     """One line on stderr: the paths this command reads and writes."""
     reads, writes = PATHS.get(command, ((), ()))
     parts = [f"data dir {settings.data_dir}"]
-    parts += [f"reads {f.replace('_', ' ')} {getattr(settings, f)}" for f in reads if f != "data_dir"]
+    parts += [f"reads {source_text(settings)}" if f == "inbox_dir" else f"reads {f.replace('_', ' ')} "
+              f"{getattr(settings, f)}" for f in reads if f != "data_dir"]
     parts += [f"writes {f.replace('_', ' ')} {getattr(settings, f)}" for f in writes]
     print(f"ofsted {command}: " + "; ".join(parts), file=sys.stderr, flush=True)
 
 
 def log_trace(settings: Settings | None, command: str) -> Path | None:
     """Append the current exception's full trace to the log file; its path, or None if unwritable."""
+    from ingest.files import append_bytes
+    from ingest.redact import redact
+
     path = settings.log_file if settings else get_settings().log_file
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as f:
-            f.write(f"--- {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')} pid {os.getpid()} "
-                    f"ofsted {command}\n{traceback.format_exc()}\n")
+        entry = f"--- {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')} pid {os.getpid()} " \
+                f"ofsted {command}\n{traceback.format_exc()}\n"
+        append_bytes(path, (redact(entry) or "").encode())
     except OSError:
         return None
     return path
@@ -281,16 +300,25 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             from ingest.warehouse.publish import clean_orphans
 
             for gone in clean_orphans(settings):
-                print(f"ofsted {args.command}: removed {gone} (left by an interrupted publish)",
+                what = "night" if gone.parent == settings.runs_dir else "publish"
+                print(f"ofsted {args.command}: removed {gone} (left by an interrupted {what})",
                       file=sys.stderr)
         return run(args)
 
 
+#: commands whose stdout is data (CSV, JSON, Markdown): escaped only where it is a terminal
+DATA_OUTPUT = ("sql", "search", "parse")
+
+
 def main(argv: list[str] | None = None) -> int:
+    from ingest import redact
+
+    redact.install(escape_stdout=False)  # URLs' user-info at once; the settings' secrets below
     args = build_parser().parse_args(argv)
     settings: Settings | None = None
     try:
         settings = _settings(args)
+        redact.install(settings, escape_stdout=args.command not in DATA_OUTPUT)
         if args.command in PATHS:
             say_paths(args.command, settings)
         return _dispatch(args, settings)
@@ -301,11 +329,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ofsted {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # the last line of defence: one line, never a traceback
+        from ingest.files import UnsafeFile
         from ingest.lock import DataDirLocked
 
         if isinstance(exc, DataDirLocked):
             print(f"ofsted {args.command}: error: {exc}", file=sys.stderr)
             return EXIT_BUSY
+        if isinstance(exc, UnsafeFile):  # a link, FIFO or folder planted at a name we use: one line
+            print(f"ofsted {args.command}: error: {exc}", file=sys.stderr)
+            return 1
         try:
             log = log_trace(settings, args.command)
         except Exception:  # noqa: BLE001 - the settings themselves may be what failed

@@ -20,6 +20,7 @@ from typing import Any
 
 import duckdb
 
+from ingest.redact import escape_controls, has_controls
 from ingest.settings import Settings
 
 _HEX = re.compile(r"[0-9a-f]{8,64}")
@@ -91,6 +92,24 @@ def current_quarantine(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return [dict(zip(cols, row, strict=True)) for row in con.execute(CURRENT_QUARANTINE_SQL).fetchall()]
 
 
+MAX_REASON_CHARS = 2000
+
+
+def checked_reason(reason: str) -> str:
+    """A user's free text fit to store and show: at most MAX_REASON_CHARS characters, no control
+    character (a terminal escape would act on every later `ofsted status`); spaces normalised."""
+    if has_controls(reason.replace("\r", "")):
+        raise ControlError("--reason holds a control character (" + escape_controls(
+            next(c for c in reason if has_controls(c))) + "): write it as plain text")
+    reason = " ".join(reason.split())
+    if not reason:
+        raise ControlError("--reason must say why (it is kept in raw.quarantine)")
+    if len(reason) > MAX_REASON_CHARS:
+        raise ControlError(f"--reason is {len(reason):,} characters; at most {MAX_REASON_CHARS:,} are kept "
+                           "(say why in a sentence, and link to the rest)")
+    return reason
+
+
 def apply_control(settings: Settings, ref: str, reason: str, action: str) -> dict[str, Any]:
     """Append one quarantine/release row for the document `ref`; returns what was written
     (`written` False when the document already was in that state)."""
@@ -98,9 +117,7 @@ def apply_control(settings: Settings, ref: str, reason: str, action: str) -> dic
 
     if action not in ("quarantine", "release"):
         raise ValueError(action)
-    reason = " ".join(reason.split())
-    if not reason:
-        raise ControlError("--reason must say why (it is kept in raw.quarantine)")
+    reason = checked_reason(reason)
     if not settings.work_warehouse.is_file():
         raise ControlError(f"no warehouse at {settings.work_warehouse} (nothing loaded yet)")
     con = connect(settings.work_warehouse)
@@ -194,14 +211,19 @@ def night_lines(nights: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _quarantine_lines(settings: Settings) -> list[str]:
+def _quarantine_lines(settings: Settings, damaged: list[str] | None = None) -> list[str]:
+    """What is quarantined; a warehouse that cannot be opened for another reason than a writer
+    holding it (a truncated or corrupt file) is added to `damaged` as one line."""
     in_use = " (from the published warehouse: the work one is in use)"
     for path, note in ((settings.work_warehouse, ""), (settings.published_warehouse, in_use)):
         if not path.is_file():
             continue
         try:
             con = duckdb.connect(str(path), read_only=True)
-        except duckdb.Error:
+        except duckdb.Error as exc:
+            line = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+            if damaged is not None and "Could not set lock" not in line:
+                damaged.append(f"{path} cannot be read: {line}")
             continue
         try:
             rows = current_quarantine(con)
@@ -245,9 +267,16 @@ def cli_status(settings: Settings, limit: int = 10) -> int:
             print(line)
     else:
         print("no night recorded yet")
-    for line in _quarantine_lines(settings):
+    damaged: list[str] = []
+    for line in _quarantine_lines(settings, damaged):
         print(line)
+    for line in damaged:  # the next night would fail on it: never a quiet exit 0
+        print(f"DAMAGED: {line}")
     last = finished[0] if finished else None
+    if damaged:
+        print("the warehouse above is damaged (truncated or corrupt): restore it, or move it away and "
+              "run `ofsted reparse` (the archive keeps every letter)")
+        return 1
     if last is None:
         print("last night: none finished yet")
         return 1

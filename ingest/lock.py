@@ -14,6 +14,14 @@ is closed, so the holder never opens the file a second time (the held locks are 
 
 Across machines this lock does not reach: there the Airflow pool `duckdb_writer` and the
 DAG's `max_active_runs=1` serialise nights.
+
+The file is opened by `ingest.files.open_regular` like every file in a folder others may
+write: never through a symbolic link, never a FIFO or a folder (`UnsafeFile`, one line), so
+the truncation on taking and releasing it can only ever empty the lock file itself. Taking
+it also checks the data directory's fixed file names (`data_files`: the warehouses and their
+WAL, the night history, the log and the alert log): a link, FIFO or folder planted at any of
+them refuses the writer in one line before it writes anything (DuckDB, dbt and GX would follow
+a link at a warehouse's name).
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ingest.files import UnsafeFile, open_regular, planted
 from ingest.settings import Settings
 
 LOCK_NAME = ".ofsted.lock"
@@ -42,6 +51,23 @@ class DataDirLocked(RuntimeError):
 
 def lock_path(settings: Settings) -> Path:
     return settings.data_dir / LOCK_NAME
+
+
+def data_files(settings: Settings) -> list[Path]:
+    """The files at fixed names a writer of the data directory writes (and tools it runs follow)."""
+    from ingest.nights import history_path
+
+    wal = [p.with_name(p.name + ".wal") for p in (settings.work_warehouse, settings.published_warehouse)]
+    return [settings.work_warehouse, settings.published_warehouse, *wal, history_path(settings),
+            settings.log_file, settings.alert_log]
+
+
+def refuse_planted(settings: Settings) -> None:
+    """`UnsafeFile` (one line) when anything but a regular file is at a name of `data_files`."""
+    found = planted(data_files(settings))
+    if found:
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise UnsafeFile(found[0] + more)
 
 
 def pid_alive(pid: int) -> bool:
@@ -73,10 +99,15 @@ def _ancestors() -> set[int]:
 
 def _read(path: Path) -> dict[str, Any] | None:
     try:
-        with path.open("rb") as f:
-            meta = json.loads(f.read(4096) or b"null")
+        fd = open_regular(path)
+    except OSError:
+        return None
+    try:
+        meta = json.loads(os.pread(fd, 4096, 0) or b"null")
     except (OSError, ValueError):
         return None
+    finally:
+        os.close(fd)
     return meta if isinstance(meta, dict) else None
 
 
@@ -93,12 +124,15 @@ def holder(settings: Settings) -> dict[str, Any] | None:
     path = lock_path(settings)
     if path in _held:
         return _read_own(path)
-    if not path.exists():
+    if not os.path.lexists(path):
         return None
-    fd = os.open(path, os.O_RDWR)
+    try:  # read-only, a shared lock: a reader of a read-only data directory can ask too
+        fd = open_regular(path, doing="use {} as a lock")
+    except FileNotFoundError:
+        return None
     try:
         try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError:
             return _read(path) or {}
         fcntl.lockf(fd, fcntl.LOCK_UN)
@@ -144,7 +178,7 @@ def _acquire(settings: Settings, command: str) -> str | None:
         _held[path] = (fd, depth + 1)
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = open_regular(path, os.O_RDWR | os.O_CREAT, doing="use {} as a lock")
     try:
         fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -156,6 +190,11 @@ def _acquire(settings: Settings, command: str) -> str | None:
             return None
         raise DataDirLocked(f"data directory {settings.data_dir} is in use by {describe(meta)}; "
                             "try again when it has finished") from None
+    try:
+        refuse_planted(settings)
+    except UnsafeFile:
+        os.close(fd)  # releases the lock: nothing was written
+        raise
     previous = _stale_meta(fd)
     meta = {"pid": os.getpid(), "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "command": command, "host": socket.gethostname()}

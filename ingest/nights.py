@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ingest.files import append_bytes, open_regular
 from ingest.settings import Settings
 
 STATES = ("running", "success", "failed")
@@ -51,18 +52,13 @@ def _append(settings: Settings, record: dict[str, Any]) -> None:
     path = history_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     line = (json.dumps(record, default=str, sort_keys=True) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    append_bytes(path, line, durable=True)  # never through a link planted at its name
 
 
 def _records(settings: Settings) -> list[dict[str, Any]]:
     path = history_path(settings)
     try:
-        with path.open("rb") as f:
+        with os.fdopen(open_regular(path), "rb") as f:
             size = f.seek(0, os.SEEK_END)
             f.seek(max(0, size - MAX_READ_BYTES))
             data = f.read()
@@ -116,6 +112,11 @@ def start_night(settings: Settings, run_id: str, trigger: str) -> None:
     was killed or timed out without reaching its end."""
     for night in _merged(settings):
         if night["state"] == "running" and night["run_id"] != run_id:
+            if _published_since(settings, night.get("started_at")):  # killed after its publish step:
+                finish_night(settings, night["run_id"], "success", published=True)  # analysts read its data
+                _append(settings, {"run_id": night["run_id"], "note": "interrupted after publishing its "
+                                   "warehouse (the steps after publish did not finish)"})
+                continue
             finish_night(settings, night["run_id"], "failed", failed_task=night.get("failed_task"),
                          reason="interrupted: the night never finished (process killed or timed out)")
     existing = find_night(settings, run_id)
@@ -126,6 +127,18 @@ def start_night(settings: Settings, run_id: str, trigger: str) -> None:
     good = last_good_night(settings)
     _append(settings, {"run_id": run_id, "trigger": trigger, "started_at": _now(), "state": "running",
                        "warehouse_run_id": good["warehouse_run_id"] if good else None})
+
+
+def _published_since(settings: Settings, started_at: str | None) -> bool:
+    """Whether the published warehouse was replaced after `started_at`: one writer at a time, so
+    by the night that started then (publish only ever runs once its checks have passed)."""
+    if not started_at:
+        return False
+    try:
+        replaced = dt.datetime.fromtimestamp(os.lstat(settings.published_warehouse).st_mtime, dt.UTC)
+        return replaced >= dt.datetime.fromisoformat(started_at)
+    except (OSError, ValueError):
+        return False
 
 
 def note_night(settings: Settings, run_id: str, *, counts: dict | None = None,

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from ingest.files import open_append
+from ingest.redact import RedactingStream, redact_url
 from ingest.settings import PROJECT_ROOT, Settings
 from orchestration.steps import DAG_ID, POOL, StepFailed, close_night
 
@@ -254,8 +256,8 @@ def console_to_log(log_file: Path) -> Iterator[TextIO]:
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
-    console = os.fdopen(os.dup(saved[0]), "w", buffering=1)
-    fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    console = RedactingStream(os.fdopen(os.dup(saved[0]), "w", buffering=1))
+    fd = open_append(log_file)  # never through a link or into a FIFO planted at its name
     try:
         os.dup2(fd, 1)
         os.dup2(fd, 2)
@@ -278,7 +280,9 @@ def cli_run(settings: Settings) -> int:
     t0 = time.monotonic()
     import datetime as dt
 
-    print(f"ofsted run: inbox {settings.inbox_dir}, work warehouse {settings.work_warehouse}", flush=True)
+    where = f"inbox {settings.inbox_dir}" if settings.source != "http" else \
+        f"index {redact_url(settings.http_index_url or '')}"
+    print(f"ofsted run: {where}, work warehouse {settings.work_warehouse}", flush=True)
     started = dt.datetime.now(dt.UTC)
     with console_to_log(settings.log_file) as console:
         run_id, state = run_dag(settings, echo=lambda line: print(line, file=console, flush=True))

@@ -256,7 +256,7 @@ order by i.inspection_end_date, authority"""),
     ("Which findings are about threshold guidance, best match first?", """
 select round(score, 3) as score, matched_terms, authority_name, category,
        left(finding_text, 60) as finding
-from search_findings('threshold guidance')
+from search_findings('threshold guidance', any_word := true)
 order by score desc, authority_name, finding
 limit 5"""),
 ]

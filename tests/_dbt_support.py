@@ -34,7 +34,7 @@ MART_TABLES = (
     "dim_authorities", "dim_inspectors", "dim_dates", "dim_themes",
     "fct_inspections", "fct_findings", "bridge_findings_themes",
     "fct_letter_versions", "fct_finding_versions",
-    "findings_wide", "bridge_authority_successions", "finding_terms",
+    "findings_wide", "bridge_authority_successions", "finding_terms", "search_vocabulary", "search_rules",
 )
 
 

@@ -122,9 +122,10 @@ def test_every_historic_authority_is_shared_out_in_full(built):
     by_pair = {(r[0], r[1]): r[2:] for r in query(built, """
         select gss_code, successor_gss_code, change_type, weight, weight_quality, hops
         from marts.bridge_authority_successions""")}
-    # unchanged, recode through two hops, merge, and a split weighted by published figures
+    # unchanged, unitary then recode (two hops), merge, and a split weighted by published figures
     assert by_pair[("E10000007", "E10000007")] == ("unchanged", 1.0, "whole", 0)
-    assert by_pair[("E10000022", "E06000057")] == ("merge", 1.0, "whole", 2)
+    assert by_pair[("E10000022", "E06000057")] == ("unitary", 1.0, "whole", 2)
+    assert by_pair[("E10000002", "E06000060")] == ("unitary", 1.0, "whole", 1)  # same area, not a merge
     assert by_pair[("E06000048", "E06000057")] == ("recode", 1.0, "whole", 1)
     assert by_pair[("E06000028", "E06000058")] == ("merge", 1.0, "whole", 1)
     pops = split_populations()
@@ -149,6 +150,17 @@ def test_dim_dates_runs_to_the_end_of_the_year_after_the_run_date_with_bank_holi
     assert days[dt.date(2011, 4, 29)] == (True, False, "Wedding of William and Catherine")
     assert days[dt.date(2019, 4, 1)][:2] == (False, True)   # the BCP reorganisation, a Monday
     assert days[dt.date(2010, 6, 5)][:2] == (False, False)  # a Saturday
+    # the day off, not the weekend date: Christmas 2010 was a Saturday, taken on Monday 27th
+    assert days[dt.date(2010, 12, 25)] == (False, False, "Christmas Day")
+    assert days[dt.date(2010, 12, 27)] == (True, False, "Christmas Day (observed)")
+    per_year = dict(query(built, "select calendar_year, count(*) filter (where is_bank_holiday) "
+                                 "from marts.dim_dates where calendar_year between 2010 and 2012 group by 1"))
+    assert per_year == {2010: 8, 2011: 9, 2012: 9}  # as gov.uk lists them
+    # working days unchanged: weekdays less the holidays the seed lists (261 - 8 in 2010)
+    working = dict(query(built, "select calendar_year, count(*) filter (where is_working_day) "
+                                "from marts.dim_dates where calendar_year between 2010 and 2012 group by 1"))
+    assert working == {y: working_days_after(dt.date(y - 1, 12, 31), dt.date(y, 12, 31)) for y in (2010, 2011, 2012)}
+    assert working[2010] == 253
     # the night passes its logical date: the calendar follows it, whatever day the build runs
     settings = dbt_settings(tmp_path, built)
     assert run_dbt(settings, ["run", "--select", "dim_dates", "--vars", "{run_date: '2030-06-30'}"]) == 0
@@ -177,24 +189,34 @@ def test_search_finds_derbyshires_threshold_guidance_with_stemming(built):
         assert [h["authority_name"] for h in hits] == ["Derbyshire"], words
         assert DERBYSHIRE_THRESHOLDS in hits[0]["finding_text"]
         assert hits[0]["matched_terms"] == ["threshold"] and hits[0]["rank"] == 1
-    # several words: the finding with more of them, and the rarer ones, ranks first
-    hits = search(built, "revised threshold guidance", limit=3)
+    # every word must match (the default): only Derbyshire's finding has all three
+    hits = search(built, "revised threshold guidance", limit=5)
+    assert [h["authority_name"] for h in hits] == ["Derbyshire"]
+    # any of the words: the finding with more of them, and the rarer ones, ranks first
+    hits = search(built, "revised threshold guidance", limit=3, any_word=True)
     assert DERBYSHIRE_THRESHOLDS in hits[0]["finding_text"]
     assert hits[0]["score"] > hits[1]["score"] >= hits[2]["score"]
     assert search(built, "zeppelin", limit=5) == []
+    assert search(built, "zeppelin thresholds", limit=5) == []  # a word no finding has matches nothing
+    assert len(search(built, "zeppelin thresholds", limit=5, any_word=True)) == 1
     # the same ranking from SQL, as an analyst calls it
-    sql = query(built, "select finding_key from marts.search_findings('revised threshold guidance') limit 3")
+    sql = query(built, "select finding_key from marts.search_findings('revised threshold guidance', "
+                       "any_word := true) limit 3")
     assert [r[0] for r in sql] == [h["finding_key"] for h in hits]
 
 
 def test_search_terms_are_porter_stems(built):
     # examples from Porter's paper (1980)
     words = "caresses ponies relational conditional generalizations oscillators hopping filing"
-    terms = dict(query(built, "select word, term from marts.search_terms(?)", [words]))
+    terms = dict(query(built, "select word, stem from marts.porter_stems(?)", [words]))
     assert terms == {"caresses": "caress", "ponies": "poni", "relational": "relat",
                      "conditional": "condit", "generalizations": "gener",
                      "oscillators": "oscil", "hopping": "hop", "filing": "file"}
     assert query(built, "select count(*) from marts.search_terms('the of and')") == [(0,)]
+    # a query word's term comes from the vocabulary: a finding's word, or an inflection of one
+    sql = "select word, term from marts.search_terms('thresholds guidance zeppelin')"
+    assert dict(query(built, sql)) == {
+        "thresholds": "threshold", "guidance": "guidanc", "zeppelin": None}
 
 
 def test_search_refuses_bad_input_in_one_line(built):

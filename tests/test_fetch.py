@@ -250,11 +250,13 @@ def test_oversized_files_are_refused_with_and_without_content_length(tmp_path, s
     # refused by the size cap before they had a hash: rejected documents, not failed fetches
     assert got[server.url("/big.pdf")].status == "rejected"
     assert got[server.url("/big.pdf")].reason == (
-        "Content-Length 5000 bytes is over the limit of 1000 (OFSTED_MAX_FILE_BYTES)"
+        "file too large: 5000 bytes (by its Content-Length), over the limit of 1000 bytes "
+        "(OFSTED_MAX_FILE_BYTES)"
     )
     streamed = got[server.url("/big-stream.pdf")]
     assert streamed.status == "rejected" and streamed.sha256 is None
-    assert "passed the limit of 1000 bytes" in streamed.reason
+    assert streamed.reason.startswith("file too large: more (once decoded; download stopped), over the limit "
+                                      "of 1000 bytes")
     assert _leftovers(s) == [Path(got[server.url("/small.txt")].path).name]
 
 
@@ -437,7 +439,8 @@ def test_a_gzip_bomb_is_refused_at_the_cap_without_inflating_it(tmp_path, server
         tracemalloc.stop()
     assert got[server.url("/bomb.pdf")].status == "rejected"
     assert got[server.url("/bomb.pdf")].reason == (
-        "download passed the limit of 1048576 bytes (OFSTED_MAX_FILE_BYTES) once decoded; aborted")
+        "file too large: more (once decoded; download stopped), over the limit of 1048576 bytes "
+        "(OFSTED_MAX_FILE_BYTES)")
     assert peak < 16 * 1024 * 1024
     ok = got[server.url("/double.txt")]  # two real layers of gzip are undone
     assert ok.status == "fetched" and Path(ok.path).read_bytes() == TXT_B

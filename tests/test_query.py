@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -361,7 +362,6 @@ def test_export_writes_every_mart_as_parquet_and_csv(capsys, warehouse, tmp_path
 def test_export_again_replaces_files_and_leaves_no_temp_files(warehouse, tmp_path):
     out_dir = tmp_path / "export"
     out_dir.mkdir()
-    (out_dir / "fct_findings.parquet").write_bytes(b"stale")
     first = export_marts(warehouse, out_dir)
     second = export_marts(warehouse, out_dir)
     assert [(r["table"], r["rows"]) for r in first] == [(r["table"], r["rows"]) for r in second]
@@ -416,7 +416,8 @@ def test_export_of_the_real_marts(capsys, real, tmp_path):
     assert sorted(counts) == ["bridge_authority_successions", "bridge_findings_themes",
                               "dim_authorities", "dim_dates", "dim_inspectors", "dim_themes",
                               "fct_finding_versions", "fct_findings", "fct_inspections",
-                              "fct_letter_versions", "finding_terms", "findings_wide"]
+                              "fct_letter_versions", "finding_terms", "findings_wide",
+                              "search_rules", "search_vocabulary"]
     assert sorted(p.name for p in tmp_path.glob("*.parquet")) == sorted(f"{t}.parquet" for t in counts)
     for table in counts:
         [(rows,)] = duck(real, f"select count(*) from marts.{table}")
@@ -589,6 +590,12 @@ def test_markdown_format(capsys, warehouse):
 
 # --- OFSTED_EXTERNAL_DIR: the analyst's own files as catalog ext --------------------------------
 
+@pytest.fixture(autouse=True)
+def _own_data_dir(monkeypatch, tmp_path):
+    """Each test's data directory (where the ext cache goes) is its own, never the checkout's."""
+    monkeypatch.setenv("OFSTED_DATA_DIR", str(tmp_path / "data"))
+
+
 @pytest.fixture
 def ext_dir(tmp_path) -> Path:
     d = tmp_path / "mine"
@@ -623,7 +630,7 @@ def test_external_files_become_ext_tables_and_bad_ones_are_one_line_each(monkeyp
     assert all(w.startswith("ofsted sql: warning: ext file ") for w in warnings)
     named = {w.split()[5]: w for w in warnings}
     assert set(named) == {"garbage.parquet", "huge.csv", "link.csv", "pipe.csv"}
-    assert "over OFSTED_EXTERNAL_MAX_FILE_BYTES" in named["huge.csv"]
+    assert "over the limit of 1000000 bytes (OFSTED_EXTERNAL_MAX_FILE_BYTES)" in named["huge.csv"]
     assert "symbolic link" in named["link.csv"] and "not a regular file" in named["pipe.csv"]
     assert "hunter2" not in out + err
 
@@ -680,16 +687,84 @@ def test_export_removes_the_previous_exports_files_and_only_those(warehouse, tmp
     (tmp_path / "outside.parquet").write_text("kept")
     export_marts(warehouse, out_dir, csv_too=True)
     assert (out_dir / "fct_findings.csv").exists()
-    # a table that is gone from the warehouse since the last export, and a manifest that names
-    # a file outside the folder, as if edited
-    (out_dir / "old_mart.parquet").write_text("from an older export")
     manifest = json.loads((out_dir / ".ofsted-export.json").read_text())
-    manifest["files"] += ["old_mart.parquet", "../outside.parquet"]
+    assert manifest["files"]["fct_findings.csv"] == hashlib.sha256(
+        (out_dir / "fct_findings.csv").read_bytes()).hexdigest()
+    # the manifest tampered with: a file outside the folder, a user's file and a sub-folder listed
+    # as if exported, and a file it did write changed since
+    (out_dir / ".bashrc").write_text("the user's")
+    (out_dir / "sub").mkdir()
+    (out_dir / "fct_inspections.schema.json").write_text("edited by hand")
+    manifest["files"].update({"../outside.parquet": "0" * 64, ".bashrc": "1" * 64, "sub": "2" * 64})
     (out_dir / ".ofsted-export.json").write_text(json.dumps(manifest))
-    results = export_marts(warehouse, out_dir)  # Parquet only this time
+    warnings: list[str] = []
+    results = export_marts(warehouse, out_dir, warnings=warnings)  # Parquet only this time
     assert sorted(p.name for p in out_dir.iterdir()) == sorted(
-        [f"{r['table']}.parquet" for r in results] + [".ofsted-export.json", "my_notes.csv"])
+        [f"{r['table']}.parquet" for r in results]
+        + [".ofsted-export.json", "my_notes.csv", ".bashrc", "sub", "fct_inspections.schema.json"])
     assert (tmp_path / "outside.parquet").read_text() == "kept"
+    assert (out_dir / ".bashrc").read_text() == "the user's"
+    said = "\n".join(warnings)
+    assert "'../outside.parquet', which is not a file name in this folder" in said
+    assert "left .bashrc of an earlier export in place: it changed since" in said
+    assert "left sub of an earlier export in place: refusing to replace" not in said  # one line each:
+    assert "left sub of an earlier export in place: it is a directory, not a regular file" in said
+    assert "left fct_inspections.schema.json of an earlier export in place: it changed since" in said
+
+
+def test_export_refuses_before_writing_when_a_name_it_would_write_is_not_its_own(capsys, warehouse,
+                                                                                  tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not parquet")
+    for planted in ("user file", "symlink", "fifo", "folder"):
+        out_dir = tmp_path / planted.replace(" ", "_")
+        out_dir.mkdir()
+        target = out_dir / "fct_findings.csv"
+        if planted == "user file":
+            target.write_text("an analyst's own findings\n")
+        elif planted == "symlink":
+            target.symlink_to(outside)
+        elif planted == "fifo":
+            os.mkfifo(target)
+        else:
+            target.mkdir()
+        before = sorted(p.name for p in out_dir.iterdir())
+        rc = main(["export", str(out_dir), "--csv", "--warehouse", str(warehouse)])
+        _, err = read(capsys)
+        assert rc == 1
+        assert len(err.splitlines()) == 1
+        assert err.startswith(f"ofsted export: error: refusing to export into {out_dir}: "
+                              "fct_findings.csv is there and it ")
+        assert sorted(p.name for p in out_dir.iterdir()) == before, planted  # nothing written at all
+    assert outside.read_text() == "not parquet"
+    assert (tmp_path / "user_file" / "fct_findings.csv").read_text() == "an analyst's own findings\n"
+
+
+def test_export_writes_through_no_link_planted_at_its_temporary_names(warehouse, tmp_path):
+    """The temporary names are new files (O_EXCL|O_NOFOLLOW) under unpredictable names: a link at
+    the names the old export used (`.<file>.<pid>.tmp`) is never written through."""
+    out_dir = tmp_path / "export"
+    out_dir.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    for name in ("fct_findings.parquet", "fct_findings.csv", ".ofsted-export.json"):
+        (out_dir / f".{name}.{os.getpid()}.tmp").symlink_to(victim)
+    export_marts(warehouse, out_dir, csv_too=True)
+    assert victim.read_text() == "precious"
+    assert pq.read_table(out_dir / "fct_findings.parquet").num_rows == sum(len(i[4]) for i in INSPECTIONS)
+
+
+def test_export_excel_writes_csv_with_a_byte_order_mark(capsys, warehouse, tmp_path):
+    rc = main(["export", str(tmp_path / "x"), "--excel", "--warehouse", str(warehouse)])
+    out, err = read(capsys)
+    assert rc == 0, err
+    raw = (tmp_path / "x" / "dim_authorities.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf\"authority_key\"")
+    assert "Parquet and CSV (with a byte-order mark, for Excel)" in out
+    import pandas as pd
+
+    assert list(pd.read_csv(tmp_path / "x" / "dim_authorities.csv", encoding="utf-8-sig").columns)[0] \
+        == "authority_key"
 
 
 def test_an_exported_csv_read_back_as_an_ext_table_keeps_its_types(monkeypatch, capsys, warehouse, tmp_path):
@@ -703,3 +778,108 @@ def test_an_exported_csv_read_back_as_an_ext_table_keeps_its_types(monkeypatch, 
                        "and column_name in ('authority_key', 'dfe_la_code', 'valid_from') order by 1")
     assert rc == 0 and err == ""
     assert out.splitlines()[1:] == ["authority_key,INTEGER", "dfe_la_code,VARCHAR", "valid_from,DATE"]
+
+
+def test_a_huge_sparse_sidecar_is_named_in_one_line_and_every_query_still_runs(monkeypatch, capsys, warehouse,
+                                                                                tmp_path):
+    d = tmp_path / "ext"
+    d.mkdir()
+    (d / "codes.csv").write_text('code\n"007"\n')
+    with open(d / "codes.schema.json", "wb") as f:  # 3 GB of nothing: was read whole (MemoryError)
+        f.truncate(3 * 2**30)
+    monkeypatch.setenv("OFSTED_EXTERNAL_DIR", str(d))
+    monkeypatch.setenv("OFSTED_SQL_MEMORY_LIMIT", "512MB")
+    rc, out, err = sql(capsys, warehouse, "--format", "csv", "select code from ext.codes")
+    assert rc == 0, err
+    assert out.splitlines() == ["code", "007"]  # loaded, its types guessed: the sidecar is refused
+    assert err.splitlines() == ["ofsted sql: warning: ext file codes.schema.json ignored (file too large: "
+                                "3221225472 bytes, over the limit of 4194304 bytes (the sidecar cap)): "
+                                "codes.csv's types are guessed"]
+
+
+def test_loading_the_folder_is_under_the_sql_time_limit(monkeypatch, capsys, warehouse, tmp_path):
+    d = tmp_path / "ext"
+    d.mkdir()
+    (d / "a_small.csv").write_text("x\n1\n")
+    (d / "b_one_line.csv").write_text("c\n" + "y" * 60_000_000 + "\n")  # one 60 MB line: slow to sniff
+    (d / "c_after.csv").write_text("x\n2\n")
+    monkeypatch.setenv("OFSTED_EXTERNAL_DIR", str(d))
+    monkeypatch.setenv("OFSTED_SQL_TIMEOUT_S", "2")
+    rc, out, err = sql(capsys, warehouse, "--format", "csv", "select x from ext.a_small")
+    assert rc == 0 and out.splitlines() == ["x", "1"], err
+    lines = err.splitlines()
+    assert lines[0] == "ofsted sql: warning: ext file b_one_line.csv skipped: loading it passed " \
+                       "OFSTED_SQL_TIMEOUT_S (2 s)"
+    assert lines[1:] == ["ofsted sql: warning: 1 ext files not loaded: loading the folder passed "
+                         "OFSTED_SQL_TIMEOUT_S (2 s), first: c_after.csv"]
+
+
+def test_the_loaded_folder_is_cached_until_a_file_changes(monkeypatch, capsys, warehouse, tmp_path):
+    d = tmp_path / "ext"
+    d.mkdir()
+    f = d / "t.csv"
+    f.write_text("v\n1\n")
+    monkeypatch.setenv("OFSTED_EXTERNAL_DIR", str(d))
+    cache = tmp_path / "data" / "cache"
+    assert sql(capsys, warehouse, "--format", "csv", "select v from ext.t")[1].splitlines() == ["v", "1"]
+    assert len(list(cache.glob("ext-*.duckdb"))) == 1
+    # the same size and mtime: the next query reads the cache, not the folder
+    st = f.stat()
+    f.write_text("v\n2\n")
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert sql(capsys, warehouse, "--format", "csv", "select v from ext.t")[1].splitlines() == ["v", "1"]
+    # a new mtime: loaded again, and the old cache goes once it is a minute old
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert sql(capsys, warehouse, "--format", "csv", "select v from ext.t")[1].splitlines() == ["v", "2"]
+    # a link planted at the cache's name is never attached or written through
+    for old in cache.glob("ext-*"):
+        old.unlink()
+    victim = tmp_path / "victim.duckdb"
+    make_marts_warehouse(victim)
+    key_names = []
+    assert sql(capsys, warehouse, "--format", "csv", "select v from ext.t")[1].splitlines() == ["v", "2"]
+    key_names = [p.name for p in cache.glob("ext-*.duckdb")]
+    for name in key_names:
+        (cache / name).unlink()
+        (cache / name).symlink_to(victim)
+    before = victim.read_bytes()
+    rc, out, err = sql(capsys, warehouse, "--format", "csv", "select v from ext.t")
+    assert rc == 0 and out.splitlines() == ["v", "2"], err
+    assert victim.read_bytes() == before and (cache / key_names[0]).is_symlink()
+
+
+def test_sql_file_that_is_a_fifo_or_not_a_file_is_one_line_and_never_blocks(capsys, warehouse, tmp_path):
+    fifo = tmp_path / "q.sql"
+    os.mkfifo(fifo)
+    rc, _, err = sql(capsys, warehouse, "-f", str(fifo))  # used to block for ever
+    assert rc == 1 and err == f"ofsted sql: error: cannot read {fifo}: it is a FIFO (named pipe), not a " \
+                              "regular file\n"
+    rc, _, err = sql(capsys, warehouse, "-f", str(tmp_path))
+    assert rc == 1
+    assert err == f"ofsted sql: error: cannot read {tmp_path}: it is a directory, not a regular file\n"
+
+
+def test_a_parse_error_never_echoes_a_file_others_cannot_read(capsys, warehouse, tmp_path):
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$6$hashhashhash:19000:0:99999:7:::\n")
+    secret.chmod(0o600)
+    rc, _, err = sql(capsys, warehouse, "-f", str(secret))
+    assert rc == 1 and "root" not in err and "hashhash" not in err
+    assert err.startswith("ofsted sql: error: Parser Error: syntax error") and len(err.splitlines()) == 1
+    # a readable SQL file of one's own still gets DuckDB's whole message
+    mine = tmp_path / "mine.sql"
+    mine.write_text("selec 1")
+    mine.chmod(0o644)
+    rc, _, err = sql(capsys, warehouse, "-f", str(mine))
+    assert rc == 1 and '"selec"' in err
+
+
+def test_control_characters_from_data_never_reach_the_terminal(capsys, warehouse):
+    q = "select 'a' || chr(27) || ']0;owned' || chr(7) || chr(27) || '[2J' || chr(8238) || 'b' as x"
+    for fmt in ("table", "markdown"):
+        rc, out, err = sql(capsys, warehouse, "--format", fmt, q)
+        assert rc == 0, err
+        assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+        assert "a\\x1b]0;owned\\x07\\x1b[2J\\u202eb" in out
+    rc, out, _ = sql(capsys, warehouse, "--format", "json", q)  # data formats keep the value (JSON-escaped)
+    assert json.loads(out) == [{"x": "a\x1b]0;owned\x07\x1b[2J\u202eb"}]

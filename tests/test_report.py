@@ -610,37 +610,16 @@ def test_the_night_history_of_the_data_directory_shows(warehouse, tmp_path):
         ("success", "–", "30 passed", "–", "yes", "manual__1")]
 
 
-# --- the search index -------------------------------------------------------------------------
+# --- the search index: tests/test_search_parity.py (the box against ofsted search and SQL) -------
 
-def decode(ids: str) -> list[int]:
-    out, last = [], 0
-    for d in ids.split(","):
-        last += int(d, 36)
-        out.append(last)
-    return out
-
-
-def test_search_index_finds_stems_and_links_each_finding(warehouse, tmp_path):
-    from ingest.report.search import terms
-
+def test_search_index_says_when_the_warehouse_has_none(warehouse, tmp_path):
     out = tmp_path / "report"
     write_report(settings_for(warehouse, out), None, now=lambda: NOW)
     text = (out / "search-index.js").read_text()
     assert text.startswith("window.OFSTED_SEARCH = ")
     index = json.loads(text[len("window.OFSTED_SEARCH = "):].rstrip().rstrip(";"))
-    findings = q(warehouse, "select count(*) from marts.fct_findings")[0][0]
-    assert len(index["docs"]) == findings and len(index["pages"]) == 4
-    assert terms("Thresholds for agencies were applied") == ["threshold", "agency", "apply"]
-    assert terms("threshold") == terms("thresholds")
-    wanted = "Priority action finding 2 of inspection insp002."
-    text_id = index["texts"].index(wanted)
-    assert text_id in decode(index["terms"]["insp002"]) and text_id in decode(index["terms"]["priority"])
-    [doc] = [d for d in index["docs"] if d[3] == text_id]
-    page, anchor, date = index["inspections"][doc[0]]
-    code, label = index["categories"][doc[1]]
-    assert (index["pages"][page][1], date, label) == ("Dudley", "2010-05-18", "Priority action")
-    assert f'<li id="{anchor}-{code}-{doc[2]}">{wanted}' in (out / index["pages"][page][0]).read_text()
-    assert decode(index["page_terms"]["dudley"]) == [page]
+    assert index == {"missing": "this warehouse has no marts.findings_wide (built before the search index): "
+                                "run the night again"}
 
 
 @pytest.mark.parametrize(("value", "top", "step"), [
@@ -705,46 +684,6 @@ def test_report_renders_in_chromium(warehouse, tmp_path):
     assert_only_local_files(problems, path.parent)
 
 
-THRESHOLD_FINDING = "Thresholds for access to children's social care are not understood by partner agencies."
-
-
-@pytest.mark.browser
-def test_search_box_works_offline_and_leads_to_the_finding(warehouse, tmp_path):
-    worded = tmp_path / "worded.duckdb"
-    shutil.copy(warehouse, worded)
-    con = duckdb.connect(str(worded))
-    con.execute("update marts.fct_findings set finding_text = ? "
-                "where finding_key = 'insp004-priority_action-1'", [THRESHOLD_FINDING])
-    con.close()
-    out = tmp_path / "report"
-    path = write_report(settings_for(worded, out), None, now=lambda: NOW)
-    with open_page(path.as_uri()) as (page, problems):
-        page.fill("#q", "threshold")
-        results = page.locator("#search-results li")
-        results.first.wait_for()
-        assert results.count() == 1
-        assert THRESHOLD_FINDING in results.first.inner_text()
-        assert "Dorset, 8 Feb 2011 · Priority action" in results.first.inner_text()
-        assert page.inner_text("#search-status") == "1 result for “threshold”."
-        page.fill("#q", "partner agency care")  # every word, stemmed: agencies ~ agency
-        assert page.locator("#search-results li").count() == 1
-        page.fill("#q", "finding")
-        assert page.locator("#search-results li").count() == q(
-            worded, "select count(*) from marts.fct_findings where finding_text ilike '%finding%'")[0][0]
-        page.fill("#q", "nowhere-to-be-found")
-        assert page.locator("#search-results li").count() == 0
-        assert page.inner_text("#search-status").startswith("0 results")
-        page.fill("#q", "thresholds")
-        screenshot(page, "report-search.png")
-        page.locator("#search-results li a").first.click()
-        page.wait_for_load_state("load")
-        assert page.url.startswith((out / "authorities").as_uri()) and "#inspection-insp004-" in page.url
-        target = page.url.split("#")[1]
-        assert page.locator(f"#{target}").inner_text().startswith(THRESHOLD_FINDING)
-        assert page.locator("h1").inner_text() == "Dorset"
-    assert_only_local_files(problems, out)
-
-
 @pytest.mark.browser
 def test_authority_page_in_chromium_links_inspections_and_letters(warehouse, tmp_path):
     archive = tmp_path / "archive"
@@ -769,8 +708,8 @@ def test_authority_page_in_chromium_links_inspections_and_letters(warehouse, tmp
         page.click("#inspection-insp005 a.previous")
         assert page.url.endswith("#inspection-insp002")
         page.click("#inspection-insp002 a.letter")
-        page.wait_for_load_state("load")
-        assert page.locator("h1").inner_text() == "Dudley letter"
+        page.wait_for_load_state("load")  # a letter archived as .html is served as text: shown, inert
+        assert "<h1>Dudley letter</h1>" in page.locator("body").inner_text()
     assert_only_local_files(problems, out)
 
 

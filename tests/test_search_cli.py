@@ -14,12 +14,16 @@ import pytest
 from _analysts_support import make_marts_warehouse, real_warehouse
 
 from ingest.cli import main
+from ingest.settings import get_settings
 
 
 def search(capsys, warehouse: Path, *args: str) -> tuple[int, str, str]:
+    """rc, stdout and stderr less its first line (the paths the command reads, said by every command)."""
     rc = main(["search", "--warehouse", str(warehouse), *args])
     out, err = capsys.readouterr()
-    return rc, out, err
+    said, _, rest = err.partition("\n")
+    assert said.startswith("ofsted search: data dir ") and f"reads published warehouse {warehouse}" in said
+    return rc, out, rest
 
 
 def test_a_warehouse_without_the_index_is_one_line(capsys, tmp_path):
@@ -32,7 +36,8 @@ def test_a_warehouse_without_the_index_is_one_line(capsys, tmp_path):
 @pytest.mark.parametrize(("args", "message"), [
     (["   "], "empty search"),
     (["thresholds", "--limit", "0"], "limit must be a whole number"),
-    ([" ".join(["word"] * 40)], "search has 40 words"),
+    (["x" * 1_001], "search too long: 1,001 characters (at most 1,000)"),
+    (["thresholds", "--limit", "1001"], "limit must be a whole number from 1 to 1,000"),
 ])
 def test_bad_searches_are_one_line(capsys, tmp_path, args, message):
     wh = make_marts_warehouse(tmp_path / "ofsted.duckdb")
@@ -53,11 +58,11 @@ def real(tmp_path_factory) -> Path:
     return real_warehouse(tmp_path_factory).published_warehouse
 
 
-def ranked(real: Path, words: str) -> list[tuple]:
+def ranked(real: Path, words: str, any_word: bool = False) -> list[tuple]:
     con = duckdb.connect(str(real), read_only=True)
     try:
-        return con.execute("select finding_key, score from marts.search_findings(?) "
-                            "order by score desc, finding_key", [words]).fetchall()
+        return con.execute("select finding_key, score from marts.search_findings(?, any_word := ?) "
+                            "order by score desc, finding_key", [words, any_word]).fetchall()
     finally:
         con.close()
 
@@ -98,5 +103,44 @@ def test_table_csv_markdown_and_limit(capsys, real):
 def test_search_from_the_command_line(real):
     p = subprocess.run([sys.executable, "-m", "ingest.cli", "search", "--warehouse", str(real), "referrals",
                         "--wrap"], capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0 and p.stderr == ""
+    assert p.returncode == 0
+    [said] = p.stderr.splitlines()  # like every command: the paths it reads
+    assert said == f"ofsted search: data dir {get_settings().data_dir}; reads published warehouse {real}"
     assert p.stdout.splitlines()[-1] == "(20 rows)"
+
+
+@pytest.mark.slow
+def test_data_dir_like_every_other_command(capsys, tmp_path_factory):
+    settings = real_warehouse(tmp_path_factory)
+    rc = main(["search", "--data-dir", str(settings.data_dir), "thresholds", "--format", "json"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert err.splitlines() == [f"ofsted search: data dir {settings.data_dir}; "
+                                f"reads published warehouse {settings.published_warehouse}"]
+    assert [h["finding_key"] for h in json.loads(out)] == [k for k, _ in ranked(settings.published_warehouse,
+                                                                                "thresholds")[:20]]
+
+
+@pytest.mark.slow
+def test_every_word_by_default_any_word_on_request(capsys, real):
+    words = "supervision unallocated"
+    every, anyword = ranked(real, words), ranked(real, words, any_word=True)
+    assert len(anyword) > len(every)
+    assert {k for k, _ in every} <= {k for k, _ in anyword}
+    con = duckdb.connect(str(real), read_only=True)
+    try:  # every word: each finding found has both words' terms
+        for key, _ in every:
+            terms = {t for (t,) in con.execute("select term from marts.finding_terms where finding_key = ?",
+                                               [key]).fetchall()}
+            assert {"supervis", "unalloc"} <= terms
+    finally:
+        con.close()
+    rc, out, _ = search(capsys, real, words, "--any", "--limit", "1000", "--format", "json")
+    assert rc == 0 and [h["finding_key"] for h in json.loads(out)] == [k for k, _ in anyword][:1000]
+    # a word no finding has: nothing for every word, said on stderr; ignored for any word
+    rc, out, err = search(capsys, real, "zeppelin supervision", "--format", "json")
+    assert rc == 0 and json.loads(out) == []
+    said = "ofsted search: warning: no finding has the word 'zeppelin': it matches nothing"
+    assert said in err.splitlines()
+    rc, out, _ = search(capsys, real, "zeppelin supervision", "--any", "--format", "json", "--limit", "1000")
+    assert [h["finding_key"] for h in json.loads(out)] == [k for k, _ in ranked(real, "supervision")][:1000]

@@ -140,3 +140,34 @@ def test_no_secret_in_any_output_log_table_or_report(night, setting):
     leaks = sorted({where for where, text in night["outputs"].items()
                     for form in forms(SECRETS[setting]) if form in text})
     assert leaks == [], f"{setting} found in: {leaks}"
+
+
+def test_no_secret_on_stderr_or_stdout_when_letters_fail_and_are_rejected(tmp_path):
+    """`ofsted load` over HTTP with credentials in the index URL, a token and a password, where
+    letters are missing (404), oversized (rejected) and fine: every line it prints on stdout and
+    stderr (the `fetch failed:` / `rejected:` warnings among them) has them masked, and the
+    paths line names the (redacted) index, not the local inbox."""
+    import subprocess
+    import sys
+
+    letters = sorted(SAMPLE_LETTERS.iterdir())
+    with TestHTTPServer() as server:
+        server.serve("/letters/ok.txt", letters[0].read_bytes(), content_type="text/plain; charset=utf-8")
+        server.serve("/letters/big.txt", b"x" * 5000, content_type="text/plain")
+        server.serve_index("/letters/", ["ok.txt", "big.txt", "gone-1.txt", "gone-2.txt"])
+        index = f"http://idxuser:{SECRETS['index URL password']}@127.0.0.1:{server.port}/letters/"
+        env = run_env(tmp_path, tmp_path / "unused-inbox", OFSTED_SOURCE="http", OFSTED_HTTP_INDEX_URL=index,
+                      OFSTED_HTTP_MIN_INTERVAL_S="0", OFSTED_HTTP_BACKOFF_S="0.01", OFSTED_HTTP_RETRIES="0",
+                      OFSTED_MAX_FILE_BYTES="4000", OFSTED_HTTP_USERNAME="fetcher",
+                      OFSTED_HTTP_PASSWORD=SECRETS["OFSTED_HTTP_PASSWORD"],
+                      OFSTED_HTTP_AUTH_TOKEN=SECRETS["OFSTED_HTTP_AUTH_TOKEN"],
+                      OFSTED_SMTP_PASSWORD=SECRETS["OFSTED_SMTP_PASSWORD"])
+        done = subprocess.run([sys.executable, "-m", "ingest.cli", "load"], env=env, capture_output=True,
+                              text=True, timeout=600, cwd=tmp_path)
+    out = done.stdout + done.stderr
+    assert "rejected" in out and "gone-1.txt" in out, out  # the failures were said ...
+    assert "***@127.0.0.1" in done.stderr, done.stderr
+    leaks = [s for s in SECRETS.values() for form in forms(s) if form in out]
+    assert leaks == [], out  # ... with no secret in any of it
+    paths = done.stderr.splitlines()[0]
+    assert "reads index http://***@127.0.0.1" in paths and "unused-inbox" not in out, paths

@@ -1,12 +1,29 @@
 {#- Full-text search over findings without DuckDB's fts extension (it cannot be downloaded
-    here): a token index built by dbt (model finding_terms) and BM25 ranking in SQL (the DuckDB
-    table macro marts.search_findings, created by finding_terms' post-hook).
+    here). Everything about how text becomes terms and how findings are ranked is defined in
+    this file, once; every reader takes the result from the warehouse:
 
-    One definition of how text becomes terms, used for the findings (finding_terms) and for a
-    query (search_findings): lower case, apostrophes dropped, split on anything that is not a
-    letter or digit, stop words dropped, then the Porter stemmer (M.F. Porter, "An algorithm
-    for suffix stripping", 1980), written here as a chain of CTEs, one per step of the paper.
-    "thresholds" and "threshold" both become "threshold"; "referrals" "referr". -#}
+    - model search_vocabulary: every distinct word of the findings with its Porter stem (the
+      stemmer runs here, at build time, and nowhere else), and the stop words (term null);
+    - model finding_terms: one row per (term, finding) with its BM25 weight;
+    - table macros (created by finding_terms' post-hooks, stored in the warehouse file):
+      search_words(text) (a text's words, a list), search_terms(text) (the words of a text
+      and their terms, read from the vocabulary),
+      search_findings(text, max_results, any_word) (ranked findings), porter_stems(text)
+      (the stemmer itself on any text, for checking it);
+    - the report's search box reads search_vocabulary and finding_terms' weights
+      (ingest/report/search.py), and the token rules from model search_rules, so the browser
+      cuts, stems and ranks a query exactly as SQL does.
+
+    A text becomes words: lower case, apostrophes dropped, split on anything that is not a
+    letter or digit. A word is a stop word or, through the vocabulary, a term: its Porter stem
+    (M.F. Porter, "An algorithm for suffix stripping", 1980), written here as a chain of CTEs,
+    one per step of the paper ("thresholds" and "threshold" both become "threshold"; "referrals"
+    "referr"). A query word that occurs in no finding has no term and matches nothing. -#}
+
+{#- The token rules, as DuckDB (RE2) regular expressions that JavaScript reads the same way. -#}
+{% macro search_token_rules() -%}
+    {{ return({'apostrophes': "['’]", 'separators': '[^a-z0-9]+'}) }}
+{%- endmacro %}
 
 {% macro search_stop_words() -%}
     {{ return(['a', 'an', 'and', 'are', 'as', 'at', 'be', 'been', 'but', 'by', 'for', 'from',
@@ -14,16 +31,23 @@
                'their', 'there', 'these', 'this', 'to', 'was', 'were', 'which', 'with']) }}
 {%- endmacro %}
 
-{#- The words of a text column as a list (before stop words and stemming). -#}
-{% macro search_words(text_expr) -%}
-    regexp_split_to_array(regexp_replace(lower({{ text_expr }}), '[''’]', '', 'g'), '[^a-z0-9]+')
+{#- What search_vocabulary adds to a finding's word or stem to find the inflections a query may
+    use that the findings do not ("thresholds", "supervising", "agencies"). -#}
+{% macro search_inflection_suffixes() -%}
+    {{ return(['s', 'es', 'ies', 'd', 'ed', 'ied', 'ing', 'ings', 'e', 'er', 'ers', 'ly', 'al', 'ally',
+               'ion', 'ions', 'ation', 'ations', 'ment', 'ments', 'ness', 'ive', 'ity', 'ities', 'ence',
+               'ance', 'able', 'ful', 'ise', 'ised', 'ising', 'isation', 'ize', 'ized', 'izing', 'ization']) }}
 {%- endmacro %}
 
-{#- SQL condition: `word_expr` is worth indexing (not empty, not a stop word). -#}
-{% macro search_is_term(word_expr) -%}
-    ({{ word_expr }} != '' and {{ word_expr }} not in (
-        {%- for w in search_stop_words() %}'{{ w }}'{% if not loop.last %}, {% endif %}{% endfor -%}
-    ))
+{#- The words of a text column as a list (before stop words and stemming). -#}
+{% macro search_words(text_expr) -%}
+    {%- set rules = search_token_rules() -%}
+    regexp_split_to_array(regexp_replace(lower({{ text_expr }}), {{ search_sql_string(rules.apostrophes) }}, '', 'g'),
+                          {{ search_sql_string(rules.separators) }})
+{%- endmacro %}
+
+{% macro search_sql_string(text) -%}
+    '{{ text | replace("'", "''") }}'
 {%- endmacro %}
 
 {#- Porter's helpers. Each step's CTE carries the word so far (`w`) and its consonant/vowel
@@ -166,75 +190,101 @@
 )
 {%- endmacro %}
 
-{#- The statement that (re)creates the table macro <schema>.search_terms(query_text): the terms
-    a text becomes (columns word, term), as the index makes them. -#}
-{% macro create_search_terms_macro(schema) -%}
-create or replace macro {{ schema }}.search_terms(query_text) as table
+{#- The BM25 weight of a term in a finding, rounded to search_weight_decimals places: a
+    finding's score for a query is the sum of its matched terms' weights (so the score is
+    exact to that many places, whoever adds them up, and scores equal to that precision are
+    ties, ordered by finding_key). -#}
+{% macro search_bm25_weight(document_count, document_frequency, term_frequency, document_length,
+                            average_length) -%}
+    round(
+        ln(1 + ({{ document_count }} - {{ document_frequency }} + 0.5) / ({{ document_frequency }} + 0.5))
+        * {{ term_frequency }} * ({{ var('search_bm25_k1') }} + 1)
+        / ({{ term_frequency }} + {{ var('search_bm25_k1') }} * (
+            1 - {{ var('search_bm25_b') }}
+            + {{ var('search_bm25_b') }} * {{ document_length }} / {{ average_length }})),
+        {{ var('search_weight_decimals') }})
+{%- endmacro %}
+
+{#- The statement that (re)creates the macro <schema>.search_words(text): the words of a text, in
+    order, as a list (stop words included; `ofsted search` counts them against its limit). -#}
+{% macro create_search_words_macro(schema) -%}
+create or replace macro {{ schema }}.search_words(query_text) as
+    list_filter({{ search_words('query_text') }}, lambda w: w != '')
+{%- endmacro %}
+
+{#- The statement that (re)creates the table macro <schema>.porter_stems(text): every word of
+    a text (stop words included) with its Porter stem, whether or not a finding has it. -#}
+{% macro create_porter_stems_macro(schema) -%}
+create or replace macro {{ schema }}.porter_stems(query_text) as table
 with
 input_words as (
     select distinct unnest({{ search_words('query_text') }}) as word
 ),
-input_terms as (
-    select word from input_words where {{ search_is_term('word') }}
+stem_input as (
+    select word from input_words where word != ''
 ),
-{{ porter_stem_ctes('input_terms', 'query_stem') }}
-select word, stem as term from query_stem_stemmed
+{{ porter_stem_ctes('stem_input', 'query_stem') }}
+select word, stem from query_stem_stemmed
+{%- endmacro %}
+
+{#- The statement that (re)creates the table macro <schema>.search_terms(query_text): the words
+    of a text that are not stop words, each with its term from <schema>.search_vocabulary
+    (null when no finding has the word: it matches nothing). -#}
+{% macro create_search_terms_macro(vocabulary_relation) -%}
+{%- set schema = vocabulary_relation.schema -%}
+{%- set vocabulary = schema ~ '.' ~ vocabulary_relation.identifier -%}
+create or replace macro {{ schema }}.search_terms(query_text) as table
+with
+input_words as (
+    select distinct unnest({{ search_words('query_text') }}) as word
+)
+select input_words.word, vocabulary.term
+from input_words
+left join {{ vocabulary }} as vocabulary on input_words.word = vocabulary.word
+where input_words.word != '' and not coalesce(vocabulary.is_stop_word, false)
 {%- endmacro %}
 
 {#- The statement that (re)creates the table macro <schema>.search_findings(query_text,
-    max_results := 1000): the best max_results findings ranked by BM25 (k1, b from vars search_bm25_k1 / search_bm25_b) for the query's
-    terms (search_terms), best first; a finding matches when it has at least one of them.
+    max_results := 1000, any_word := false): the findings that have every word of the query
+    (any of them with any_word := true), stemmed, stop words dropped; ranked by BM25 (the sum of
+    finding_terms.bm25_weight over the matched terms), best first, ties by finding_key; at most
+    max_results. A query word in no finding makes an every-word search find nothing.
     Columns: finding_key, score, matched_terms, and the findings_wide columns an analyst reads. -#}
 {% macro create_search_findings_macro(terms_relation, findings_relation) -%}
 {#- schema-qualified only: the published copy of the file has another catalog name -#}
 {%- set schema = terms_relation.schema -%}
 {%- set terms = schema ~ '.' ~ terms_relation.identifier -%}
 {%- set findings = findings_relation.schema ~ '.' ~ findings_relation.identifier -%}
-create or replace macro {{ schema }}.search_findings(query_text, max_results := 1000) as table
+create or replace macro {{ schema }}.search_findings(query_text, max_results := 1000, any_word := false) as table
 with
-query_terms as (
-    select distinct term from {{ schema }}.search_terms(query_text)
+query_words as (
+    select word, term from {{ schema }}.search_terms(query_text)
 ),
-collection as (
-    -- every finding is a document (one whose words are all stop words has length 0)
-    select
-        (select count(*) from {{ findings }}) as document_count,
-        (select sum(term_frequency) from {{ terms }}) / greatest((select count(*) from {{ findings }}), 1)
-            as average_length
+required as (
+    -- the distinct terms an every-word search needs; a word without a term counts, and is never matched
+    select count(distinct coalesce(term, '#' || word)) as term_count from query_words
 ),
 postings as (
-    select terms.term, terms.finding_key, terms.term_frequency
+    select terms.term, terms.finding_key, terms.bm25_weight
     from {{ terms }} as terms
-    where terms.term in (select query_terms.term from query_terms)
-),
-document_length as (
-    -- for every finding: cheaper than for the matching ones only (measured)
-    select terms.finding_key, sum(terms.term_frequency) as document_length
-    from {{ terms }} as terms
-    group by terms.finding_key
-),
-document_frequency as (
-    select term, count(*) as df from postings group by term
+    where terms.term in (select query_words.term from query_words where query_words.term is not null)
 ),
 scored as (
     select
         postings.finding_key,
-        sum(
-            ln(1 + (collection.document_count - document_frequency.df + 0.5) / (document_frequency.df + 0.5))
-            * postings.term_frequency * ({{ var('search_bm25_k1') }} + 1)
-            / (postings.term_frequency + {{ var('search_bm25_k1') }} * (
-                1 - {{ var('search_bm25_b') }}
-                + {{ var('search_bm25_b') }} * document_length.document_length / collection.average_length))
-        ) as score,
-        list(postings.term order by postings.term) as matched_terms
+        round(sum(postings.bm25_weight), {{ var('search_weight_decimals') }}) as score,
+        list(postings.term order by postings.term) as matched_terms,
+        count(*) as matched_term_count
     from postings
-    inner join document_frequency on postings.term = document_frequency.term
-    inner join document_length on postings.finding_key = document_length.finding_key
-    cross join collection
     group by postings.finding_key
 ),
+matching as (
+    select scored.*
+    from scored
+    where any_word or scored.matched_term_count = (select required.term_count from required)
+),
 best as (
-    select * from scored
+    select * from matching
     order by score desc, finding_key
     limit max_results
 )
@@ -245,7 +295,9 @@ select
     findings.authority_name_as_written,
     findings.authority_name,
     findings.gss_code,
+    findings.region,
     findings.inspection_start_date,
+    findings.calendar_year,
     findings.letter_date,
     findings.category,
     findings.themes,

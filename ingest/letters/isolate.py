@@ -20,7 +20,6 @@ the size cap), so large bytes never cross the pipe.
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import json
 import math
@@ -38,6 +37,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from ingest.files import TooLarge, UnsafeFile, read_file
 from ingest.letters.models import Letter, RejectedDocument
 
 # what a worker is doing with the current document, for the reason of a breach
@@ -67,57 +67,20 @@ def human_bytes(n: int) -> str:
     return f"{n} bytes"
 
 
-def too_large(size: int | None, cap: int) -> str:
-    got = f"{size} bytes" if size is not None else "more"
-    return f"file too large: {got} (limit {cap} bytes, OFSTED_MAX_FILE_BYTES)"
-
-
 # --- reading a file, bounded ------------------------------------------------------------------
 
 def read_bounded(path: Path | str, cap: int) -> bytes:
-    """The bytes of a regular file, reading at most `cap` + 1 bytes whatever the file is.
-
-    Opened non-blocking (a FIFO never hangs) and checked on the open descriptor (no
-    check-then-use race): anything but a regular file is refused. Raises `RejectedDocument`
-    for a file that is not regular or is larger than `cap`; OSError for one that cannot be read.
+    """The bytes of a regular file, reading at most `cap` + 1 bytes whatever the file is
+    (`ingest.files.read_file`: never through a link, a FIFO never hangs, checked on the open
+    descriptor). Raises `RejectedDocument` for a file that is not regular or is larger than
+    `cap`; OSError for one that cannot be read.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        if exc.errno == errno.ENXIO:  # a socket (or a device with no driver) cannot be opened
-            raise RejectedDocument(f"not a regular file: {file_kind(os.stat(path).st_mode)}") from None
-        raise
-    try:
-        st = os.fstat(fd)
-        kind = file_kind(st.st_mode)
-        if kind != "regular file":
-            raise RejectedDocument(f"not a regular file: {kind}")
-        if st.st_size > cap:
-            raise RejectedDocument(too_large(st.st_size, cap))
-        chunks, got = [], 0
-        while got <= cap:
-            chunk = os.read(fd, min(1 << 20, cap + 1 - got))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            got += len(chunk)
-        if got > cap:  # it grew while we read it
-            raise RejectedDocument(too_large(None, cap))
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
-def file_kind(mode: int) -> str:
-    import stat
-
-    for test, name in ((stat.S_ISREG, "regular file"), (stat.S_ISDIR, "directory"),
-                       (stat.S_ISLNK, "symbolic link"), (stat.S_ISFIFO, "FIFO (named pipe)"),
-                       (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
-                       (stat.S_ISBLK, "block device")):
-        if test(mode):
-            return name
-    return "special file"
+        return read_file(path, cap)
+    except UnsafeFile as exc:
+        raise RejectedDocument(f"not a regular file: {exc.kind or 'special file'}") from None
+    except TooLarge as exc:
+        raise RejectedDocument(str(exc)) from None
 
 
 # --- the worker -------------------------------------------------------------------------------

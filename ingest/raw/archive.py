@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from ingest.files import fsync_dir, fsync_file
+from ingest.files import UnsafeFile, check_target, fsync_dir, fsync_file
 
 _EXT = re.compile(r"[a-z0-9]{1,8}")
 
@@ -92,8 +92,14 @@ class Archiver:
         Returns (relative path, whether it was there already)."""
         rel = relative_path(sha256, ext)
         final = os.path.join(self._root, rel)
-        if final in self._staged or os.path.exists(final):
+        if final in self._staged:
             return rel, True
+        try:
+            if check_target(Path(final), "archive at"):  # a link or folder planted there: refused
+                return rel, True
+        except UnsafeFile as exc:
+            self.errors[rel] = f"cannot archive: {exc}"
+            return rel, False
         folder = os.path.dirname(final)
         tmp = os.path.join(folder, f".{sha256}.{ext}.{uuid.uuid4().hex}.tmp")
         try:

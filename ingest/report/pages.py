@@ -26,7 +26,7 @@ from ingest.report.charts import (
 )
 from ingest.report.formats import fmt_date, fmt_int, fmt_pct
 from ingest.report.queries import PRIORITY_ACTIONS_LISTED, TOP_AUTHORITIES_CHARTED, ReportData
-from ingest.report.search import Finding, build_index
+from ingest.report.search import Place, SearchData, build_index
 
 AUTHORITY_DIR = "authorities"
 NEW_LISTED = 200
@@ -161,19 +161,19 @@ def authority_trend(page: AuthorityPage) -> Markup:
         y_label="findings", width=560, height=240))
 
 
-def search_index(pages: Sequence[AuthorityPage]) -> dict:
-    """The offline search index over every finding on the authority pages."""
-    page_rows, inspections, findings = [], [], []
+def search_index(pages: Sequence[AuthorityPage], data: SearchData | None) -> dict:
+    """The offline search index: what the warehouse computed for the search (`data`), with each
+    finding's place on the authority pages."""
+    page_rows, inspections, places = [], [], {}
     for n, p in enumerate(pages):
         page_rows.append((p.href, p.name))
         for i in p.inspections:
             start = i["inspection_start_date"]
             inspections.append((n, i["anchor"], start.isoformat() if start else ""))
-            for _, c, fs in i["categories"]:
-                findings += [Finding(len(inspections) - 1, c, f["position"], f["finding_text"]) for f in fs]
-    others = sorted({f.category for f in findings} - set(CATEGORIES))
-    categories = [(c, label(c)) for c in (*CATEGORIES, *others)]
-    return build_index(page_rows, inspections, findings, categories)
+            for _, _, fs in i["categories"]:
+                places.update({f["finding_key"]: Place(len(inspections) - 1, f["position"]) for f in fs})
+    categories = [(c, label(c)) for c in CATEGORIES]
+    return build_index(data, page_rows, inspections, places, categories)
 
 
 # --- the front page ---------------------------------------------------------------------------

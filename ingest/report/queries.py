@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 
 from ingest.letters.models import CATEGORIES
+from ingest.report.search import SearchData, read_search_data
 from ingest.warehouse.query import QueryError, readonly
 
 TOP_AUTHORITIES_CHARTED = 20
@@ -37,6 +38,7 @@ class ReportData:
     inspections: list[dict[str, Any]] = field(default_factory=list)  # every inspection, oldest first
     findings: list[dict[str, Any]] = field(default_factory=list)  # every finding, with its themes
     successors: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by historic gss_code
+    search: SearchData | None = None  # what the warehouse computed for the search box
 
 
 def _records(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict[str, Any]]:
@@ -377,6 +379,7 @@ def load_report_data(con: duckdb.DuckDBPyConnection, warehouse: Path) -> ReportD
         inspections=_records(con, inspections_sql(con)),
         findings=_records(con, FINDINGS_SQL),
         successors=successors(con),
+        search=read_search_data(con),
     )
 
 

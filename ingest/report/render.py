@@ -2,26 +2,32 @@
 
 `index.html` (the overview), one page per authority under `authorities/`, a stylesheet, a
 small script for the search box and the search index it reads (`search-index.js`, built
-here), copies of the source letters under `letters/` (hard links into the archive where the
-file system allows), and `report-state.json` (what this report showed, so the next one can
-say what is new). No server and no network: every chart is an inline SVG drawn in Python
-(`charts.py`), every figure is also in a table, and the pages open from a file share, an
-e-mail attachment or an artefact store exactly as written.
+here), copies of the source letters under `letters/` (served inert, below), and
+`report-state.json` (what this report showed, so the next one can say what is new). No server
+and no network: every chart is an inline SVG drawn in Python (`charts.py`), every figure is
+also in a table, and the pages open from a file share, an e-mail attachment or an artefact
+store exactly as written.
 
 Figures come from the published warehouse (`queries.py`) through the same locked, read-only
 connection as `ofsted sql`; what each page says is arranged in `pages.py`; the HTML is in
 Jinja2 templates (`templates/`). Each file is written to a temporary name and renamed;
 `index.html` last, once everything it links to is on disk.
+
+**Served inert.** A letter is whatever a source sent: a text letter named `*.html` or `*.svg`
+would run its script if served under that name. The archived copy in the report is only ever
+`<sha256>.pdf` or `<sha256>.txt` (text of any other extension is served as `.txt`), a copy made
+with `ingest.files` (never a hard link: editing the report's copy cannot edit the archive), and
+every page carries a Content-Security-Policy `<meta>` allowing the report's own script files
+and no inline script at all (`templates/_base.html.j2`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
-import os
+import logging
 import re
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +35,7 @@ from typing import Any
 import jinja2
 
 from ingest import nights as nights_history
+from ingest.files import UnsafeFile, copy_file, read_file, remove_file, write_file
 from ingest.letters.models import CATEGORIES
 from ingest.report import pages
 from ingest.report.formats import esc, fmt_date, fmt_int, fmt_pct
@@ -37,6 +44,8 @@ from ingest.report.search import index_script
 from ingest.settings import Settings
 from ingest.warehouse.publish import staging_report_dir
 from ingest.warehouse.query import with_one_line_errors
+
+log = logging.getLogger(__name__)
 
 REPORT_FILE = "index.html"
 STATE_FILE = "report-state.json"
@@ -123,12 +132,25 @@ def failed_night_dq(nights: Sequence[dict], out_dir: Path) -> dict | None:
 
 # --- the source letters -----------------------------------------------------------------------
 
+SERVED_SUFFIXES = (".pdf", ".txt")  # the only names a letter is served under: inert in any browser
+LETTER_MAX_BYTES = 1 << 30
+STATE_MAX_BYTES = 64 * 2**20
+
+
+def served_name(archived: Path) -> str:
+    """The name a letter's copy has in the report: `<sha>.pdf`, or `<sha>.txt` for any other kind."""
+    sha = archived.name.split(".", 1)[0]
+    suffix = archived.suffix.lower()
+    return f"{sha}{suffix if suffix in SERVED_SUFFIXES else '.txt'}"
+
+
 class LetterCopies:
     """Links to each inspection's letter: a copy published in the report, and the source when on the web."""
 
-    def __init__(self, archive_dir: Path | None, out_dir: Path):
+    def __init__(self, archive_dir: Path | None, out_dir: Path, max_bytes: int = LETTER_MAX_BYTES):
         self.archive_dir = archive_dir
         self.out_dir = out_dir
+        self.max_bytes = max_bytes
         self.published: set[str] = set()
         self.listing: dict[str, dict[str, Path]] = {}
 
@@ -148,17 +170,18 @@ class LetterCopies:
         sha = inspection.get("_sha256")
         src = self._archived(sha) if sha else None
         if src is not None:
-            rel = f"{LETTERS_DIR}/{src.name}"
-            target = self.out_dir / rel
+            name = served_name(src)
+            rel = f"{LETTERS_DIR}/{name}"
             if rel not in self.published:
-                if not target.exists():
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    try:
-                        os.link(src, target)
-                    except OSError:
-                        shutil.copyfile(src, target)
-                self.published.add(rel)
-            out.append(pages.Link(f"Letter ({src.suffix.lstrip('.').upper()}, archived copy)",
+                try:
+                    copy_file(src, self.out_dir / rel, self.max_bytes)  # a copy: never a link to the archive
+                except (OSError, ValueError) as exc:  # a link planted in the archive, say: no copy
+                    log.warning("letter %s not copied into the report: %s", src.name, exc)
+                    src = None
+                else:
+                    self.published.add(rel)
+        if src is not None:
+            out.append(pages.Link(f"Letter ({Path(name).suffix.lstrip('.').upper()}, archived copy)",
                                   "../" * depth + rel))
         uri = inspection.get("_source_uri") or ""
         if uri.startswith(("http://", "https://")):
@@ -167,28 +190,18 @@ class LetterCopies:
 
     def remove_unused(self) -> None:
         folder = self.out_dir / LETTERS_DIR
-        if folder.is_dir():
+        if folder.is_dir() and not folder.is_symlink():
             for f in folder.iterdir():
                 if f"{LETTERS_DIR}/{f.name}" not in self.published:
-                    f.unlink()
+                    with contextlib.suppress(UnsafeFile):  # not a file this report wrote: left alone
+                        remove_file(f)
 
 
 # --- writing ----------------------------------------------------------------------------------
 
 def write_atomically(path: Path, text: str, durable: bool = True) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """`ingest.files.write_file`: a new file beside `path`, renamed over it (never through a link)."""
+    write_file(path, text, durable=durable)
 
 
 def live_report_dir(out_dir: Path) -> Path | None:
@@ -207,7 +220,7 @@ def previous_state(settings: Settings, out_dir: Path) -> dict | None:
         if folder is None:
             continue
         try:
-            return json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+            return json.loads(read_file(folder / STATE_FILE, STATE_MAX_BYTES))  # never through a link
         except (OSError, ValueError):
             continue
     return None
@@ -253,7 +266,7 @@ def render_site(d: ReportData, dq: dict | None, built_at: dt.datetime, out_dir: 
     authority = ENV.get_template("authority.html.j2")
     for p in authority_pages:
         files[p.href] = authority.render(root="../", page=p, trend=pages.authority_trend(p), **common)
-    files[SEARCH_INDEX_FILE] = index_script(pages.search_index(authority_pages))
+    files[SEARCH_INDEX_FILE] = index_script(pages.search_index(authority_pages, d.search))
     for name in STATIC_FILES:
         files[name] = (HERE / "static" / name).read_text(encoding="utf-8")
     files[STATE_FILE] = json.dumps({"built_at": built_at.isoformat(), "inspections": current},
@@ -285,7 +298,8 @@ def write_report(settings: Settings, dq: dict | None = None, out_dir: Path | Non
         write_atomically(out_dir / rel, text)
     folder = out_dir / pages.AUTHORITY_DIR
     for stale in set(folder.glob("*.html")) - {out_dir / rel for rel in files}:
-        stale.unlink()  # an authority no longer in the warehouse (a quarantined letter)
+        with contextlib.suppress(UnsafeFile):  # an authority no longer in the warehouse (a quarantined
+            remove_file(stale)                # letter); anything but a file there is not ours: left
     write_atomically(out_dir / REPORT_FILE, index)
     return out_dir / REPORT_FILE
 

@@ -12,13 +12,15 @@ import re
 import uuid
 from pathlib import Path
 
+from ingest.files import CREATE_FLAGS, MAX_FILE_ENV, TooLarge
 from ingest.letters.models import FetchResult
+from ingest.redact import redact, redact_url
 from ingest.settings import Settings
 
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 64 * 1024
-LIMIT_ENV = "OFSTED_MAX_FILE_BYTES"
+LIMIT_ENV = MAX_FILE_ENV
 
 
 class FetchConfigError(ValueError):
@@ -38,18 +40,9 @@ def incoming_dir(settings: Settings) -> Path:
 
 
 
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#@\s]*@")
-
-
-def redact_url(url: str) -> str:
-    """The URL with any `user:pass@` replaced by `***@` (the rest unchanged, so two URLs that
-    differ only in their credentials stay one key); stored and printed in place of the URL."""
-    return _USERINFO.sub(r"\1***@", url, count=1)
-
-
 def redact_text(text: str | None) -> str | None:
-    """Every URL's `user:pass@` in a message redacted."""
-    return _USERINFO.sub(r"\1***@", text) if text else text
+    """Every URL's `user:pass@` (and every configured secret) in a message redacted."""
+    return redact(text)
 
 
 def utc_now() -> dt.datetime:
@@ -61,32 +54,23 @@ def one_line(text: object) -> str:
 
 
 def failed(uri: str, reason: str) -> FetchResult:
-    log.warning("fetch failed: %s: %s", uri, reason)
+    log.warning("fetch failed: %s: %s", redact_url(uri), redact(reason))
     return FetchResult(source_uri=uri, status="failed", reason=one_line(reason))
 
 
 def skipped(uri: str, reason: str) -> FetchResult:
-    log.warning("skipped: %s: %s", uri, reason)
+    log.warning("skipped: %s: %s", redact_url(uri), redact(reason))
     return FetchResult(source_uri=uri, status="skipped", reason=one_line(reason))
 
 
 def rejected(uri: str, reason: str, **stamp: str | None) -> FetchResult:
     """Refused by a limit before its bytes were read in full (no hash): a rejected document."""
-    log.warning("rejected: %s: %s", uri, reason)
+    log.warning("rejected: %s: %s", redact_url(uri), redact(reason))
     return FetchResult(source_uri=uri, status="rejected", reason=one_line(reason), fetched_at=utc_now(),
                        **stamp)
 
 
-def too_large(size: int | None, max_bytes: int) -> str:
-    got = f"{size} bytes" if size is not None else "more"
-    return f"file too large: {got}, over the limit of {max_bytes} bytes ({LIMIT_ENV})"
-
-
 # --- temp files -------------------------------------------------------------------------------
-
-class TooLarge(Exception):
-    pass
-
 
 class IncomingWriteError(OSError):
     """Writing a temp file under incoming/ failed (disk full, permissions): not one document's
@@ -102,7 +86,7 @@ class TempFile:
         self.part = self.stem.with_name(self.stem.name + ".part")
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.part, "xb")  # noqa: SIM115 - closed in keep/discard
+            self._fh = os.fdopen(os.open(self.part, CREATE_FLAGS, 0o644), "wb")  # closed in keep/discard
         except OSError as e:
             raise IncomingWriteError(f"cannot write a temp file in {directory}: {e.strerror or e}") from e
         self._hash = hashlib.sha256()

@@ -27,10 +27,10 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
 
+from ingest.files import too_large
 from ingest.letters.models import FetchResult, KnownDocument
 from ingest.settings import Settings
 from ingest.sources.common import (
-    LIMIT_ENV,
     FetchConfigError,
     IncomingWriteError,
     MemorySink,
@@ -442,7 +442,7 @@ class HttpSource:
         expected = int(raw) if raw.isdigit() else None
         limit = self.settings.max_file_bytes
         if expected is not None and expected > limit:
-            raise _Rejected(f"Content-Length {expected} bytes is over the limit of {limit} ({LIMIT_ENV})", r)
+            raise _Rejected(too_large(expected, limit, how=" (by its Content-Length)"), r)
         return expected
 
     def _stream_to(self, r: httpx.Response, tmp: TempFile | MemorySink, expected: int | None) -> None:
@@ -457,8 +457,7 @@ class HttpSource:
                     if deadline.expired:
                         raise _Failed(deadline.reason())
         except TooLarge:
-            raise _Rejected(f"download passed the limit of {limit} bytes ({LIMIT_ENV}) once decoded; aborted",
-                            r) from None
+            raise _Rejected(too_large(None, limit, how=" (once decoded; download stopped)"), r) from None
         except httpx.TimeoutException:
             if deadline is not None and deadline.expired:
                 raise _Failed(deadline.reason()) from None

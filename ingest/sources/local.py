@@ -22,19 +22,17 @@ import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from ingest.letters.isolate import file_kind
+from ingest.files import file_kind, too_large
 from ingest.letters.models import FetchResult, KnownDocument
 from ingest.settings import Settings
 from ingest.sources.common import (
     CHUNK_BYTES,
-    LIMIT_ENV,
     SourceUnavailable,
     TempFile,
     failed,
     incoming_dir,
     rejected,
     skipped,
-    too_large,
     utc_now,
 )
 
@@ -196,7 +194,7 @@ def read_local_file(
     finally:
         os.close(fd)
     if len(data) > max_bytes:
-        return failed(uri, f"file grew over the limit of {max_bytes} bytes ({LIMIT_ENV}) while read"), None
+        return failed(uri, too_large(None, max_bytes, how=" (it grew while read)")), None
     if local_stamp(after) != stamp or len(data) != st.st_size:
         reason = "file changed while it was being read (still being written?); retried next run"
         return failed(uri, reason), None

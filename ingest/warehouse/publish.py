@@ -24,7 +24,6 @@ with `os.replace` — also one atomic rename.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -37,9 +36,10 @@ from pathlib import Path
 
 import duckdb
 
-from ingest.files import fsync_dir
+from ingest.files import copy_file, fsync_dir, sha256_file, write_file
 from ingest.settings import Settings
 
+DOCS_MAX_BYTES = 1 << 30  # dbt docs' files copied into the report
 KEEP_REPORT_VERSIONS = 2  # the live one and the one before (for a reader mid-page)
 
 
@@ -68,14 +68,6 @@ def checkpoint(path: Path) -> None:
         con.execute("checkpoint")
     finally:
         con.close()
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def mart_row_counts(path: Path) -> dict[str, int]:
@@ -158,9 +150,9 @@ def generate_dbt_docs(settings: Settings, out_dir: Path) -> Path:
             tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
             raise RuntimeError("dbt docs generate failed: " + " | ".join(tail))
         target = Path(tmp) / "target"
-        shutil.copyfile(target / "static_index.html", out_dir / "index.html")
-        for name in ("manifest.json", "catalog.json"):
-            shutil.copyfile(target / name, out_dir / name)
+        copy_file(target / "static_index.html", out_dir / "index.html", DOCS_MAX_BYTES)  # never through
+        for name in ("manifest.json", "catalog.json"):                                 # a planted link
+            copy_file(target / name, out_dir / name, DOCS_MAX_BYTES)
     return out_dir
 
 
@@ -179,10 +171,13 @@ def publish_report(settings: Settings, run_id: str) -> dict:
 
 def clean_orphans(settings: Settings) -> list[Path]:
     """Remove what a killed publish left: `.<name>.publishing-PID` copies beside the published
-    warehouse and `.<report>.link-PID` links, whose process is gone. Returns what it removed."""
+    warehouse and `.<report>.link-PID` links, whose process is gone; and what a killed night
+    left under `runs_dir` (its parsed batches, fetched temp files). Called by a writer holding
+    the data directory's lock, before its night starts: nothing there belongs to a live night.
+    A link planted there is removed as a link (never followed). Returns what it removed."""
     from ingest.lock import pid_alive
 
-    removed = []
+    removed = _clean_runs(settings.runs_dir)
     candidates = []
     wh, rep = settings.published_warehouse, settings.report_dir
     if wh.parent.is_dir():
@@ -197,6 +192,24 @@ def clean_orphans(settings: Settings) -> list[Path]:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
             removed.append(path)
+    return removed
+
+
+def _clean_runs(runs: Path) -> list[Path]:
+    removed: list[Path] = []
+    try:
+        entries = sorted(runs.iterdir()) if runs.is_dir() and not runs.is_symlink() else []
+    except OSError:
+        return removed
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            if entry.is_dir() and not entry.is_symlink():
+                if not any(entry.iterdir()):
+                    continue  # an empty folder (incoming/ after a good night): nothing left behind
+                shutil.rmtree(entry)  # fd-based: never follows a link inside
+            else:
+                entry.unlink()  # a file, or a link itself (never its target)
+            removed.append(entry)
     return removed
 
 
@@ -228,7 +241,7 @@ def publish_failed_night(settings: Settings, run_id: str, render: Callable[[Sett
         shutil.copytree(staging, failed, symlinks=True)
     failed.mkdir(parents=True, exist_ok=True)
     night = next((n for n in read_nights(settings, limit=10**6) if n["run_id"] == run_id), {"run_id": run_id})
-    (failed / "night.json").write_text(json.dumps(night, indent=2, default=str) + "\n", encoding="utf-8")
+    write_file(failed / "night.json", json.dumps(night, indent=2, default=str) + "\n")
     rendered = None
     if settings.published_warehouse.is_file():  # a first night that fails has no warehouse to show
         rendered = render(settings.with_overrides(report_dir=build))

@@ -18,6 +18,7 @@ import decimal
 import json
 import math
 import os
+import stat
 import sys
 import textwrap
 import threading
@@ -30,6 +31,8 @@ from typing import IO, Any
 
 import duckdb
 
+from ingest.files import UnsafeFile, open_regular, read_fd
+from ingest.redact import escape_controls
 from ingest.settings import Settings
 
 MARTS_SCHEMA = "marts"
@@ -65,6 +68,8 @@ class Limits:
         return cls(settings.sql_timeout_s, settings.sql_memory_limit, settings.sql_threads)
 
 
+EXTERNAL_CACHE_DIR = "cache"  # under the data directory: what `ext` loaded, for the next query
+
 RESERVED_CATALOGS = {"memory", "system", "temp", "main", "ext"}
 
 
@@ -80,13 +85,15 @@ def catalog_name(path: Path) -> str:
 
 def connect_readonly(path: Path, limits: Limits | None = None, external_dir: Path | None = None,
                      external_caps: tuple[int, int] = (50, 200 * 2**20),
-                     warnings: list[str] | None = None) -> duckdb.DuckDBPyConnection:
+                     warnings: list[str] | None = None,
+                     external_cache: Path | None = None) -> duckdb.DuckDBPyConnection:
     """A connection that can read `path` and nothing else, within `limits`.
 
     An in-memory database of its own (so nothing is shared with other connections in this
     process) with the warehouse attached read-only and made the default catalog, `marts` first on
     the search path. When `external_dir` is given its CSV/Parquet files become tables of catalog
-    `ext` first. Then file access is switched off and the configuration locked: no `COPY ... TO`,
+    `ext` first (from the cache in `external_cache` when the folder is unchanged). Then file
+    access is switched off and the configuration locked: no `COPY ... TO`,
     `read_csv`, `ATTACH`, `INSTALL`. There is no spill directory (DuckDB lets a locked-down query
     write into its spill directory, so any would be a place queries can write): a query that
     needs more than the memory limit fails with one line instead of spilling.
@@ -109,7 +116,7 @@ def connect_readonly(path: Path, limits: Limits | None = None, external_dir: Pat
         if external_dir is not None:
             from ingest.warehouse.external import load_external
 
-            found = load_external(con, Path(external_dir), *external_caps, limits)
+            found = load_external(con, Path(external_dir), *external_caps, limits, external_cache)
             if warnings is not None:
                 warnings.extend(found)
         con.execute("set enable_external_access = false")
@@ -272,7 +279,7 @@ def _cell(v: Any, max_width: int, wrap: bool) -> list[str]:
     s = text_value(v)
     if s is None:
         return ["NULL"]
-    s = s.replace("\r\n", "\\n").replace("\n", "\\n").replace("\t", " ")
+    s = escape_controls(s.replace("\r\n", "\\n").replace("\n", "\\n").replace("\t", " "))
     if max_width <= 0 or len(s) <= max_width:
         return [s]
     if wrap:
@@ -324,7 +331,8 @@ def write_markdown(columns: Sequence[str], types: Sequence[str],
         s = text_value(v)
         if s is None:
             return "NULL"
-        return s.replace("\\", "\\\\").replace("|", "\\|").replace("\r\n", "<br>").replace("\n", "<br>")
+        s = s.replace("\\", "\\\\").replace("|", "\\|").replace("\r\n", "<br>").replace("\n", "<br>")
+        return escape_controls(s)
 
     out.write("| " + " | ".join(cell(c) for c in columns) + " |\n")
     out.write("|" + "|".join("---:" if is_numeric_type(t) else "---" for t in types) + "|\n")
@@ -399,22 +407,53 @@ def write_result(cur: duckdb.DuckDBPyConnection, out: IO[str], output: Output,
 
 # --- ofsted sql -------------------------------------------------------------------------------
 
-def read_query(query: str | None, file: str | Path | None) -> str:
+SQL_FILE_MAX_BYTES = 16 * 2**20
+
+
+@dataclass(frozen=True)
+class SqlText:
+    """The SQL to run and whether its messages may quote it: a file others cannot read
+    (`-f /etc/shadow` run by someone who may read it) is never echoed in an error."""
+
+    sql: str
+    private: bool = False
+
+
+def read_sql(query: str | None, file: str | Path | None) -> SqlText:
     if query and file:
         raise QueryError("give the SQL as an argument or with -f FILE, not both")
+    private = False
     if file == "-":
         query = sys.stdin.read()
     elif file:
         p = Path(file)
         try:
-            query = p.read_text(encoding="utf-8")
+            fd = open_regular(p)  # never blocks on a FIFO; a folder or device is one line
         except FileNotFoundError:
             raise QueryError(f"no such SQL file: {p}") from None
-        except (OSError, UnicodeDecodeError) as exc:
+        except UnsafeFile as exc:
+            raise QueryError(f"cannot read {p}: {str(exc).split(': ', 1)[1]}") from None
+        except OSError as exc:
             raise QueryError(f"cannot read {p}: {error_line(exc)}") from None
+        try:
+            private = not os.fstat(fd).st_mode & stat.S_IROTH
+            query = read_fd(fd, SQL_FILE_MAX_BYTES, "the SQL file cap").decode("utf-8")
+        except (OSError, ValueError) as exc:
+            raise QueryError(f"cannot read {p}: {error_line(exc)}") from None
+        finally:
+            os.close(fd)
     if not query or not query.strip():
         raise QueryError('no SQL given: ofsted sql "select ..." or ofsted sql -f FILE.sql')
-    return query
+    return SqlText(query, private)
+
+
+def without_quotes(exc: BaseException) -> str:
+    """DuckDB's first line with whatever it quotes of the SQL left out (for a private SQL file)."""
+    line = error_line(exc)
+    kind = line.split(":", 1)[0] if ":" in line else type(exc).__name__
+    detail = "syntax error" if "syntax error" in line else "the statement failed"
+    return f"{kind}: {detail} (DuckDB's message is not shown: the SQL file is not readable by others, " \
+           "and the message would quote it)"
 
 
 def run_query(warehouse: Path, query: str, fmt: str | Output, out: IO[str], *, limits: Limits | None = None,
@@ -460,10 +499,15 @@ def cli_sql(settings: Settings, query: str | None, file: str | Path | None, fmt:
     """`ofsted sql`: print a query's result against the published warehouse. 0 ok, 1 on error."""
 
     def action() -> int:
-        sql = read_query(query, file)
+        text = read_sql(query, file)
         output = Output(fmt, max_width, wrap)
-        run_cli_query(settings, "sql", lambda **kw: run_query(
-            settings.published_warehouse, sql, output, sys.stdout, script=file is not None, **kw))
+        try:
+            run_cli_query(settings, "sql", lambda **kw: run_query(
+                settings.published_warehouse, text.sql, output, sys.stdout, script=file is not None, **kw))
+        except duckdb.Error as exc:
+            if text.private and not isinstance(exc, duckdb.InterruptException):
+                raise QueryError(without_quotes(exc)) from None
+            raise
         return 0
 
     return with_one_line_errors("sql", action)
@@ -477,7 +521,8 @@ def run_cli_query(settings: Settings, command: str, run: Callable[..., int]) -> 
     try:
         with address_space_cap(limits.memory_bytes):
             run(limits=limits, warnings=warnings, external_dir=settings.external_dir,
-                external_caps=(settings.external_max_files, settings.external_max_file_bytes))
+                external_caps=(settings.external_max_files, settings.external_max_file_bytes),
+                external_cache=settings.data_dir / EXTERNAL_CACHE_DIR)
         sys.stdout.flush()
     except BrokenPipeError:  # `ofsted sql ... | head`
         _silence_stdout()

@@ -5,8 +5,8 @@
 --   step weight: 1 when the authority went whole to one successor; else the successor's part's
 --   population / the divided authority's population (seed authority_split_populations); equal
 --   shares, flagged 'equal_shares', only when the seed has no figures for that split.
---   change_type of a step: recode | partial_transfer (as the reorganisations seed says) |
---   split (replaced by several successors) | merge (absorbed, with others, into its successor).
+--   change_type of a step: as the reorganisations seed gives it (unitary, merge, split,
+--   partial_transfer, recode: defined and checked against the orders there).
 with recursive
 
 local_authorities as (
@@ -33,7 +33,7 @@ steps_counted as (
         reorganisations.predecessor_gss_code,
         reorganisations.successor_gss_code,
         reorganisations.effective_date,
-        reorganisations.change_type as reorganisation_type,
+        reorganisations.change_type,
         populations.population,
         populations.weight_quality as population_quality,
         populations.population_source,
@@ -58,11 +58,7 @@ steps as (
         predecessor_gss_code,
         successor_gss_code,
         effective_date,
-        case
-            when reorganisation_type in ('recode', 'partial_transfer') then reorganisation_type
-            when successor_count > 1 then 'split'
-            else 'merge'
-        end as change_type,
+        change_type,
         case
             when successor_count = 1 then cast(1 as double)
             when successors_with_population = successor_count

@@ -10,7 +10,14 @@ local_authorities as (
 
 succeeded as (
 
-    select * from {{ ref('int_authorities_succeeded') }}
+    -- today's authorities covering its area: the chain of reorganisations is followed once, in
+    -- bridge_authority_successions (itself when it still exists)
+    select
+        gss_code,
+        list(successor_gss_code order by successor_gss_code) as current_gss_codes,
+        list(successor_authority_name order by successor_gss_code) as current_authority_names
+    from {{ ref('bridge_authority_successions') }}
+    group by gss_code
 
 ),
 

@@ -1,8 +1,12 @@
 -- One row per calendar day from 1 January of the first letter's year to 31 December of the
 -- year after the night's run date (var run_date, macro run_date), and over every date in the
 -- letters. Financial year runs April-March ("2010-11"), academic year September-August.
--- England and Wales bank holidays come from the seed bank_holidays; a working day is a
--- weekday that is not a bank holiday. working_day_number counts working days from the first
+-- England and Wales bank holidays come from the seed bank_holidays, which lists each holiday on
+-- its date and, when that date is a Saturday or Sunday, again on the substitute weekday ("Christmas
+-- Day (observed)"). The day off is the substitute (Banking and Financial Dealings Act 1971, s. 1
+-- and Schedule 1): a holiday is a bank holiday only on a weekday; the weekend date keeps its name
+-- but is not flagged (2010, 2011, 2012: 8, 9, 9 bank holidays). A working day is a weekday that
+-- is not a bank holiday. working_day_number counts working days from the first
 -- day, so the working days between two dates are the difference of their numbers.
 with
 
@@ -63,7 +67,7 @@ flagged as (
     select
         days.date_day,
         holiday_days.bank_holiday_name,
-        holiday_days.holiday_date is not null as is_bank_holiday,
+        holiday_days.holiday_date is not null and isodow(days.date_day) < 6 as is_bank_holiday,
         isodow(days.date_day) >= 6 as is_weekend,
         isodow(days.date_day) < 6 and holiday_days.holiday_date is null as is_working_day,
         case when month(days.date_day) >= 4 then year(days.date_day) else year(days.date_day) - 1 end
