@@ -47,6 +47,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ingest import sources as fetch
+from ingest.files import too_large
 from ingest.letters import isolate, parse
 from ingest.letters.models import FetchResult, KnownDocument, Letter
 from ingest.raw import archive, load
@@ -448,7 +449,7 @@ def _read_staged(settings: Settings, archive_path: str) -> tuple[bytes | None, d
         return None, {"outcome": "failed", "reason": f"cannot read the staged copy from the batch store: "
                                                      f"{type(exc).__name__}: {exc}"[:300]}
     if len(data) > cap:
-        return None, {"outcome": "rejected", "reason": isolate.too_large(None, cap)}
+        return None, {"outcome": "rejected", "reason": too_large(None, cap)}
     return data, None
 
 
