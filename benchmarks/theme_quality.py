@@ -119,7 +119,8 @@ def compiled_assign_themes(taxonomy_csv: str) -> str:
         settings = Settings.from_env().with_overrides(
             data_dir=scratch, work_warehouse=warehouse, dbt_target_dir=scratch / "dbt_target")
         # --log-level none: dbt would print the compiled SQL
-        code = run_dbt(settings, ["compile", "--inline", "{{ assign_themes('findings') }}", "--log-level", "none"])
+        code = run_dbt(settings, ["compile", "--inline", "{{ assign_themes('findings') }}",
+                                  "--log-level", "none"])
         if code != 0:
             raise RuntimeError(f"dbt could not compile the macro assign_themes (exit {code})")
         results = json.loads((scratch / "dbt_target" / "run_results.json").read_text())["results"]

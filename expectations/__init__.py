@@ -3,13 +3,18 @@
 GX owns two kinds of rule here; dbt owns the structural ones (keys, relationships, accepted
 values, counts that tie out: the tests beside the models):
 
-- the ingest contract on the raw tables, checked before dbt runs: the parser found a letter
-  date, dates fall in the programme's years, a letter follows its inspection within
-  `max_days_inspection_to_letter` days and has a plausible number of findings;
+- the ingest contract on the raw tables, checked before dbt runs, on what is raw only: the
+  parser found a letter date (a warning), dates fall in the programme's years, a plausible
+  number of findings. Never versions (first, current, superseded letters) nor the 120-day
+  rule: dbt computes versions once (`int_letters_versioned`) and judges the rule there
+  (`assert_letter_follows_inspection`);
 - distributions and volumes on the marts, checked before publishing: no mart shrinks night
   on night by more than `max_row_count_drop_share` of the published warehouse's rows, the
   shares of inspections with an unmatched authority and of findings without a theme, and the
-  median days from inspection to letter.
+  median days from inspection to first letter (dbt's version columns, read, not recomputed).
+
+An expectation built with `severity="warning"` is a warning: reported in the night's verdict
+(`audit.dq_checks`), never failing the night.
 
 The thresholds are the `vars:` of dbt_project/dbt_project.yml (`ingest.warehouse.rules`).
 

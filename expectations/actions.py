@@ -1,4 +1,5 @@
-"""The Checkpoint Action that writes a validation's results to `audit.dq_results`.
+"""The Checkpoint Action that writes a validation's results to `audit.dq_checks` (the night's
+one data-quality verdict; dbt's tests write their rows there too).
 
 Imports GX (a `ValidationAction` is a GX model): only `expectations.validate` imports it, at run
 time, so the DAG file still parses without importing GX.
@@ -17,7 +18,7 @@ from expectations.results import TableInfo, result_rows, write_results
 
 
 class WriteDQResultsAction(ValidationAction):
-    """One `audit.dq_results` row per expectation of each validation result, replacing the rows
+    """One `audit.dq_checks` row per expectation of each validation result, replacing the rows
     this run already wrote for that suite (re-running a night's validation is safe)."""
 
     type: Literal["ofsted_write_dq_results"] = "ofsted_write_dq_results"
@@ -27,12 +28,15 @@ class WriteDQResultsAction(ValidationAction):
     table: str
     id_columns: list[str]
     problem: str | None = None  # why the table could not be read
+    stage: str = "raw"  # raw (before dbt) | marts (after it)
+    data_docs: str | None = None  # where the failing rows are shown
 
     def run(self, checkpoint_result: CheckpointResult, action_context=None) -> dict:
         info = TableInfo(self.table, tuple(self.id_columns), self.problem)
         written = {}
         for result in checkpoint_result.run_results.values():
-            rows = result_rows(info, result.suite_name, result, self.run_id, self.validated_at)
+            rows = result_rows(info, result.suite_name, self.stage, result, self.run_id, self.validated_at,
+                               self.data_docs)
             write_results(Path(self.warehouse), self.run_id, (result.suite_name,), rows)
             written[result.suite_name] = len(rows)
         return {"rows_written": written}

@@ -2,8 +2,8 @@
 
 Its structure (one row per letter, category and ordinal; known categories; a letter for every
 finding) is dbt's tests on the staging model. The ingest contract here: findings were loaded
-at all (findings per letter are judged on raw_letters). Findings of superseded letters are not
-judged.
+at all (findings per letter are judged on raw_letters). Findings of quarantined documents
+(`raw.quarantined_documents`) are not judged, as on raw_letters.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ ID_COLUMNS: tuple[str, ...] = ("_sha256", "category", "ordinal")
 QUERY = """
 select f._sha256, f.category, f.ordinal
 from raw.findings as f
-join raw.letters as l on l._sha256 = f._sha256
-where l._superseded_by is null
+where f._sha256 not in (select q.sha256 from raw.quarantined_documents as q)
 """
 
 

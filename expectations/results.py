@@ -1,5 +1,7 @@
-"""Validation results as rows of `audit.dq_results`, one-line failure details, and the summary
-the DAG and `ofsted run` read. No GX import: the rows are read from GX's result objects.
+"""Validation results as rows of `audit.dq_checks` (the night's one data-quality verdict, which
+dbt's tests write too), one-line failure details. No GX import: the rows are read from GX's
+result objects. An expectation built with `severity="warning"` is a warning: when it fails its
+row says status `warn` and it never fails the night.
 """
 
 from __future__ import annotations
@@ -20,28 +22,13 @@ import pandas as pd
 MAX_EXAMPLES = 3  # failing rows named in a failure's detail
 _HASH = re.compile(r"^[0-9a-f]{32,}$")  # sha256 / md5 surrogate keys: shown by their first 12
 
-AUDIT_DDL = """
-create schema if not exists audit;
-create table if not exists audit.dq_results (
-    run_id varchar not null,
-    validated_at timestamptz not null,
-    suite varchar not null,
-    table_name varchar not null,
-    expectation_type varchar not null,
-    column_name varchar,
-    kwargs json,
-    success boolean not null,
-    element_count bigint,
-    unexpected_count bigint,
-    observed_value varchar,
-    details varchar
-);
-"""
+# audit.dq_checks: the night's verdict, one row per check (its DDL: ingest/raw/schema.sql)
+AUDIT_TABLE = "audit.dq_checks"
 AUDIT_COLUMNS = (
-    "run_id", "validated_at", "suite", "table_name", "expectation_type", "column_name",
-    "kwargs", "success", "element_count", "unexpected_count", "observed_value", "details",
+    "run_id", "checked_at", "stage", "suite", "check_name", "table_name", "column_name", "severity",
+    "status", "failing_count", "checked_count", "failing_sample", "failing_rows", "details",
 )
-
+MAX_SAMPLE = 5  # failing rows kept in failing_sample
 
 
 class WarehouseUnavailable(RuntimeError):
@@ -61,29 +48,63 @@ class TableInfo:
 # --- results --------------------------------------------------------------------------------
 
 def result_rows(
-    tf: TableInfo, suite: str, suite_result: Any, run_id: str, validated_at: dt.datetime
+    tf: TableInfo, suite: str, stage: str, suite_result: Any, run_id: str, validated_at: dt.datetime,
+    data_docs: str | None = None,
 ) -> list[dict]:
     """One audit row per expectation of a suite's validation result."""
     rows = []
+    seen: dict[str, int] = {}
     for r in suite_result.results:
         config = r.expectation_config
         kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
         result = r.result or {}
+        column = expectation_column(kwargs)
+        name = f"{suite}.{config.type}({column or ''})"
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:  # two expectations of one type on one column: told apart by position
+            name += f"#{seen[name]}"
+        severity = expectation_severity(config)
+        status = "pass" if r.success else ("warn" if severity == "warn" else "fail")
+        sample = None if r.success else _sample(result, tf.id_columns)
         rows.append({
             "run_id": run_id,
-            "validated_at": validated_at,
+            "checked_at": validated_at,
+            "stage": stage,
             "suite": suite,
+            "check_name": name,
             "table_name": tf.table,
-            "expectation_type": config.type,
-            "column_name": expectation_column(kwargs),
-            "kwargs": json.dumps(kwargs, default=_json_default, sort_keys=True),
-            "success": bool(r.success),
-            "element_count": result.get("element_count"),
-            "unexpected_count": result.get("unexpected_count"),
-            "observed_value": _observed(result),
-            "details": None if r.success else failure_detail(tf, config, r),
+            "column_name": column,
+            "severity": severity,
+            "status": status,
+            "failing_count": result.get("unexpected_count"),
+            "checked_count": result.get("element_count"),
+            "failing_sample": json.dumps(sample, default=_json_default) if sample else None,
+            "failing_rows": None if r.success else data_docs,
+            "details": failure_detail(tf, config, r) if not r.success else _rule(config),
         })
     return rows
+
+
+def expectation_severity(config: Any) -> str:
+    """'warn' for an expectation built with severity="warning" (or "info"), else 'error'."""
+    severity = str(getattr(getattr(config, "severity", None), "value", "") or "critical")
+    return "error" if severity == "critical" else "warn"
+
+
+def _rule(config: Any) -> str | None:
+    notes = config.notes
+    if notes and not isinstance(notes, str):
+        notes = " ".join(notes)
+    return _one_line(notes) if notes else None
+
+
+def _sample(result: dict, id_columns: tuple[str, ...]) -> list | None:
+    """Up to MAX_SAMPLE failing rows: their ID columns when GX gave them, else the failing values."""
+    index_rows = result.get("partial_unexpected_index_list") or []
+    rows = [{k: _fmt(v) for k, v in row.items()} for row in index_rows if isinstance(row, dict)][:MAX_SAMPLE]
+    if not rows:
+        rows = [_fmt(v) for v in (result.get("partial_unexpected_list") or [])[:MAX_SAMPLE]]
+    return rows or None
 
 
 def expectation_column(kwargs: dict) -> str | None:
@@ -194,45 +215,28 @@ def _one_line(exc: Any) -> str:
     return " ".join(str(exc).split())[:500]
 
 
-def summarise(rows: list[dict], data_docs: str) -> dict:
-    failed = [r for r in rows if not r["success"]]
-    return {
-        "success": not failed,
-        "evaluated": len(rows),
-        "failed": len(failed),
-        "failures": [
-            {
-                "table": r["table_name"],
-                "expectation": r["expectation_type"],
-                "column": r["column_name"],
-                "detail": r["details"],
-            }
-            for r in failed
-        ],
-        "data_docs": data_docs,
-    }
-
-
 # --- writing --------------------------------------------------------------------------------
 
 def write_results(warehouse: Path, run_id: str, suites: tuple[str, ...], rows: list[dict]) -> None:
-    """Replace this run's rows for these suites in `audit.dq_results` (one transaction)."""
+    """Replace this run's rows for these suites in `audit.dq_checks` (one transaction)."""
+    from ingest.raw.db import ensure_schema
+
     frame = pd.DataFrame(rows, columns=list(AUDIT_COLUMNS))
     try:
         con = duckdb.connect(str(warehouse))
     except duckdb.Error as exc:
         raise WarehouseUnavailable(f"cannot open {warehouse} to write DQ results: {_one_line(exc)}") from exc
     try:
-        con.execute("begin transaction")  # DDL included: DuckDB's DDL is transactional
-        con.execute(AUDIT_DDL)
+        ensure_schema(con)  # the audit table (and the raw layer) of an older file
+        con.execute("begin transaction")
         placeholders = ", ".join("?" for _ in suites)
         con.execute(
-            f"delete from audit.dq_results where run_id = ? and suite in ({placeholders})",
+            f"delete from {AUDIT_TABLE} where run_id = ? and suite in ({placeholders})",
             [run_id, *suites],
         )
         con.register("dq_rows", frame)
         con.execute(
-            f"insert into audit.dq_results ({', '.join(AUDIT_COLUMNS)}) "
+            f"insert into {AUDIT_TABLE} ({', '.join(AUDIT_COLUMNS)}) "
             f"select {', '.join(AUDIT_COLUMNS)} from dq_rows"
         )
         con.execute("commit")

@@ -1,25 +1,34 @@
 """Run the GX suites against the work warehouse through Checkpoints; keep results in
-`audit.dq_results` and data docs.
+`audit.dq_checks` (the night's one data-quality verdict) and data docs.
 
-What the DAG's validate tasks call:
+What the night's validate steps call:
 
 - `validate_raw(settings, run_id)`: the `raw.*` suites (the ingest contract), after the load;
 - `validate_marts(settings, run_id)`: the `marts.*` suites (volumes and distributions), after
-  dbt has released the file.
+  dbt has built the marts (and its on-run-end hook has written its tests' rows).
 
 Each reads its tables from DuckDB into pandas DataFrames (GX's SQL path does not work on
 DuckDB) and runs one GX Checkpoint per table in a file Data Context kept beside the data docs
 (`<docs_dir>/_store`, so the raw and marts calls of a night share one data docs index). The
 Checkpoint's Actions update the data docs site (HTML in `docs_dir`) and write one row per
-expectation to `audit.dq_results` (re-validating a run replaces that run's rows for those
-suites). The thresholds are the dbt project's vars (`ingest.warehouse.rules`); the volume
-checks compare with the published warehouse. Returns a JSON-serialisable summary:
+expectation to `audit.dq_checks` (stage raw or marts; re-validating a run replaces that run's
+rows for those suites). The thresholds are the dbt project's vars (`ingest.warehouse.rules`);
+the volume checks compare with the published warehouse.
 
-    {"success", "evaluated", "failed",
-     "failures": [{"table", "expectation", "column", "detail"}], "data_docs"}
+Each then reads the verdict back through the one reader (`ingest.warehouse.verdict`) and
+returns it, with `data_docs` and `by_stage` (each stage's own verdict: what the night's step
+runner, `orchestration.steps.run_step`, records in the night history, one entry per stage):
 
-A failed expectation never raises: the caller decides whether to fail the task and alert.
-A warehouse that cannot be read or written raises `WarehouseUnavailable` (one line).
+- `validate_raw`: the verdict of stage raw (by_stage: raw);
+- `validate_marts`: the whole night's verdict (raw, dbt's tests, marts), with `final: True`
+  (by_stage: dbt, marts).
+
+    {"success", "evaluated", "passed", "warned", "failed", "warnings": [...], "failures": [...],
+     "data_docs", "by_stage", ...}  (see ingest/warehouse/verdict.py)
+
+A warning (severity warn) never makes `success` false. A failed expectation never raises: the
+caller decides whether to fail the step and alert. A warehouse that cannot be read or written
+raises `WarehouseUnavailable` (one line).
 """
 
 from __future__ import annotations
@@ -39,18 +48,18 @@ import pandas as pd
 
 from expectations import MART_SUITES, RAW_SUITES, Rules
 from expectations.results import (
-    MAX_EXAMPLES,
+    MAX_SAMPLE,
     TableInfo,
     WarehouseUnavailable,
     _one_line,
-    result_rows,
-    summarise,
+    expectation_severity,
 )
 from ingest.files import write_file
 from ingest.settings import Settings
 from ingest.warehouse.rules import dq_thresholds
+from ingest.warehouse.verdict import read_verdict
 
-__all__ = ["WarehouseUnavailable", "validate_marts", "validate_raw", "validate_suites"]
+__all__ = ["WarehouseUnavailable", "read_run_verdict", "validate_marts", "validate_raw", "validate_suites"]
 
 log = logging.getLogger(__name__)
 
@@ -93,19 +102,43 @@ class TableFrame:
 # --- public entry points --------------------------------------------------------------------
 
 def validate_raw(settings: Settings, run_id: str, docs_dir: Path | None = None) -> dict:
-    """Validate the raw tables (`raw.letters`, `raw.findings`) of the work warehouse."""
-    return validate_suites(settings, run_id, RAW_SUITES, docs_dir)
+    """Validate the raw tables (`raw.letters`, `raw.findings`) of the work warehouse; record and
+    return the verdict of stage raw."""
+    summary = validate_suites(settings, run_id, RAW_SUITES, docs_dir)
+    verdict = read_run_verdict(settings.work_warehouse, run_id, ("raw",))
+    return {**verdict, "data_docs": summary["data_docs"], "by_stage": {"raw": verdict}}
 
 
 def validate_marts(settings: Settings, run_id: str, docs_dir: Path | None = None) -> dict:
-    """Validate the marts (`marts.dim_*`, `marts.fct_*`, `marts.bridge_*`) of the work warehouse."""
-    return validate_suites(settings, run_id, MART_SUITES, docs_dir)
+    """Validate the marts (`marts.dim_*`, `marts.fct_*`, `marts.bridge_*`) of the work warehouse;
+    record the verdicts of dbt's tests and of the marts, and return the whole night's verdict."""
+    summary = validate_suites(settings, run_id, MART_SUITES, docs_dir)
+    night = read_run_verdict(settings.work_warehouse, run_id)
+    by_stage = {stage: read_run_verdict(settings.work_warehouse, run_id, (stage,))
+                for stage in ("dbt", "marts")}
+    return {**night, "data_docs": summary["data_docs"], "final": True, "by_stage": by_stage}
+
+
+def read_run_verdict(warehouse: Path, run_id: str, stages: tuple[str, ...] | None = None) -> dict:
+    """`ingest.warehouse.verdict.read_verdict` on the work warehouse (WarehouseUnavailable if unreadable)."""
+    try:
+        con = duckdb.connect(str(warehouse))  # default config: see read_frames
+    except duckdb.Error as exc:
+        raise WarehouseUnavailable(f"cannot open {warehouse}: {_one_line(exc)}") from exc
+    try:
+        return read_verdict(con, run_id, stages)
+    except duckdb.Error as exc:
+        raise WarehouseUnavailable(f"cannot read the DQ verdict of {warehouse}: {_one_line(exc)}") from exc
+    finally:
+        con.close()
 
 
 def validate_suites(
     settings: Settings, run_id: str, suites: tuple[str, ...], docs_dir: Path | None = None
 ) -> dict:
-    """Validate the named suites; `docs_dir` defaults to `settings.report_dir / "data_docs"`."""
+    """Validate the named suites (the Checkpoints write their rows to `audit.dq_checks`);
+    `docs_dir` defaults to `settings.report_dir / "data_docs"`. Returns their counts
+    (success, evaluated, failed, warned) and `data_docs`."""
     docs_dir = Path(docs_dir) if docs_dir is not None else settings.report_dir / "data_docs"
     specs = [load_suite(name) for name in suites]
     rules = Rules(dq_thresholds(settings), published_row_counts(settings.published_warehouse, specs))
@@ -114,20 +147,21 @@ def validate_suites(
         for tf in read_frames(settings.work_warehouse, specs)
     ]
     validated_at = dt.datetime.now(dt.UTC)
+    index = docs_dir / "index.html"
     results = run_checkpoints(frames, rules, settings.work_warehouse, run_id, validated_at, docs_dir)
     guard_offline(docs_dir)
-    rows = [
-        row
-        for tf, result in zip(frames, results, strict=True)
-        for row in result_rows(_info(tf), tf.suite.name, result, run_id, validated_at)
-    ]
-    index = docs_dir / "index.html"
-    summary = summarise(rows, str(index))
-    log.info(
-        "DQ %s: %d expectations, %d failed (%s)", ",".join(suites), summary["evaluated"],
-        summary["failed"], index,
-    )
-    return summary
+    outcomes = [r for result in results for r in result.results]
+    severities = [expectation_severity(r.expectation_config) for r in outcomes if not r.success]
+    failed, warned = severities.count("error"), severities.count("warn")
+    log.info("DQ %s: %d expectations, %d failed, %d warnings (%s)", ",".join(suites), len(outcomes),
+             failed, warned, index)
+    return {"success": not failed, "evaluated": len(outcomes), "failed": failed, "warned": warned,
+            "data_docs": str(index)}
+
+
+def stage_of(suite: str) -> str:
+    """The night's stage a suite belongs to: raw (before dbt) or marts (after it)."""
+    return "raw" if suite in RAW_SUITES else "marts"
 
 
 _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.S)
@@ -269,7 +303,7 @@ def run_checkpoints(
     docs_dir: Path,
 ) -> list[Any]:
     """One Checkpoint per table (its DataFrame is the batch), with two Actions: update the data
-    docs site and write the results to `audit.dq_results`. Returns each suite's result."""
+    docs site and write the results to `audit.dq_checks`. Returns each suite's result."""
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.core.run_identifier import RunIdentifier
@@ -292,7 +326,7 @@ def run_checkpoints(
         )
         ids = [c for c in tf.suite.id_columns if c in tf.frame.columns]
         # SUMMARY, not COMPLETE: a few example rows (with their ID columns), not every failing row
-        result_format: dict = {"result_format": "SUMMARY", "partial_unexpected_count": MAX_EXAMPLES}
+        result_format: dict = {"result_format": "SUMMARY", "partial_unexpected_count": MAX_SAMPLE}
         if ids:
             result_format["unexpected_index_column_names"] = ids
         checkpoint = context.checkpoints.add_or_update(gx.Checkpoint(
@@ -304,7 +338,7 @@ def run_checkpoints(
                 WriteDQResultsAction(
                     name="write_dq_results", warehouse=str(warehouse), run_id=run_id,
                     validated_at=validated_at, table=tf.suite.table, id_columns=list(tf.suite.id_columns),
-                    problem=tf.problem,
+                    problem=tf.problem, stage=stage_of(name), data_docs=str(docs_dir / "index.html"),
                 ),
             ],
         ))

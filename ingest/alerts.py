@@ -6,7 +6,8 @@ channels it reached. A channel that fails never stops the others: its one-line r
 appended to the JSONL alert log (`settings.alert_log`) as a `delivery_failed` record.
 
 No Airflow here: the DAG's notifier builds an `Alert` from a failed task or a failed
-validation and calls `send_alert`.
+validation and calls `send_alert`; `alert_on_dq_failure` sends the night's data-quality verdict
+(a failure as an ERROR, warnings only as a WARNING: a warning never fails a night).
 """
 
 from __future__ import annotations
@@ -48,9 +49,10 @@ class Alert:
     failures: list[dict] | list[str]  # DQ failures ({table, expectation, column, detail}) or lines
     counts: dict  # e.g. {"evaluated": 57, "failed": 3} or {"new": 12, "rejected": 1}
     data_docs: str | None  # where the GX data docs are (path or URL)
-    severity: str = "error"
+    severity: str = "error"  # "error" (something failed) or "warning" (the night succeeded)
     task_id: str | None = None
     log_url: str | None = None
+    warnings: list[dict] | list[str] = field(default_factory=list)  # DQ warnings: named, never failures
     created_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
 
 
@@ -75,6 +77,21 @@ def failure_line(failure: dict | str) -> str:
     return _one_line(line or json.dumps(failure, default=str))
 
 
+def warning_line(warning: dict | str) -> str:
+    """One DQ warning as one line: `check (table): N rows - rule`, then where its rows are."""
+    if not isinstance(warning, dict):
+        return _one_line(warning)
+    count = warning.get("count")
+    rows = f": {count:,} row{'s' if count != 1 else ''}" if isinstance(count, int) else ""
+    table = f" ({warning['table']})" if warning.get("table") else ""
+    line = f"{warning.get('check') or warning.get('expectation') or '?'}{table}{rows}"
+    if warning.get("detail"):
+        line += f" - {warning['detail']}"
+    if warning.get("failing_rows"):
+        line += f" [rows: {warning['failing_rows']}]"
+    return _one_line(line)
+
+
 def subject(alert: Alert) -> str:
     return _one_line(f"[ofsted-letters] {alert.severity.upper()}: {alert.title} (run {alert.run_id})")
 
@@ -85,12 +102,18 @@ def message_text(alert: Alert) -> str:
     if alert.task_id:
         lines.append(f"Task:     {alert.task_id}")
     lines.append(f"Severity: {alert.severity}")
-    lines += ["", f"What failed ({len(alert.failures)}):"]
-    lines += [f"  - {failure_line(f)}" for f in alert.failures[:MAX_LISTED_FAILURES]]
-    if len(alert.failures) > MAX_LISTED_FAILURES:
-        lines.append(f"  ... and {len(alert.failures) - MAX_LISTED_FAILURES} more (see the data docs)")
-    if not alert.failures:
-        lines.append("  (no details)")
+    if alert.failures or not alert.warnings:
+        lines += ["", f"What failed ({len(alert.failures)}):"]
+        lines += [f"  - {failure_line(f)}" for f in alert.failures[:MAX_LISTED_FAILURES]]
+        if len(alert.failures) > MAX_LISTED_FAILURES:
+            lines.append(f"  ... and {len(alert.failures) - MAX_LISTED_FAILURES} more (see the data docs)")
+        if not alert.failures:
+            lines.append("  (no details)")
+    if alert.warnings:
+        lines += ["", f"Warnings ({len(alert.warnings)}; a warning never fails a night):"]
+        lines += [f"  - {warning_line(w)}" for w in alert.warnings[:MAX_LISTED_FAILURES]]
+        if len(alert.warnings) > MAX_LISTED_FAILURES:
+            lines.append(f"  ... and {len(alert.warnings) - MAX_LISTED_FAILURES} more (audit.dq_checks)")
     lines += ["", "Counts:"]
     lines += [f"  {k}: {_count(v)}" for k, v in alert.counts.items()] or ["  (none)"]
     lines += ["", f"Data docs: {alert.data_docs or 'not built'}"]
@@ -109,12 +132,20 @@ def slack_payload(alert: Alert) -> dict:
     links = [f"Data docs: {alert.data_docs or 'not built'}"]
     if alert.log_url:
         links.append(f"<{alert.log_url}|Task log>")
+    sections = []
+    if alert.failures or not alert.warnings:
+        sections.append(_mrkdwn(f"*What failed*\n{failures or '(no details)'}"))
+    if alert.warnings:
+        warned = "\n".join(f"• {warning_line(w)}" for w in alert.warnings[:MAX_LISTED_FAILURES])
+        if len(alert.warnings) > MAX_LISTED_FAILURES:
+            warned += f"\n… and {len(alert.warnings) - MAX_LISTED_FAILURES} more"
+        sections.append(_mrkdwn(f"*Warnings* (a warning never fails a night)\n{warned}"))
     return {
         "text": _clip(f"{subject(alert)}\n{message_text(alert)}", 3900),
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": _clip(alert.title, 150)}},
             _mrkdwn(" · ".join(where) + f" · *{alert.severity}*"),
-            _mrkdwn(f"*What failed*\n{failures or '(no details)'}"),
+            *sections,
             _mrkdwn(f"*Counts* {counts}"),
             {"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(" · ".join(links), 2900)}]},
         ],
@@ -262,27 +293,41 @@ def _log_failure(settings: Settings, alert: Alert, channel: str, reason: str) ->
         log.error("cannot write the alert log %s: %s", settings.alert_log, _one_line(exc))
 
 
-# --- data-quality failures -----------------------------------------------------------------------
+# --- data-quality verdicts ----------------------------------------------------------------------
 
 def alert_on_dq_failure(settings: Settings, run_id: str, what: str, dq: dict, counts: dict | None,
                         task_id: str | None = None, source: str = "ofsted_letters_nightly") -> bool:
-    """Send an alert when `dq` (from expectations.validate) failed; returns whether it did."""
-    if dq.get("success", False):
+    """Alert on a DQ verdict (from expectations.validate, read by ingest.warehouse.verdict);
+    returns whether it FAILED (the caller then fails the step).
+
+    - a check failed: an ERROR alert naming each failure (and the warnings so far);
+    - only warnings, on the night's whole verdict (`final`, from validate_marts): one WARNING
+      alert naming each warning with its count; returns False (a warning never fails a night);
+    - nothing, otherwise (warnings of an earlier stage wait for the night's whole verdict)."""
+    failed = not dq.get("success", False)
+    warnings = list(dq.get("warnings") or [])
+    if not failed and not (warnings and dq.get("final")):
         return False
     summary = {k: v for k, v in (counts or {}).items() if isinstance(v, int | float)}
-    summary.update(evaluated=dq.get("evaluated", 0), failed=dq.get("failed", 0))
+    summary.update(evaluated=dq.get("evaluated", 0), passed=dq.get("passed", 0),
+                   warnings=dq.get("warned", len(warnings)), failed=dq.get("failed", 0))
+    if failed:
+        title = f"{source}: {dq.get('failed', 0)} of {dq.get('evaluated', 0)} checks failed on the {what}"
+    else:
+        title = (f"{source}: {len(warnings)} data-quality warning{'s' if len(warnings) != 1 else ''} "
+                 f"(the night succeeded; {dq.get('passed', 0)} checks passed)")
     alert = Alert(
         run_id=run_id,
-        title=f"{source}: {dq.get('failed', 0)} of {dq.get('evaluated', 0)} expectations failed "
-        f"on the {what}",
+        title=title,
         failures=list(dq.get("failures", [])),
         counts=summary,
         data_docs=str(dq.get("data_docs", "")),
-        severity="error",
+        severity="error" if failed else "warning",
         task_id=task_id,
+        warnings=warnings,
     )
     send_alert(settings, alert)
-    return True
+    return failed
 
 
 # --- helpers --------------------------------------------------------------------------------------

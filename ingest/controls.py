@@ -26,12 +26,10 @@ from ingest.settings import Settings
 _HEX = re.compile(r"[0-9a-f]{8,64}")
 MIN_PREFIX = 8
 
+# the quarantine state is the view raw.quarantined_documents (ingest/raw/schema.sql)
 CURRENT_QUARANTINE_SQL = """
-    select sha256, source_uri, reason, by_user, acted_at from (
-        select *, row_number() over (partition by sha256 order by acted_at desc) as latest
-        from raw.quarantine)
-    where latest = 1 and action = 'quarantine'
-    order by acted_at
+    select sha256, source_uri, reason, by_user, acted_at from raw.quarantined_documents
+    order by acted_at, sha256
 """
 
 
@@ -85,9 +83,14 @@ def resolve_document(con: duckdb.DuckDBPyConnection, ref: str) -> tuple[str, str
 
 
 def current_quarantine(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """The documents quarantined now (the latest action per document says 'quarantine')."""
+    """The documents quarantined now (raw.quarantined_documents: the latest action per document
+    says 'quarantine'). A warehouse from before the view was added, opened read-only, raises
+    ControlError: its state cannot be read without the one rule that defines it."""
     if not _table_exists(con, "raw", "quarantine"):
         return []
+    if not _table_exists(con, "raw", "quarantined_documents"):
+        raise ControlError("this warehouse predates raw.quarantined_documents: "
+                           "run `ofsted build` (or the next night) to bring it up to date")
     cols = ("sha256", "source_uri", "reason", "by_user", "acted_at")
     return [dict(zip(cols, row, strict=True)) for row in con.execute(CURRENT_QUARANTINE_SQL).fetchall()]
 
@@ -175,16 +178,21 @@ def _when(value: Any) -> str:
     return "-"
 
 
+DQ_STAGES = ("raw", "dbt", "marts")  # the stages of a night's verdict (ingest.warehouse.verdict)
+
+
 def _dq_text(dq: dict[str, Any]) -> str:
     parts = []
-    for suite in ("raw", "marts"):
-        r = dq.get(suite)
+    for stage in DQ_STAGES:
+        r = dq.get(stage)
+        warned = int((r or {}).get("warned") or 0)
+        warnings = f", {warned} warning{'s' if warned != 1 else ''}" if warned else ""
         if not r:
-            parts.append(f"{suite} -")
+            parts.append(f"{stage} -")
         elif r.get("success"):
-            parts.append(f"{suite} ok ({r.get('evaluated', 0)})")
+            parts.append(f"{stage} ok ({r.get('evaluated', 0)}{warnings})")
         else:
-            parts.append(f"{suite} FAILED {r.get('failed', 0)} of {r.get('evaluated', 0)}")
+            parts.append(f"{stage} FAILED {r.get('failed', 0)} of {r.get('evaluated', 0)}{warnings}")
     return ", ".join(parts)
 
 
@@ -208,6 +216,9 @@ def night_lines(nights: list[dict[str, Any]]) -> list[str]:
             for suite, r in (n.get("dq") or {}).items():
                 for f in (r.get("failures") or [])[:5]:
                     lines.append(f"        {suite}: {f}")
+        for stage in DQ_STAGES:  # warnings never fail a night and are never hidden
+            for w in ((n.get("dq") or {}).get(stage) or {}).get("warnings") or []:
+                lines.append(f"        warning ({stage}): {w}")
     return lines
 
 
@@ -227,6 +238,8 @@ def _quarantine_lines(settings: Settings, damaged: list[str] | None = None) -> l
             continue
         try:
             rows = current_quarantine(con)
+        except ControlError as exc:
+            return [f"quarantined documents: unknown ({exc})"]
         finally:
             con.close()
         if not rows:

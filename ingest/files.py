@@ -14,6 +14,9 @@ the product uses. Every file the product writes or reads there goes through this
   with a byte cap (`TooLarge`, whose message `too_large` words every size limit the same way).
 - **removing** (`remove_file`): only a regular file is removed; a link, a folder or a FIFO at
   the name is refused. Nothing here ever truncates or deletes through a link.
+- **folders** a tool writes into by path (`own_dir`, `remove_specials`): a real folder of this
+  user that no one else may write, with no link, FIFO or device inside; a link planted at its
+  name is removed as a link, a file there is refused.
 
 fsync helpers (a file, a directory after a rename in it) are here too.
 """
@@ -24,6 +27,7 @@ import contextlib
 import errno
 import os
 import secrets
+import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -272,6 +276,50 @@ def ensure_dir(path: Path) -> Path:
         article = "an" if kind[0] in "aeiou" else "a"
         raise UnsafeFile(f"refusing to use {path} as a folder: it is {article} {kind}", kind)
     return path
+
+
+def own_dir(path: Path) -> Path:
+    """`path` as a real folder of this user that no one else may write, for a writer that then
+    works in it by path (a tool that follows links): a link at the name is removed (the link,
+    never its target), a folder of another user (planted under a name they could guess) is
+    removed and made again, group and other write bits are taken away; a file, FIFO or other
+    non-folder is refused (`UnsafeFile`, one line)."""
+    try:
+        st: os.stat_result | None = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None and stat.S_ISLNK(st.st_mode):
+        os.unlink(path)
+        st = None
+    elif st is not None and stat.S_ISDIR(st.st_mode) and st.st_uid != os.geteuid():
+        shutil.rmtree(path)  # fd-based: never follows a link inside
+        st = None
+    if st is None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):  # made meanwhile: checked below like any other
+            os.mkdir(path, 0o755)
+    ensure_dir(path)
+    st = os.lstat(path)
+    if st.st_uid != os.geteuid():
+        raise UnsafeFile(f"refusing to use {path} as a folder: it belongs to another user (uid {st.st_uid})")
+    if st.st_mode & 0o022:
+        os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o022)
+    return path
+
+
+def remove_specials(folder: Path) -> list[Path]:
+    """Remove every link, FIFO, socket or device under `folder` (never following a link; the
+    link itself is removed); regular files and folders are kept. Returns what it removed."""
+    removed = []
+    for top, dirs, files in os.walk(folder):  # os.walk lists a link to a folder but never enters it
+        for name in dirs + files:
+            path = Path(top) / name
+            with contextlib.suppress(FileNotFoundError):
+                mode = os.lstat(path).st_mode
+                if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                    os.unlink(path)
+                    removed.append(path)
+    return removed
 
 
 # --- durability -------------------------------------------------------------------------------

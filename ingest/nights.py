@@ -83,10 +83,8 @@ def _merged(settings: Settings) -> list[dict[str, Any]]:
     for rec in _records(settings):
         night = nights.setdefault(rec["run_id"], _blank(rec["run_id"]))
         for key, value in rec.items():
-            if key == "dq" and isinstance(value, dict):
-                night["dq"] = {**night["dq"], **value}
-            elif key == "counts" and isinstance(value, dict):
-                night["counts"] = {**night["counts"], **value}
+            if isinstance(value, dict) and isinstance(night.get(key), dict):
+                night[key] = {**night[key], **value}  # counts, dq per suite, a step's result
             else:
                 night[key] = value
     return list(nights.values())
@@ -142,13 +140,20 @@ def _published_since(settings: Settings, started_at: str | None) -> bool:
 
 
 def note_night(settings: Settings, run_id: str, *, counts: dict | None = None,
-               dq: dict[str, dict] | None = None) -> None:
-    """Record what is known part-way: load counts, or one suite's DQ result ({"raw": {...}})."""
+               dq: dict[str, dict] | None = None, **results: dict) -> None:
+    """Record what is known part-way: load counts, one suite's DQ result ({"raw": {...}}), or
+    any other step's result under the field its step names (a dict, kept as given; merged
+    with what the night already has under that field)."""
     rec: dict[str, Any] = {"run_id": run_id}
     if counts:
         rec["counts"] = summary_counts(counts)
     if dq:
         rec["dq"] = {suite: summary_dq(result) for suite, result in dq.items() if result}
+    for field, result in results.items():
+        if field in _blank(run_id) or field == "run_id":
+            raise ValueError(f"a step's result cannot be recorded as {field!r}: the night's own field")
+        if isinstance(result, dict) and result:
+            rec[field] = result
     if len(rec) > 1:
         _append(settings, rec)
 
@@ -191,13 +196,20 @@ def summary_counts(counts: dict) -> dict[str, int]:
 
 
 def summary_dq(dq: dict) -> dict[str, Any]:
-    """One suite's result as kept in the history: evaluated, failed, success and what failed."""
+    """One stage's verdict (ingest.warehouse.verdict) as kept in the history: evaluated, failed,
+    warned, success, what failed and each warning named with its count."""
     failures = [one_line(f.get("detail") or f.get("expectation")) for f in dq.get("failures", [])
                 if isinstance(f, dict)][:20]
+    warnings = [one_line(f"{w.get('check')}: {w['count'] if w.get('count') is not None else '?'} rows")
+                for w in dq.get("warnings", []) if isinstance(w, dict)][:20]
     out = {"evaluated": int(dq.get("evaluated", 0) or 0), "failed": int(dq.get("failed", 0) or 0),
            "success": bool(dq.get("success"))}
     if failures:
         out["failures"] = failures
+    if dq.get("warned"):
+        out["warned"] = int(dq["warned"])
+    if warnings:
+        out["warnings"] = warnings
     if dq.get("data_docs"):
         out["data_docs"] = str(dq["data_docs"])
     return out

@@ -1,10 +1,88 @@
-"""Reading Airflow's structured task logs (JSON events, one per line or as the REST API returns
-them) for the one thing alerts and `make night` need: why a task failed."""
+"""The run's log file, and reading Airflow's structured task logs.
+
+`console_to_log` is where `ofsted run` and `ofsted rerun` send everything the run writes:
+file descriptors 1 and 2 (Airflow's task logs and tracebacks, Cosmos and dbt's output, GX's
+lines, subprocesses) go through a pipe that a thread drains into `settings.log_file`, rotated
+when it passes LOG_MAX_BYTES (LOG_BACKUPS older files kept: ofsted.log.1, .2, ...). The
+command's own lines go to the real console and, the same line, to the log. Every line is
+redacted (`ingest.redact`) on its way to either; the log is opened as `ingest.files` opens
+what it appends to: never through a link or into a FIFO planted at its name.
+
+`last_error` reads Airflow's structured task logs (JSON events, one per line or as the REST
+API returns them) for the one thing alerts and `make night` need: why a task failed.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
 from typing import Any
+
+from ingest.files import open_append
+from ingest.redact import RedactingStream, redact
+
+LOG_MAX_BYTES = 20 * 2**20  # a log file is rotated past this size ...
+LOG_BACKUPS = 5  # ... keeping this many older ones
+_MAX_LINE = 64 * 1024  # a longer line (no newline in sight) is written in pieces
+
+
+class _LogFile(RotatingFileHandler):
+    def _open(self):  # noqa: ANN202 - the stream RotatingFileHandler writes to
+        """Never through a link, never into a FIFO planted at the log's name (nor its backups')."""
+        return os.fdopen(open_append(self.baseFilename), "a", encoding=self.encoding, errors=self.errors)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """Never report on stderr: stderr is the pipe this handler drains (a full disk loses lines)."""
+
+
+@contextlib.contextmanager
+def console_to_log(log_file: Path, max_bytes: int = LOG_MAX_BYTES,
+                   backups: int = LOG_BACKUPS) -> Iterator[Callable[[str], None]]:
+    """For the block, send file descriptors 1 and 2 to `log_file` (rotated, see the module), and
+    yield `say(line)`: the line on the real console and in the log."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    handler = _LogFile(log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    read_fd, write_fd = os.pipe()
+
+    def drain() -> None:
+        with os.fdopen(read_fd, "rb") as pipe:
+            while chunk := pipe.readline(_MAX_LINE):
+                text = redact(chunk.decode("utf-8", errors="replace").rstrip("\r\n")) or ""
+                handler.emit(logging.makeLogRecord({"msg": text, "args": None}))
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    console = RedactingStream(os.fdopen(os.dup(saved[0]), "w", buffering=1))
+    os.dup2(write_fd, 1)
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+    reader = threading.Thread(target=drain, name="ofsted-log", daemon=True)
+    reader.start()
+
+    def say(line: str) -> None:
+        print(line, file=console, flush=True)
+        print(line, flush=True)  # fd 1: the log
+
+    try:
+        yield say
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+        console.close()
+        reader.join(timeout=10)  # the pipe ends when no process holds it open any more
+        handler.close()
 
 
 def last_error(events: Iterable[Any]) -> str | None:

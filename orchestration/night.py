@@ -82,9 +82,9 @@ def _validate(suite: str, what: str, noun: str) -> Any:
 
 
 def _dbt_docs(night: Night) -> str:
-    from ingest.warehouse.publish import generate_dbt_docs, staging_report_dir
+    from ingest.warehouse.publish import generate_dbt_docs, prepare_staging
 
-    out = staging_report_dir(night.settings, night.run_id) / "dbt_docs"
+    out = prepare_staging(night.settings, night.run_id) / "dbt_docs"
     return str(generate_dbt_docs(night.settings, out))
 
 
@@ -152,10 +152,12 @@ def task_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
     """A step's Airflow task arguments: retries, timeout, pool, queue, lock, assets, trigger rule."""
     from airflow.sdk import Asset
 
+    from orchestration.masking import MaskSecrets
     from orchestration.notifiers import hold_data_dir, let_go_of_data_dir
 
     kw: dict[str, Any] = {"task_id": step.task_id, "retries": step.retries, "execution_timeout": step.timeout,
                           "doc_md": step.doc, **RETRY_POLICY}
+    kw["on_execute_callback"] = MaskSecrets(settings)  # in the task's own process: redacted logs
     if step.data_dir:  # one writer at a time in the data directory, on the workers that mount it
         kw.update(pre_execute=hold_data_dir, post_execute=let_go_of_data_dir, queue=settings.warehouse_queue)
     if step.work_warehouse:

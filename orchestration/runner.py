@@ -11,18 +11,17 @@ holds everything that needs Airflow; `ingest` never imports it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from ingest.files import open_append
-from ingest.redact import RedactingStream, redact_url
+from ingest.redact import redact_url
 from ingest.settings import PROJECT_ROOT, Settings
+from orchestration.logs import console_to_log
 from orchestration.steps import DAG_ID, POOL, StepFailed, close_night
 
 POOL_DESCRIPTION = "DuckDB allows one writing process per file: every task that opens the warehouse"
@@ -51,8 +50,10 @@ def apply_env(settings: Settings) -> None:
     """Put the settings and Airflow's config in os.environ (before Airflow is imported)."""
     os.environ.update(settings.to_env())
     os.environ.update(airflow_env(settings))
-    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "ERROR")  # progress lines are ours
-    os.environ.setdefault("DBT_QUIET", "true")  # dbt runs in this process: errors only on the console
+    # the console shows only the command's lines: everything else goes to the log file, so it
+    # gets Airflow's task logs at INFO and dbt's usual output (orchestration.logs.console_to_log)
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
+    os.environ.setdefault("DBT_QUIET", "false")
     # the DAG file lists the dbt project with `dbt ls` when it is parsed: on a busy machine that
     # takes more than Airflow's default 30 s, and a one-off local run has no reason to give up
     os.environ.setdefault("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "600")
@@ -247,36 +248,9 @@ def migration_lines(settings: Settings, since: Any) -> list[str]:
     return [f"warehouse schema migrated to version {v}: {note}" for v, note in rows]
 
 
-@contextlib.contextmanager
-def console_to_log(log_file: Path) -> Iterator[TextIO]:
-    """Send everything written to stdout and stderr (file descriptors 1 and 2: Airflow's task
-    logs and their tracebacks, dbt's output, subprocesses) to `log_file` for the block, and
-    yield a stream to the real console for the command's own lines."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    console = RedactingStream(os.fdopen(os.dup(saved[0]), "w", buffering=1))
-    fd = open_append(log_file)  # never through a link or into a FIFO planted at its name
-    try:
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-    finally:
-        os.close(fd)
-    try:
-        yield console
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for d in saved:
-            os.close(d)
-        console.close()
-
-
 def cli_run(settings: Settings) -> int:
-    """`ofsted run`: print a line per task, then a summary; non-zero when the run failed."""
+    """`ofsted run`: print a line per task, then a summary; non-zero when the run failed. Everything
+    the run writes, and these lines, go to the log file (`orchestration.logs.console_to_log`)."""
     t0 = time.monotonic()
     import datetime as dt
 
@@ -284,13 +258,13 @@ def cli_run(settings: Settings) -> int:
         f"index {redact_url(settings.http_index_url or '')}"
     print(f"ofsted run: {where}, work warehouse {settings.work_warehouse}", flush=True)
     started = dt.datetime.now(dt.UTC)
-    with console_to_log(settings.log_file) as console:
-        run_id, state = run_dag(settings, echo=lambda line: print(line, file=console, flush=True))
+    with console_to_log(settings.log_file) as say:
+        run_id, state = run_dag(settings, echo=say)
         close_night(settings, run_id, state)
-    for line in summary_lines(settings, run_id, state) + migration_lines(settings, started):
-        print(line)
-    print(f"task logs (Airflow, dbt, GX): {settings.log_file}")
-    print(f"wall time {time.monotonic() - t0:.1f}s")
+        for line in summary_lines(settings, run_id, state) + migration_lines(settings, started):
+            say(line)
+        say(f"task logs (Airflow, dbt, GX): {settings.log_file}")
+        say(f"wall time {time.monotonic() - t0:.1f}s")
     if state != "success":
         print(f"ofsted run: the run {state}; the published warehouse was left as it was", file=sys.stderr)
         return 1
@@ -343,20 +317,18 @@ def cli_rerun(settings: Settings, trace: Callable[[str], Path | None] = lambda w
               flush=True)
     started = dt.datetime.now(dt.UTC)
     run_id = "rerun__" + started.isoformat(timespec="seconds")
-    try:
-        with console_to_log(settings.log_file) as console:
-            rerun(settings, run_id, echo=lambda line: print(line, file=console, flush=True), trace=trace)
-    except StepFailed as exc:
+    with console_to_log(settings.log_file) as say:
+        try:
+            rerun(settings, run_id, echo=say, trace=trace)
+            failed = None
+        except StepFailed as exc:
+            failed = exc
+            say(f"run {run_id}: FAILED at {exc.step}: {exc}")
+        else:
+            say(f"run {run_id}: SUCCESS")
         published = bool((find_night(settings, run_id) or {}).get("published"))
-        print(f"run {run_id}: FAILED at {exc.step}: {exc}")
         for line in outcome_lines(settings, run_id, published) + migration_lines(settings, started):
-            print(line)
-        print(f"task logs (dbt, GX): {settings.log_file}")
-        print(f"wall time {time.monotonic() - t0:.1f}s")
-        return 1
-    print(f"run {run_id}: SUCCESS")
-    for line in outcome_lines(settings, run_id, True) + migration_lines(settings, started):
-        print(line)
-    print(f"task logs (dbt, GX): {settings.log_file}")
-    print(f"wall time {time.monotonic() - t0:.1f}s")
-    return 0
+            say(line)
+        say(f"task logs (dbt, GX): {settings.log_file}")
+        say(f"wall time {time.monotonic() - t0:.1f}s")
+    return 1 if failed else 0

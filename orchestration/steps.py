@@ -64,7 +64,8 @@ class Step:
     mapped_over: str | None = None  # runs once per item (a dict of keyword arguments) of that step's result
     item_params: tuple[str, ...] = ()  # the keys of each item, when mapped
     trigger_rule: str | None = None  # Airflow's, when not "all_success"
-    records: str | None = None  # the history field its result goes to: "counts" or "dq.<suite>"
+    records: str | None = None  # the history field its result (a dict) goes to: "counts" (load
+    #                              counts), "dq.<suite>" (a suite's DQ results), or any new field
     publishes: bool = False  # once it succeeds the night is a success, its warehouse published
     operator: Callable[..., Any] | None = None  # the DAG builds this operator (given the task's
     #                                            keyword arguments) instead of a @task around `call`
@@ -110,8 +111,10 @@ def _record(step: Step, night: Night, result: Any) -> None:
         return
     if step.records == "counts":
         note_night(night.settings, night.run_id, counts=result)
-    elif step.records.startswith("dq."):
-        note_night(night.settings, night.run_id, dq={step.records[3:]: result})
+    elif step.records.startswith("dq."):  # a verdict names its stages' own (expectations.validate)
+        note_night(night.settings, night.run_id, dq=result.get("by_stage") or {step.records[3:]: result})
+    else:
+        note_night(night.settings, night.run_id, **{step.records: result})
 
 
 def run_step(step: Step, night: Night, inputs: Mapping[str, Any]) -> Any:

@@ -113,6 +113,7 @@ select dense_rank() over (order by l._sha256) as inspection_key,
        i.inspector_key,
        l.letter_date, l.inspection_start_date, l.inspection_end_date,
        datediff('day', l.inspection_end_date, l.letter_date) as days_from_inspection_to_letter,
+       datediff('day', l.inspection_end_date, l.letter_date) as days_from_inspection_to_first_letter,
        (select count(*) from raw.findings f where f._sha256 = l._sha256 and f.category = 'strength')
            as strength_count,
        (select count(*) from raw.findings f where f._sha256 = l._sha256 and f.category = 'satisfactory')

@@ -190,6 +190,60 @@ def test_task_failure_alert_with_plain_lines(tmp_path: Path, webhook) -> None:
     assert read_log(settings.alert_log)[0]["failures"] == ["IOException: could not set lock"]
 
 
+# --- the night's DQ verdict: a warning is a WARNING, never a failure ---------------------------------
+
+WARNING = {"check": "dq_authority_inspected_again_within_min_days", "stage": "dbt",
+           "table": "fct_inspections", "count": 109, "severity": "warn",
+           "detail": "inspected again within 90 days",
+           "failing_rows": "dbt_test__audit.dq_authority_inspected_again_within_min_days",
+           "sample": [{"earlier_inspection_key": "k1"}]}
+
+
+def verdict(*, failures: list[dict], warnings: list[dict], final: bool) -> dict:
+    """A verdict as ingest.warehouse.verdict reads it (validate_marts adds `final`)."""
+    return {"success": not failures, "evaluated": 230, "passed": 230 - len(failures) - len(warnings),
+            "failed": len(failures), "warned": len(warnings), "failures": failures, "warnings": warnings,
+            "data_docs": "/srv/ofsted/report/data_docs/index.html", "final": final}
+
+
+def test_a_night_with_only_warnings_sends_one_warning_naming_each_with_its_count(
+    tmp_path: Path, webhook,
+) -> None:
+    settings = make_settings(tmp_path, OFSTED_ALERT_CHANNELS="webhook,log",
+                             OFSTED_ALERT_WEBHOOK_URL=webhook.url)
+    night = verdict(failures=[], warnings=[WARNING], final=True)
+    # an earlier stage's warnings wait for the night's whole verdict: no alert, no failure
+    assert alerts.alert_on_dq_failure(settings, "n1", "raw tables", {**night, "final": False}, {}) is False
+    assert webhook.bodies == [] and not settings.alert_log.exists()
+
+    assert alerts.alert_on_dq_failure(settings, "n1", "marts", night, {"new": 3}, "validate_marts") is False
+    (body,) = webhook.bodies
+    text = body["text"]
+    assert "[ofsted-letters] WARNING: ofsted_letters_nightly: 1 data-quality warning (the night succeeded; " \
+           "229 checks passed) (run n1)" in text
+    assert ("  - dq_authority_inspected_again_within_min_days (fct_inspections): 109 rows - inspected again "
+            "within 90 days [rows: dbt_test__audit.dq_authority_inspected_again_within_min_days]") in text
+    assert "What failed" not in text and "Severity: warning" in text
+    assert any("*Warnings*" in json.dumps(b) for b in body["blocks"])
+    (entry,) = read_log(settings.alert_log)
+    assert (entry["severity"], entry["failures"], entry["warnings"]) == ("warning", [], [WARNING])
+    assert entry["counts"] == {"new": 3, "evaluated": 230, "passed": 229, "warnings": 1, "failed": 0}
+
+
+def test_a_failed_check_is_an_error_that_also_names_the_warnings(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    check = "fct_inspections.expect_column_values_to_not_be_null(authority_gss_code)"
+    failure = {**DQ_FAILURES[0], "check": check}
+    night = verdict(failures=[failure], warnings=[WARNING], final=False)
+    assert alerts.alert_on_dq_failure(settings, "n2", "raw tables", night, {}, "validate_raw") is True
+    (entry,) = read_log(settings.alert_log)
+    assert entry["severity"] == "error"
+    assert entry["title"].endswith("1 of 230 checks failed on the raw tables")
+    text = alerts.message_text(Alert(**{k: v for k, v in entry.items() if k != "type"}))
+    assert "What failed (1):" in text and "Borsetshire County Council" in text
+    assert "Warnings (1; a warning never fails a night):" in text and "109 rows" in text
+
+
 # --- the SMTP login only over TLS -----------------------------------------------------------------
 
 def self_signed(tmp_path: Path) -> tuple[Path, Path]:

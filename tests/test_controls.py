@@ -131,7 +131,7 @@ def test_status_exits_0_only_when_the_last_night_succeeded(tmp_path):
     ok = ofsted(tmp_path, "status")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "last night good: succeeded" in ok.stdout
-    assert "letters: new 3, rejected 0; data quality: raw ok (20), marts -; published" in ok.stdout
+    assert "letters: new 3, rejected 0; data quality: raw ok (20), dbt -, marts -; published" in ok.stdout
     assert "running now: nothing" in ok.stdout
     start_night(s, "bad", "scheduled")
     note_night(s, "bad", dq={"marts": {"success": False, "evaluated": 31, "failed": 1,
@@ -143,7 +143,7 @@ def test_status_exits_0_only_when_the_last_night_succeeded(tmp_path):
     out = bad.stdout
     assert "failed at validate_marts: 1 of 31 mart expectations failed" in out
     assert "marts: Dorset inspected twice on 2010-05-18" in out
-    assert "data quality: raw -, marts FAILED 1 of 31" in out
+    assert "data quality: raw -, dbt -, marts FAILED 1 of 31" in out
     assert "last night bad: FAILED at validate_marts" in out
     assert "night now is marked running" in out  # nobody holds the lock: killed, or elsewhere
     assert f"published warehouse: {s.published_warehouse}, from good" in out
@@ -212,6 +212,54 @@ def test_a_quarantined_document_is_not_loaded_again_under_another_name(loaded):
     finally:
         con.close()
     assert status == ("quarantined",) and letters == 3
+
+
+def test_a_quarantine_and_a_release_in_the_same_second_are_one_answer_everywhere(loaded):
+    """The quarantine state is one view (raw.quarantined_documents) with one tie-break: of two
+    actions in the same instant the quarantine wins, whichever was written first. The loader,
+    `ofsted status`, dbt and the raw GX suite all read that view, so they agree."""
+    from expectations.validate import load_suite
+    from ingest.controls import current_quarantine
+    from ingest.letters.parse import PARSER_VERSION
+    from ingest.raw.load import read_state
+    from ingest.warehouse.build import run_dbt
+
+    root = loaded
+    shas = letter_shas(root)
+    quarantine_first, release_first = sorted(shas.values())[:2]
+    untouched = set(shas.values()) - {quarantine_first, release_first}
+    same = "timestamptz '2026-12-01 09:00:00+00'"
+    con = duckdb.connect(str(settings_of(root).work_warehouse))
+    con.execute(f"""insert into raw.quarantine values
+        ('{quarantine_first}', null, 'wrong letter', 'quarantine', 'ann', {same}),
+        ('{quarantine_first}', null, 'checked', 'release', 'bob', {same}),
+        ('{release_first}', null, 'checked', 'release', 'bob', {same}),
+        ('{release_first}', null, 'wrong letter', 'quarantine', 'ann', {same})""")
+    con.close()
+    build = ["build", "--select", "+int_letters_versioned", "--indirect-selection", "empty"]
+    assert run_dbt(settings_of(root), build) == 0
+
+    expected = {quarantine_first, release_first}
+    con = duckdb.connect(str(settings_of(root).work_warehouse), read_only=True)
+    try:
+        answers = {
+            "view": {r[0] for r in con.execute("select sha256 from raw.quarantined_documents").fetchall()},
+            "loader": read_state(con, PARSER_VERSION).quarantined,
+            "status": {q["sha256"] for q in current_quarantine(con)},
+            "dbt": {r[0] for r in con.execute("select _sha256 from staging.stg_raw__quarantined_documents")
+                    .fetchall()},
+            "dbt versions": set(shas.values()) - {r[0] for r in con.execute(
+                "select _sha256 from intermediate.int_letters_versioned").fetchall()},
+            "GX raw": set(shas.values())
+            - set(con.sql(load_suite("raw_letters").module.QUERY).df()["_sha256"]),
+        }
+    finally:
+        con.close()
+    assert answers == dict.fromkeys(answers, expected)
+    status = ofsted(root, "status")
+    assert "quarantined documents (2):" in status.stdout
+    assert all(sha in status.stdout for sha in expected)
+    assert not any(sha in status.stdout for sha in untouched)
 
 
 # --- the lock -------------------------------------------------------------------------------

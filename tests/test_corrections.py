@@ -14,6 +14,12 @@ inspector, no finding in common) fails the build until a quarantine row takes it
 older warehouse (no recorded schema version, old keys) is rebuilt once, saying so; an older
 raw layer gets its content hashes recomputed with the letter date, so a copy of a letter in
 other bytes is still recognised as a duplicate.
+
+Last, a whole night through Airflow (`ofsted run`, module fixture `republished`): letters
+re-published under the SAME file names (the loader supersedes the old bytes at that URI), one
+re-dated months after its inspection and one whose date the parser cannot find. The night
+succeeds; its only finding is a warning, visible in the audit table, `ofsted status`, the
+report's front page and the alert.
 """
 
 from __future__ import annotations
@@ -22,16 +28,22 @@ import getpass
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
 import pytest
+from _airflow_support import ofsted_run, run_env, run_id_of, settings_for
 from _dbt_support import SAMPLE_LETTERS
 
 from ingest.cli import main as ofsted
+from ingest.nights import read_nights
+from ingest.settings import PROJECT_ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # a night through Airflow below
 
 DORSET, DERBYSHIRE, DUDLEY = (
     "000_0d07fcbfe49cee7c.txt", "003_9c1c04a8ac30f548.txt", "004_d31db654b42efda9.txt")
@@ -301,3 +313,130 @@ def test_an_older_raw_layer_gets_content_hashes_with_the_letter_date(nights, tmp
     assert _query(warehouse, "select status from raw.manifest "
                   "where source_uri like '%derbyshire_crlf.txt'") == [("duplicate",)]
     assert _query(warehouse, "select version from raw.schema_version") == [(2,)]
+
+
+# --- re-published under the same file name, through a real night ------------------------------
+
+UNDATED_CHECK = "raw_letters.expect_column_values_to_not_be_null(letter_date)"
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ingest.cli", *args], env=env, cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def republished(tmp_path_factory) -> SimpleNamespace:
+    """The three real letters loaded; then, under the same file names, Derbyshire's letter
+    re-dated 14 June 2011 (251 days after its inspection ended, the first letter 28 days after)
+    and Dudley's letter without its date line; then one night through Airflow (`ofsted run`)."""
+    root = tmp_path_factory.mktemp("republished")
+    inbox = root / "inbox"
+    inbox.mkdir()
+    for name in (DORSET, DERBYSHIRE, DUDLEY):
+        shutil.copy(SAMPLE_LETTERS / name, inbox / name)
+    env = run_env(root, inbox)
+    loaded = _cli(env, "load")
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+    text = (inbox / DERBYSHIRE).read_text(encoding="utf-8")
+    (inbox / DERBYSHIRE).write_text(_edit(text, "\n3 November 2010\n", "\n14 June 2011\n"), encoding="utf-8")
+    text = (inbox / DUDLEY).read_text(encoding="utf-8")
+    (inbox / DUDLEY).write_text(_edit(text, "\n14 July 2010\n", "\n"), encoding="utf-8")
+    night = ofsted_run(env)
+    settings = settings_for(env)
+    return SimpleNamespace(root=root, inbox=inbox, env=env, settings=settings, night=night,
+                           run_id=run_id_of(night.stdout), status=_cli(env, "status"))
+
+
+def _rows(warehouse: Path, sql: str, params: list | None = None) -> list[dict]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        cur = con.execute(sql, params or [])
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def test_a_night_after_letters_republished_under_the_same_name_succeeds(republished):
+    night = republished.night
+    assert night.returncode == 0, night.stdout + night.stderr[-3000:]
+    assert f"run {republished.run_id}: SUCCESS" in night.stdout
+    (latest,) = read_nights(republished.settings, limit=1)
+    assert (latest["run_id"], latest["state"], latest["published"]) == (republished.run_id, "success", True)
+
+
+def test_a_letter_redated_months_later_under_the_same_name_is_version_2(republished):
+    (row,) = _rows(republished.settings.published_warehouse, """
+        select inspection_key, letter_version, is_corrected, letter_date::varchar as letter_date,
+               first_published_date::varchar as first_published_date, days_from_inspection_to_first_letter,
+               days_from_inspection_to_letter, _source_uri
+        from marts.fct_inspections where authority_name_as_written = 'Derbyshire County Council'""")
+    assert (row["letter_version"], row["is_corrected"], row["letter_date"]) == (2, True, "2011-06-14")
+    # the 120-day rule judges the first published letter, whatever date the later version has
+    assert (row["first_published_date"], row["days_from_inspection_to_first_letter"]) == ("2010-11-03", 28)
+    assert row["days_from_inspection_to_letter"] == 251
+    assert row["_source_uri"] == (republished.inbox / DERBYSHIRE).absolute().as_uri()
+    versions = _rows(republished.settings.published_warehouse,
+                     "select letter_version, letter_date::varchar as d from marts.fct_letter_versions "
+                     "where inspection_key = ? order by letter_version", [row["inspection_key"]])
+    assert [(v["letter_version"], v["d"]) for v in versions] == [(1, "2010-11-03"), (2, "2011-06-14")]
+    (rule,) = _rows(republished.settings.published_warehouse,
+                    "select stage, severity, status, failing_count from audit.dq_checks "
+                    "where run_id = ? and check_name = 'assert_letter_follows_inspection'",
+                    [republished.run_id])
+    assert rule == {"stage": "dbt", "severity": "error", "status": "pass", "failing_count": 0}
+
+
+def test_an_undated_letter_comes_first_among_its_inspections_versions(republished):
+    (row,) = _rows(republished.settings.published_warehouse, """
+        select inspection_key, letter_version, letter_date::varchar as letter_date,
+               first_published_date::varchar as first_published_date, days_from_inspection_to_first_letter
+        from marts.fct_inspections where authority_name_as_written = 'Dudley Metropolitan Borough Council'""")
+    # the undated re-publication is version 1; the dated letter stays current, and the first
+    # published date is still the dated letter's
+    assert (row["letter_version"], row["letter_date"], row["first_published_date"]) == (
+        2, "2010-07-14", "2010-07-14")
+    assert row["days_from_inspection_to_first_letter"] == 28
+    versions = _rows(republished.settings.published_warehouse,
+                     "select letter_version, letter_date::varchar as d, is_current_version "
+                     "from marts.fct_letter_versions where inspection_key = ? order by letter_version",
+                     [row["inspection_key"]])
+    assert [(v["letter_version"], v["d"], v["is_current_version"]) for v in versions] == [
+        (1, None, False), (2, "2010-07-14", True)]
+
+
+def test_the_nights_only_finding_is_a_warning_named_everywhere(republished):
+    run_id, settings = republished.run_id, republished.settings
+    # the audit table: one row per check of the night (GX and dbt), one warning, no failure
+    checks = _rows(settings.published_warehouse,
+                   "select stage, check_name, severity, status, failing_count, failing_sample "
+                   "from audit.dq_checks where run_id = ?", [run_id])
+    assert {c["stage"] for c in checks} == {"raw", "dbt", "marts"}
+    assert sum(c["stage"] == "dbt" for c in checks) > 100
+    assert [c for c in checks if c["status"] == "fail"] == []
+    (warning,) = [c for c in checks if c["status"] != "pass"]
+    assert (warning["stage"], warning["check_name"], warning["severity"], warning["status"],
+            warning["failing_count"]) == ("raw", UNDATED_CHECK, "warn", "warn", 1)
+    undated = hashlib.sha256((republished.inbox / DUDLEY).read_bytes()).hexdigest()
+    assert json.loads(warning["failing_sample"])[0]["_sha256"] == undated
+    passed = len(checks) - 1
+
+    # the night history and `ofsted status`
+    (latest,) = read_nights(settings, limit=1)
+    assert latest["dq"]["raw"]["warnings"] == [f"{UNDATED_CHECK}: 1 rows"]
+    assert latest["dq"]["dbt"]["success"] and latest["dq"]["dbt"]["evaluated"] > 100
+    out = republished.status.stdout
+    assert republished.status.returncode == 0, out + republished.status.stderr
+    assert f"last night {run_id}: succeeded" in out
+    assert f"warning (raw): {UNDATED_CHECK}: 1 rows" in out
+    assert "raw ok (" in out and ", 1 warning)" in out
+
+    # the report's front page
+    page = (settings.report_dir / "index.html").read_text(encoding="utf-8")
+    assert f"Data quality: {passed:,} checks passed, 1 warning ({UNDATED_CHECK}: 1)" in page
+    assert f'id="dq-{UNDATED_CHECK}"' in page and undated in page
+
+    # the alert: a WARNING, never a failure
+    alerts = [json.loads(line) for line in settings.alert_log.read_text().splitlines()]
+    assert [(a["type"], a["severity"], a["run_id"]) for a in alerts] == [("alert", "warning", run_id)]
+    assert "1 data-quality warning (the night succeeded" in alerts[0]["title"]
+    assert alerts[0]["failures"] == []
+    assert [(w["check"], w["count"]) for w in alerts[0]["warnings"]] == [(UNDATED_CHECK, 1)]

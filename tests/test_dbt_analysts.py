@@ -159,7 +159,8 @@ def test_dim_dates_runs_to_the_end_of_the_year_after_the_run_date_with_bank_holi
     # working days unchanged: weekdays less the holidays the seed lists (261 - 8 in 2010)
     working = dict(query(built, "select calendar_year, count(*) filter (where is_working_day) "
                                 "from marts.dim_dates where calendar_year between 2010 and 2012 group by 1"))
-    assert working == {y: working_days_after(dt.date(y - 1, 12, 31), dt.date(y, 12, 31)) for y in (2010, 2011, 2012)}
+    assert working == {y: working_days_after(dt.date(y - 1, 12, 31), dt.date(y, 12, 31))
+                       for y in (2010, 2011, 2012)}
     assert working[2010] == 253
     # the night passes its logical date: the calendar follows it, whatever day the build runs
     settings = dbt_settings(tmp_path, built)

@@ -2,7 +2,9 @@
 
 Each failing case breaks one rule with one SQL statement on an otherwise valid warehouse
 (`tests/_dq_support.py`) and checks that exactly the expected expectation(s) fail, with a
-detail a data engineer can act on (the row's authority, the observed value).
+detail a data engineer can act on (the row's authority, the observed value). The results land
+in `audit.dq_checks`, the night's one verdict, and are read back through
+`ingest.warehouse.verdict`: a warning (severity warn) is named and counted, never a failure.
 """
 
 from __future__ import annotations
@@ -39,12 +41,17 @@ def suite_sizes(settings: Settings) -> dict[str, int]:
     }
 
 
+def expectation(check: dict) -> str:
+    """The GX expectation type of a verdict's check (`<suite>.<type>(<column>)`)."""
+    return check["check"].split(".", 1)[1].split("(", 1)[0]
+
+
 def failed(result: dict) -> set[tuple[str, str, str | None]]:
-    return {(f["table"], f["expectation"], f["column"]) for f in result["failures"]}
+    return {(f["table"], expectation(f), f["column"]) for f in result["failures"]}
 
 
-def detail(result: dict, expectation: str) -> str:
-    return next(f["detail"] for f in result["failures"] if f["expectation"] == expectation)
+def detail(result: dict, expectation_type: str) -> str:
+    return next(f["detail"] for f in result["failures"] if expectation(f) == expectation_type)
 
 
 # --- good data --------------------------------------------------------------------------------
@@ -55,23 +62,21 @@ def test_good_data_passes_every_expectation(settings: Settings, suite_sizes: dic
 
     assert raw["failures"] == [] and raw["success"] is True and raw["failed"] == 0
     assert marts["failures"] == [] and marts["success"] is True and marts["failed"] == 0
-    assert raw["evaluated"] == sum(suite_sizes[s] for s in RAW_SUITES)
-    assert marts["evaluated"] == sum(suite_sizes[s] for s in MART_SUITES)
+    assert raw["warnings"] == marts["warnings"] == []
+    assert raw["evaluated"] == raw["passed"] == sum(suite_sizes[s] for s in RAW_SUITES)
+    # validate_marts returns the night's whole verdict so far: the raw checks and the marts'
+    assert marts["evaluated"] == marts["passed"] == sum(suite_sizes[s] for s in RAW_SUITES + MART_SUITES)
+    assert marts["final"] is True and marts["stages"] == ["raw", "marts"]
     json.dumps(raw), json.dumps(marts)  # XCom-safe
 
 
 # --- raw.letters / raw.findings: the ingest contract --------------------------------------------
 
 RAW_CASES = {
-    "letter 200 days after the inspection": (
-        f"update raw.letters set letter_date = inspection_end_date + 200 where _sha256 = '{sha(2)}'",
-        {("raw.letters", "expect_column_values_to_be_between", "days_end_to_letter")},
+    "letter dated after the programme": (
+        f"update raw.letters set letter_date = date '2016-03-01' where _sha256 = '{sha(2)}'",
+        {("raw.letters", "expect_column_values_to_be_between", "letter_date")},
         "Dorset County Council",
-    ),
-    "letter without a date": (
-        f"update raw.letters set letter_date = null where _sha256 = '{sha(5)}'",
-        {("raw.letters", "expect_column_values_to_not_be_null", "letter_date")},
-        "Dudley Metropolitan Borough Council",
     ),
     "inspection dated outside 2008-2014": (
         "update raw.letters set inspection_start_date = date '2019-05-01', inspection_end_date = date"
@@ -94,23 +99,44 @@ RAW_CASES = {
 }
 
 
-def test_superseded_letters_are_not_judged(settings: Settings) -> None:
-    """An old version replaced by a corrected letter from the same URI stays in raw but is history."""
+def test_an_undated_letter_is_a_warning_named_and_counted_not_a_failure(settings: Settings) -> None:
+    execute(settings.work_warehouse, f"update raw.letters set letter_date = null where _sha256 = '{sha(5)}'")
+    result = validate_raw(settings, "undated")
+    assert result["success"] is True and result["failures"] == [] and result["failed"] == 0
+    (warning,) = result["warnings"]
+    assert (warning["check"], warning["table"], warning["count"], warning["severity"]) == (
+        "raw_letters.expect_column_values_to_not_be_null(letter_date)", "raw.letters", 1, "warn")
+    assert warning["sample"] == [{"_sha256": sha(5), "authority_name": "Dudley Metropolitan Borough Council",
+                                  "letter_date": "null"}]
+    assert "the parser found the letter's date" in warning["detail"]
+    assert query(settings.work_warehouse, "select status, severity, failing_count from audit.dq_checks "
+                 "where run_id = 'undated' and column_name = 'letter_date' and status <> 'pass'") == [
+        ("warn", "warn", 1)]
+    assert result["passed"] == result["evaluated"] - 1
+
+
+def test_versions_and_the_letter_timing_rule_are_not_judged_on_raw(settings: Settings) -> None:
+    """Which letter is first, current or superseded, and the 120-day rule, are dbt's (versions
+    exist only there): a letter dated 300 days after its inspection - say a correction
+    re-issued under the same file name, superseding the first - passes the raw contract."""
     execute(
         settings.work_warehouse,
         f"update raw.letters set letter_date = inspection_end_date + 300, _superseded_by = '{sha(1)}'"
         f" where _sha256 = '{sha(2)}'",
-        f"delete from raw.findings where _sha256 = '{sha(2)}' and category <> 'strength'",
+        f"update raw.letters set letter_date = inspection_end_date + 300 where _sha256 = '{sha(3)}'",
     )
-    result = validate_raw(settings, "superseded")
-    assert result["failures"] == []
+    result = validate_raw(settings, "late-letters")
+    assert result["failures"] == [] and result["warnings"] == []
+    columns = {c for (c,) in query(settings.work_warehouse,
+                                   "select distinct column_name from audit.dq_checks where stage = 'raw'")}
+    assert not {c for c in columns if c and ("days" in c or "version" in c)}, columns
 
 
-def test_a_quarantined_late_letter_is_not_judged_and_a_release_brings_it_back(settings: Settings) -> None:
+def test_a_quarantined_document_is_not_judged_and_a_release_brings_it_back(settings: Settings) -> None:
     """The data team's quarantine clears a raw-DQ failure at the next check; a release undoes it."""
-    execute(settings.work_warehouse, RAW_CASES["letter 200 days after the inspection"][0])
-    assert failed(validate_raw(settings, "late")) == {
-        ("raw.letters", "expect_column_values_to_be_between", "days_end_to_letter")}
+    execute(settings.work_warehouse, RAW_CASES["letter dated after the programme"][0])
+    expected = {("raw.letters", "expect_column_values_to_be_between", "letter_date")}
+    assert failed(validate_raw(settings, "late")) == expected
     execute(settings.work_warehouse,
             f"insert into raw.quarantine values ('{sha(2)}', null, 'not the letter we want', 'quarantine',"
             " 'analyst', timestamptz '2026-12-01 09:00:00+00')")
@@ -118,36 +144,20 @@ def test_a_quarantined_late_letter_is_not_judged_and_a_release_brings_it_back(se
     execute(settings.work_warehouse,
             f"insert into raw.quarantine values ('{sha(2)}', null, 'checked with Ofsted', 'release',"
             " 'analyst', timestamptz '2026-12-01 10:00:00+00')")
-    assert failed(validate_raw(settings, "released")) == {
-        ("raw.letters", "expect_column_values_to_be_between", "days_end_to_letter")}
+    assert failed(validate_raw(settings, "released")) == expected
 
 
-def test_the_timing_rule_judges_the_first_letter_of_an_inspection_only(settings: Settings) -> None:
-    """A correction re-dated long after the inspection is a later version: its lag is not judged;
-    the same lag on the inspection's only letter is."""
-    execute(settings.work_warehouse,
-            f"insert into raw.letters select '{'c' * 64}' as _sha256, '{'d' * 64}' as _content_hash,"
-            " 'file:///inbox/dorset-corrected.txt', 'cc/corrected.txt', _fetched_at + interval 1 day,"
-            " _parsed_at, _parser_version, source_format, inspection_end_date + 300, recipient_name,"
-            " recipient_title, authority_name, inspection_start_date, inspection_end_date, statutory_basis,"
-            " previous_inspection, summary, inspector_name, finding_count, null"
-            f" from raw.letters where _sha256 = '{sha(2)}'",
-            f"insert into raw.findings select '{'c' * 64}', category, heading, ordinal, finding_text"
-            f" from raw.findings where _sha256 = '{sha(2)}'")
-    assert validate_raw(settings, "corrected")["failures"] == []
-    # without its first letter, the late one is the inspection's only (first) letter: judged
-    execute(settings.work_warehouse, f"delete from raw.findings where _sha256 = '{sha(2)}'",
-            f"delete from raw.letters where _sha256 = '{sha(2)}'")
-    assert failed(validate_raw(settings, "only-letter-late")) == {
-        ("raw.letters", "expect_column_values_to_be_between", "days_end_to_letter")}
-
-
-def test_late_letter_detail_says_how_many_and_which(settings: Settings) -> None:
-    execute(settings.work_warehouse, RAW_CASES["letter 200 days after the inspection"][0])
-    text = detail(validate_raw(settings, "late"), "expect_column_values_to_be_between")
-    assert "0-120 days" in text
+def test_failure_detail_says_how_many_and_which(settings: Settings) -> None:
+    execute(settings.work_warehouse, RAW_CASES["letter with too few findings"][0])
+    result = validate_raw(settings, "few")
+    text = detail(result, "expect_column_values_to_be_between")
+    assert "between 3 and 40 findings" in text
     assert "1 of 5 rows unexpected" in text
-    assert f"_sha256={sha(2)[:12]}..." in text and "days_end_to_letter=200" in text
+    assert f"_sha256={sha(4)[:12]}..." in text and "Royal Borough of Kingston upon Thames" in text
+    (failure,) = result["failures"]
+    assert failure["count"] == 1
+    kingston = "Royal Borough of Kingston upon Thames"
+    assert failure["sample"] == [{"_sha256": sha(4), "authority_name": kingston, "findings_loaded": "2"}]
 
 
 # --- marts: volumes and distributions -------------------------------------------------------------
@@ -163,9 +173,11 @@ MART_CASES = {
         {("marts.fct_inspections", "expect_column_mean_to_be_between", "has_unmatched_authority")},
         "observed 0.4 (expected 0..0.05)",
     ),
-    "letters late on average": (
-        "update marts.fct_inspections set days_from_inspection_to_letter = 90 where inspection_key <= 3",
-        {("marts.fct_inspections", "expect_column_median_to_be_between", "days_from_inspection_to_letter")},
+    "first letters late on average": (
+        "update marts.fct_inspections set days_from_inspection_to_first_letter = 90"
+        " where inspection_key <= 3",
+        {("marts.fct_inspections", "expect_column_median_to_be_between",
+          "days_from_inspection_to_first_letter")},
         "observed 90 (expected 0..60)",
     ),
     "two thirds of findings without a theme": (
@@ -209,6 +221,7 @@ def test_rule_caught_by_its_expectation(settings: Settings, layer: str, case: st
     assert failed(result) == expected
     assert result["failed"] == len(expected)
     assert any(named in f["detail"] for f in result["failures"]), result["failures"]
+    assert result["warnings"] == []
 
 
 def test_a_mart_may_lose_a_few_rows_against_the_published_warehouse_but_not_many(settings: Settings) -> None:
@@ -242,14 +255,14 @@ def test_thresholds_are_the_dbt_project_vars(settings: Settings, tmp_path: Path)
     project = tmp_path / "dbt_project"
     shutil.copytree(settings.dbt_project_dir, project, ignore=shutil.ignore_patterns("target", "logs"))
     config = yaml.safe_load((project / "dbt_project.yml").read_text())
-    assert dq_thresholds(settings)["max_days_inspection_to_letter"] == 120
-    config["vars"]["max_days_inspection_to_letter"] = 10
+    assert dq_thresholds(settings)["min_findings_per_letter"] == 3
+    config["vars"]["min_findings_per_letter"] = 7
     (project / "dbt_project.yml").write_text(yaml.safe_dump(config))
     strict = settings.with_overrides(dbt_project_dir=project)
 
-    result = validate_raw(strict, "strict")  # the letters follow their inspections by 14-45 days
-    assert failed(result) == {("raw.letters", "expect_column_values_to_be_between", "days_end_to_letter")}
-    assert "0-10 days" in result["failures"][0]["detail"]
+    result = validate_raw(strict, "strict")  # every letter has 6 findings
+    assert failed(result) == {("raw.letters", "expect_column_values_to_be_between", "findings_loaded")}
+    assert "between 7 and 40 findings" in result["failures"][0]["detail"]
 
     del config["vars"]["max_share_findings_without_theme"]
     (project / "dbt_project.yml").write_text(yaml.safe_dump(config))
@@ -260,7 +273,7 @@ def test_thresholds_are_the_dbt_project_vars(settings: Settings, tmp_path: Path)
 # --- results in the warehouse -----------------------------------------------------------------
 
 def test_one_audit_row_per_expectation_and_rerun_replaces(settings: Settings) -> None:
-    execute(settings.work_warehouse, RAW_CASES["letter 200 days after the inspection"][0])
+    execute(settings.work_warehouse, RAW_CASES["letter dated after the programme"][0])
     first = validate_raw(settings, "night-1")
     marts = validate_marts(settings, "night-1")
     again = validate_raw(settings, "night-1")
@@ -268,30 +281,37 @@ def test_one_audit_row_per_expectation_and_rerun_replaces(settings: Settings) ->
 
     rows = query(
         settings.work_warehouse,
-        "select run_id, count(*), count(distinct suite), sum(case when success then 0 else 1 end)"
-        " from audit.dq_results group by run_id order by run_id",
+        "select run_id, count(*), count(distinct suite), count(*) filter (where status = 'fail'),"
+        " count(distinct check_name) from audit.dq_checks group by run_id order by run_id",
     )
     assert rows == [
-        ("night-1", first["evaluated"] + marts["evaluated"], len(RAW_SUITES + MART_SUITES), 1),
-        ("night-2", other["evaluated"], len(RAW_SUITES), 1),
+        ("night-1", marts["evaluated"], len(RAW_SUITES + MART_SUITES), 1, marts["evaluated"]),
+        ("night-2", other["evaluated"], len(RAW_SUITES), 1, other["evaluated"]),
     ]
-    assert again == first
+    def timeless(verdict: dict) -> dict:
+        return {k: timeless(v) if isinstance(v, dict) else v for k, v in verdict.items() if k != "checked_at"}
+
+    assert timeless(again) == timeless(first)
 
     (bad,) = query(
         settings.work_warehouse,
-        "select table_name, expectation_type, column_name, kwargs->>'$.column', unexpected_count,"
-        " element_count, details, validated_at is not null from audit.dq_results"
-        " where run_id = 'night-2' and not success",
+        "select stage, suite, check_name, table_name, column_name, severity, failing_count, checked_count,"
+        " failing_sample, details, failing_rows from audit.dq_checks"
+        " where run_id = 'night-2' and status = 'fail'",
     )
-    assert bad[:6] == (
-        "raw.letters", "expect_column_values_to_be_between", "days_end_to_letter", "days_end_to_letter", 1, 5,
+    assert bad[:8] == (
+        "raw", "raw_letters", "raw_letters.expect_column_values_to_be_between(letter_date)", "raw.letters",
+        "letter_date", "error", 1, 5,
     )
-    assert "0-120 days" in bad[6] and "Dorset County Council" in bad[6]
-    assert bad[7] is True
+    assert json.loads(bad[8]) == [{"_sha256": sha(2), "authority_name": "Dorset County Council",
+                                   "letter_date": "2016-03-01"}]
+    assert "letters were written 2008-2014" in bad[9] and "Dorset County Council" in bad[9]
+    assert bad[10].endswith("data_docs/index.html")
 
 
 def test_an_audit_table_of_another_shape_gives_its_own_error_in_one_line(settings: Settings) -> None:
-    execute(settings.work_warehouse, "create schema audit", "create table audit.dq_results (run_id varchar)")
+    execute(settings.work_warehouse, "drop table audit.dq_checks",
+            "create table audit.dq_checks (run_id varchar)")
     with pytest.raises(WarehouseUnavailable) as err:
         validate_raw(settings, "drifted")
     message = str(err.value)
@@ -308,7 +328,7 @@ def test_validates_while_the_process_holds_another_connection(settings: Settings
     try:
         result = validate_marts(settings, "in-process")
         assert result["success"] is True
-        (rows,) = held.execute("select count(*) from audit.dq_results where run_id = 'in-process'").fetchone()
+        (rows,) = held.execute("select count(*) from audit.dq_checks where run_id = 'in-process'").fetchone()
         assert rows == result["evaluated"]
     finally:
         held.close()
@@ -348,12 +368,12 @@ def test_data_docs_hold_raw_and_marts_of_the_run(settings: Settings, tmp_path: P
 
 
 def test_data_docs_default_to_the_report_dir(settings: Settings) -> None:
-    execute(settings.work_warehouse, RAW_CASES["letter 200 days after the inspection"][0])
+    execute(settings.work_warehouse, RAW_CASES["letter with too few findings"][0])
     result = validate_raw(settings, "default-docs")
     index = settings.report_dir / "data_docs" / "index.html"
     assert result["data_docs"] == str(index) and index.is_file()
     (page,) = (settings.report_dir / "data_docs" / "validations" / "raw_letters").rglob("*.html")
-    assert "days_end_to_letter" in page.read_text()
+    assert "findings_loaded" in page.read_text()
 
 
 # --- the real thing: sample letters loaded and built by dbt --------------------------------------
@@ -372,15 +392,74 @@ def test_suites_pass_on_the_real_dbt_build(real_night: Settings, tmp_path: Path)
     raw = validate_raw(settings, "real-night")
     marts = validate_marts(settings, "real-night")
     assert raw["failures"] == [] and marts["failures"] == []
-    (count,) = query(settings.work_warehouse, "select count(*) from audit.dq_results")[0]
-    assert count == raw["evaluated"] + marts["evaluated"]
+    (count,) = query(settings.work_warehouse,
+                     "select count(*) from audit.dq_checks where run_id = 'real-night'")[0]
+    assert count == marts["evaluated"] > raw["evaluated"]
 
     (name,) = query(settings.work_warehouse,
                     "select authority_name from raw.letters order by _sha256 limit 1")[0]
     execute(
         settings.work_warehouse,
-        f"update raw.letters set letter_date = inspection_end_date + 200 where authority_name = '{name}'",
+        f"update raw.letters set letter_date = date '2019-01-01' where authority_name = '{name}'",
     )
     late = validate_raw(settings, "real-night")
-    assert failed(late) == {("raw.letters", "expect_column_values_to_be_between", "days_end_to_letter")}
+    assert failed(late) == {("raw.letters", "expect_column_values_to_be_between", "letter_date")}
     assert f"authority_name={name}" in late["failures"][0]["detail"]
+
+
+@pytest.mark.slow
+def test_dbt_warnings_reach_the_nights_verdict_history_status_and_a_warning_alert(
+    real_night: Settings, tmp_path: Path,
+) -> None:
+    """The night's own steps (`orchestration.night`) on the real build (the samples and 40
+    synthetic letters, where an authority is inspected twice within 90 days): validate_raw,
+    `dbt build` under the night's run id, validate_marts. dbt's warning tests land in the same
+    verdict as GX's; the night passes; the history, `ofsted status` and one WARNING alert name
+    each warning with its count."""
+    from ingest.controls import night_lines
+    from ingest.nights import read_nights
+    from ingest.warehouse.build import run_dbt
+    from orchestration.night import night_steps
+    from orchestration.steps import Night, run_step
+
+    settings = real_night.with_overrides(
+        data_dir=tmp_path, work_warehouse=tmp_path / "work.duckdb", report_dir=tmp_path / "report",
+        published_warehouse=tmp_path / "published.duckdb", dbt_target_dir=tmp_path / "dbt_target",
+        alert_log=tmp_path / "alerts.jsonl", alert_channels=("log",),
+    )
+    shutil.copyfile(real_night.work_warehouse, settings.work_warehouse)
+    shutil.copyfile(real_night.published_warehouse, settings.published_warehouse)
+    night = Night(settings, "warned-night", "2026-12-01", "manual", "validate_raw")
+    steps = {step.name: step for step in night_steps(settings)}
+    assert run_step(steps["validate_raw"], night, {"counts": {"new": 0}})["success"] is True
+    assert run_dbt(settings, ["build", "--vars", json.dumps(night.dbt_vars),
+                              "--exclude-resource-type", "unit_test"]) == 0
+    verdict = run_step(steps["validate_marts"], night, {"counts": {"new": 0}})  # did not raise
+
+    assert verdict["success"] is True and verdict["failed"] == 0 and verdict["final"] is True
+    assert verdict["stages"] == ["raw", "dbt", "marts"]
+    warnings = {w["check"]: w for w in verdict["warnings"]}
+    close = warnings["dq_authority_inspected_again_within_min_days"]
+    (pairs,) = query(settings.work_warehouse, """
+        select count(*) from marts.fct_inspections as a join marts.fct_inspections as b
+          on a.authority_key = b.authority_key and a.inspection_key < b.inspection_key
+         and abs(b.inspection_start_date - a.inspection_start_date) < 90""")[0]
+    assert close["count"] == pairs > 0 and close["stage"] == "dbt" and close["severity"] == "warn"
+    assert close["failing_rows"] == "dbt_test__audit.dq_authority_inspected_again_within_min_days"
+    assert "earlier_inspection_key" in close["sample"][0] and len(close["sample"]) == min(pairs, 5)
+    for w in verdict["warnings"]:  # each names where every failing row is, and it holds them all
+        if w["stage"] == "dbt":
+            held = query(settings.work_warehouse, f"select count(*) from {w['failing_rows']}")
+            assert held == [(w["count"],)]
+    assert verdict["passed"] == verdict["evaluated"] - len(warnings) > 200
+
+    (recorded,) = read_nights(settings, limit=1)  # one entry per stage
+    assert set(recorded["dq"]) == {"raw", "dbt", "marts"}
+    assert f"dq_authority_inspected_again_within_min_days: {pairs} rows" in recorded["dq"]["dbt"]["warnings"]
+    lines = "\n".join(night_lines([{**recorded, "state": "success"}]))
+    assert f"dbt ok ({recorded['dq']['dbt']['evaluated']}, {len(warnings)} warning" in lines
+    assert f"warning (dbt): dq_authority_inspected_again_within_min_days: {pairs} rows" in lines
+
+    (alert,) = [json.loads(line) for line in settings.alert_log.read_text().splitlines()]
+    assert (alert["severity"], alert["failures"], alert["task_id"]) == ("warning", [], "validate_marts")
+    assert {w["check"]: w["count"] for w in alert["warnings"]} == {k: w["count"] for k, w in warnings.items()}

@@ -156,3 +156,18 @@ def test_the_checks_find_a_cycle_inside_a_function_and_an_upward_import(tmp_path
                          "3. `ingest.settings`, `ingest`\n\n## Next\n4. `nothing`\n")
     assert layers == [["ingest.cli"], ["ingest.warehouse"], ["ingest.settings", "ingest"]]
     assert upward(graph, layers) == ["ingest.warehouse.build -> ingest.cli"]
+
+
+def test_the_night_history_has_one_writer_the_step_runner():
+    """`ingest.nights`' writers are called from `orchestration.steps` only (the DAG's tasks and
+    `ofsted rerun` both go through it); everything else reads the history."""
+    writers = {"start_night", "note_night", "finish_night"}
+    callers = set()
+    for name, path in modules(PROJECT_ROOT).items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "ingest.nights":
+                if writers & {a.name for a in node.names}:
+                    callers.add(name)
+            elif isinstance(node, ast.Attribute) and node.attr in writers and name != "ingest.nights":
+                callers.add(name)
+    assert callers == {"orchestration.steps"}

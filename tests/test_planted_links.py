@@ -221,6 +221,68 @@ def test_a_night_export_report_and_every_control_leave_every_planted_target_unto
     victims.untouched()
 
 
+# --- the report's staging folder: a name a scheduled night makes predictable ---------------------
+
+SCHEDULED = "scheduled__2026-12-06T02:00:00+00:00"
+
+
+def write_like_gx(report_dir: Path) -> None:
+    """Write into the staging folder by path, following links, as GX's data docs, dbt docs and
+    the report's own writers would."""
+    (report_dir / "data_docs").mkdir(exist_ok=True)
+    (report_dir / "data_docs" / "index.html").write_text("<html>data docs</html>")
+    (report_dir / "index.html").write_text("<html>report</html>")
+
+
+@pytest.mark.parametrize("where", ["staging folder", "run folder", "inside"])
+def test_links_planted_in_the_staging_folder_are_removed_before_a_step_writes_there(tmp_path, where):
+    from ingest.warehouse.publish import staging_report_dir, staging_settings
+
+    victims = Victims(tmp_path)
+    settings = Settings.from_env(run_env(tmp_path, tmp_path / "inbox"))
+    staging = staging_report_dir(settings, SCHEDULED)
+    planted = {"staging folder": [(staging.parent, "dirlink")], "run folder": [(staging, "dirlink")],
+               "inside": [(staging / "data_docs", "dirlink"), (staging / "index.html", "symlink"),
+                          (staging / "dbt_docs" / "index.html", "symlink"),
+                          (staging / "pipe", "fifo")]}[where]
+    for path, kind in planted:
+        plant(path, kind, victims)
+    out = staging_settings(settings, SCHEDULED).report_dir  # what validate_* and report call first
+    write_like_gx(out)
+    victims.untouched()
+    assert out == staging and not out.is_symlink() and not staging.parent.is_symlink()
+    assert os.lstat(staging).st_mode & 0o022 == 0
+    for path, _ in planted:
+        assert not path.is_symlink() and not (path.exists() and stat.S_ISFIFO(os.lstat(path).st_mode))
+    assert (staging / "data_docs" / "index.html").read_text() == "<html>data docs</html>"
+
+
+def test_a_file_at_the_staging_folders_name_is_refused_in_one_line(tmp_path):
+    from ingest.files import UnsafeFile
+    from ingest.warehouse.publish import prepare_staging, staging_report_dir
+
+    settings = Settings.from_env(run_env(tmp_path, tmp_path / "inbox"))
+    staging = staging_report_dir(settings, SCHEDULED)
+    staging.parent.mkdir(parents=True)
+    staging.write_text("someone's file\n")
+    with pytest.raises(UnsafeFile) as refused:
+        prepare_staging(settings, SCHEDULED)
+    assert str(refused.value) == f"refusing to use {staging} as a folder: it is a regular file"
+    assert staging.read_text() == "someone's file\n"
+
+
+def test_a_failed_night_never_copies_a_linked_staging_folder_into_the_report(tmp_path):
+    from ingest.warehouse.publish import publish_failed_night, staging_report_dir
+
+    victims = Victims(tmp_path)
+    settings = Settings.from_env(run_env(tmp_path, tmp_path / "inbox"))
+    plant(staging_report_dir(settings, SCHEDULED), "dirlink", victims)
+    publish_failed_night(settings, SCHEDULED, render=lambda s: None)
+    victims.untouched()
+    shown = [p.name for p in settings.report_dir.resolve().rglob("*")]
+    assert "night.json" in shown and "inside.txt" not in shown, shown
+
+
 # --- the smaller items ------------------------------------------------------------------------
 
 def test_a_relative_data_dir_is_taken_from_the_current_directory(tmp_path):

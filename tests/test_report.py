@@ -213,40 +213,47 @@ def test_data_quality_result_shown(warehouse, tmp_path):
     assert "Data quality: all 42 checks passed" in page and "quality" not in tables(page)
 
 
+AUDIT_COLUMNS = ("run_id, checked_at, stage, suite, check_name, table_name, column_name, severity, status, "
+                 "failing_count, failing_sample, failing_rows, details")
+
+
+def audited_copy(warehouse: Path, path: Path, rows: str) -> Path:
+    """A copy of `warehouse` whose verdict table (audit.dq_checks, from the raw schema) holds `rows`."""
+    from ingest.raw.db import SCHEMA_SQL
+
+    shutil.copy(warehouse, path)
+    con = duckdb.connect(str(path))
+    con.execute(SCHEMA_SQL.read_text())
+    con.execute(f"insert into audit.dq_checks ({AUDIT_COLUMNS}) values {rows}")
+    con.close()
+    return path
+
+
 def test_without_a_result_the_latest_recorded_run_is_shown(warehouse, tmp_path):
     page = write_report(settings_for(warehouse, tmp_path / "a")).read_text()
     assert "Data quality: not recorded for this report" in page
 
-    audited = tmp_path / "audited.duckdb"
-    shutil.copy(warehouse, audited)
-    con = duckdb.connect(str(audited))
-    con.execute("""
-        create schema audit;
-        create table audit.dq_results (run_id varchar, validated_at timestamptz, suite varchar,
-            table_name varchar, expectation_type varchar, column_name varchar, success boolean,
-            observed_value varchar, details varchar);
-        insert into audit.dq_results values
-          ('old', '2026-11-22 02:00:00+00', 'fct_inspections', 'fct_inspections', 'expect_x', 'a',
-           false, null, 'bad'),
-          ('new', '2026-11-23 02:00:00+00', 'fct_inspections', 'fct_inspections', 'expect_x', 'a',
-           true, null, null),
-          ('new', '2026-11-23 02:01:00+00', 'fct_findings', 'fct_findings', 'expect_y', 'category',
-           false, null, '2 unexpected values: [''other'']'),
-          ('new', '2026-11-23 02:01:00+00', 'fct_findings', 'fct_findings', 'expect_z', null,
-           true, null, null);
-    """)
-    con.close()
+    audited = audited_copy(warehouse, tmp_path / "audited.duckdb", """
+          ('old', '2026-11-22 02:00:00+00', 'marts', 'fct_inspections', 'fct_inspections.expect_x(a)',
+           'fct_inspections', 'a', 'error', 'fail', 1, null, null, 'bad'),
+          ('new', '2026-11-23 02:00:00+00', 'marts', 'fct_inspections', 'fct_inspections.expect_x(a)',
+           'fct_inspections', 'a', 'error', 'pass', null, null, null, null),
+          ('new', '2026-11-23 02:01:00+00', 'marts', 'fct_findings', 'fct_findings.expect_y(category)',
+           'fct_findings', 'category', 'error', 'fail', 2, null, null, '2 unexpected values: [''other'']'),
+          ('new', '2026-11-23 02:01:00+00', 'marts', 'fct_findings', 'fct_findings.expect_z()',
+           'fct_findings', null, 'error', 'pass', null, null, null, null)""")
     page = write_report(settings_for(audited, tmp_path / "b")).read_text()
     assert "Data quality: 1 of 3 checks failed" in page
     assert "run new at 23 Nov 2026 02:01 UTC" in page
     failures, per_table = tables(page)["quality"]
-    assert failures[1:] == [["fct_findings", "expect_y", "category", "2 unexpected values: ['other']"]]
-    assert per_table[1:] == [["fct_findings", "2", "1"], ["fct_inspections", "1", "0"]]
+    assert failures[1:] == [["fct_findings", "fct_findings.expect_y(category)", "category",
+                             "2 unexpected values: ['other']"]]
+    assert per_table[1:] == [["fct_findings", "2", "0", "1"], ["fct_inspections", "1", "0", "0"]]
 
-    # the run hands over its marts result: the recorded run, saying the same and more, is shown
+    # the run hands over its verdict: the recorded run, saying the same and more, is shown
     given = {"success": False, "evaluated": 2, "failed": 1, "data_docs": "data_docs/index.html",
-             "failures": [{"table": "fct_findings", "expectation": "expect_y", "column": "category",
-                           "detail": "2 unexpected values"}]}
+             "failures": [{"table": "fct_findings", "expectation": "fct_findings.expect_y(category)",
+                           "column": "category", "detail": "2 unexpected values"}]}
     page = write_report(settings_for(audited, tmp_path / "c"), given).read_text()
     assert "Data quality: 1 of 3 checks failed" in page and 'href="data_docs/index.html"' in page
     # a result that the recorded run does not bear out is shown as given: never hidden
@@ -254,6 +261,36 @@ def test_without_a_result_the_latest_recorded_run_is_shown(warehouse, tmp_path):
                   {"success": True, "evaluated": 2, "failed": 0, "failures": []}):
         page = write_report(settings_for(audited, tmp_path / "d"), other).read_text()
         assert dq_status(other)[1] in page and "run new" not in page
+
+
+def test_warnings_are_named_with_their_count_on_every_page_and_linked_to_their_rows(warehouse, tmp_path):
+    """A night whose only findings are warnings passed: the badge says how many checks passed and
+    names each warning with its count, linking to a table of its failing rows."""
+    sample = '[{"inspection_key": "k1", "later_inspection_key": "k2", "days_apart": "40"}]'
+    audited = audited_copy(warehouse, tmp_path / "warned.duckdb", f"""
+          ('night', '2026-11-23 02:00:00+00', 'raw', 'raw_letters',
+           'raw_letters.expect_column_values_to_not_be_null(letter_date)', 'raw.letters', 'letter_date',
+           'warn', 'warn', 1, '[{{"_sha256": "abc", "letter_date": "null"}}]', '/x/data_docs/index.html',
+           'the parser found the letter''s date'),
+          ('night', '2026-11-23 02:01:00+00', 'dbt', 'dbt', 'dq_authority_inspected_again_within_min_days',
+           'fct_inspections', null, 'warn', 'warn', 109, '{sample}',
+           'dbt_test__audit.dq_authority_inspected_again_within_min_days', 'inspected again within 90 days'),
+          ('night', '2026-11-23 02:01:00+00', 'dbt', 'dbt', 'not_null_fct_inspections_inspection_key',
+           'fct_inspections', 'inspection_key', 'error', 'pass', 0, null, null, null),
+          ('night', '2026-11-23 02:02:00+00', 'marts', 'fct_findings', 'fct_findings.expect_z()',
+           'fct_findings', null, 'error', 'pass', null, null, null, null)""")
+    out = tmp_path / "r"
+    page = write_report(settings_for(audited, out)).read_text()
+    badge = ("Data quality: 2 checks passed, 2 warnings (raw_letters.expect_column_values_to_not_be_null"
+             "(letter_date): 1, dq_authority_inspected_again_within_min_days: 109)")
+    assert f'<a class="badge warn" href="index.html#dq-warnings">{badge}</a>' in page  # the header's
+    assert 'id="dq-warnings"' in page and 'id="dq-dq_authority_inspected_again_within_min_days"' in page
+    quality = tables(page)["quality"]
+    assert quality[1][:2] == [["inspection_key", "later_inspection_key", "days_apart"], ["k1", "k2", "40"]]
+    assert ('ofsted sql "select * from dbt_test__audit.dq_authority_inspected_again_within_min_days"'
+            in html.unescape(page))
+    authority_page = next((out / "authorities").glob("*.html")).read_text()
+    assert f'href="../index.html#dq-warnings">{badge}</a>' in authority_page
 
 
 # --- the file ---------------------------------------------------------------------------------

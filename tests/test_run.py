@@ -60,10 +60,11 @@ def ofsted_status(env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 def late_letter(src: Path) -> str:
-    """A real letter moved a year on, its letter written 200 days after the inspection."""
+    """A real letter moved a year on, its letter dated after the programme's years (2008-2014,
+    or within 120 days after): the raw contract fails before dbt runs."""
     text = src.read_text()
     assert "17 June 2010" in text and "18 and 19 May 2010" in text
-    return text.replace("17 June 2010", "5 December 2011").replace("18 and 19 May 2010", "18 and 19 May 2011")
+    return text.replace("17 June 2010", "5 December 2016").replace("18 and 19 May 2010", "18 and 19 May 2011")
 
 
 @pytest.fixture(scope="module")
@@ -224,3 +225,20 @@ def test_the_alert_reaches_the_webhook_and_the_mailbox_naming_run_rule_counts_an
 
     log = [json.loads(line) for line in nights.settings.alert_log.read_text().splitlines()]
     assert [entry["run_id"] for entry in log] == [run_id]
+
+
+def test_the_log_file_the_run_names_holds_the_runs_task_dbt_and_gx_logs(nights):
+    log = nights.settings.log_file
+    assert f"task logs (Airflow, dbt, GX): {log}" in nights.first.stdout
+    text = log.read_text()
+    first = run_id_of(nights.first.stdout)
+    # Airflow's task logs: each task starting, its XCom, the progress lines and the summary
+    assert "[DAG TEST] starting task_id=fetch" in text and "Pushing xcom" in text
+    assert "  ok  " in text and "dbt.marts" in text and f"run {first}: SUCCESS" in text
+    # dbt's output through Cosmos, layer by layer
+    assert "Running with dbt=" in text and re.search(r"Done\. PASS=\d+ WARN=\d+ ERROR=0", text)
+    # GX: the suites' results
+    assert re.search(r"DQ raw_letters,raw_findings: \d+ expectations, 0 failed", text)
+    # the third night's failure: its one line and its trace
+    third = text[text.index(f"run {run_id_of(nights.second.stdout)}: SUCCESS"):]
+    assert "FAIL" in third and "DataQualityFailed" in third and "Traceback (most recent call last)" in third

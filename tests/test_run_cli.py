@@ -41,7 +41,7 @@ def test_failed_expectations_alert_with_run_rule_counts_and_docs(tmp_path):
     [entry] = [json.loads(line) for line in Path(s.alert_log).read_text().splitlines()]
     text = json.dumps(entry)
     assert entry["run_id"] == "run-1"
-    assert "1 of 20 expectations failed on the raw tables" in text
+    assert "1 of 20 checks failed on the raw tables" in text
     assert "letter within 120 days" in text
     assert "/srv/report/.staging/run-1/data_docs/index.html" in text
     assert '"new": 4' in text and '"failed": 1' in text and '"evaluated": 20' in text
@@ -62,6 +62,7 @@ def _steps():
         Step("validate_raw", lambda night, counts=None: {"success": True, "evaluated": 3 + counts["new"],
                                                          "failed": 0}, "check",
              inputs={"counts": "load_raw"}, records="dq.raw"),
+        Step("verdict", lambda night: {"checks": 14, "warnings": 1}, "a new step", records="verdict"),
         Step("publish", lambda night: {"warehouse": "w"}, "publish", publishes=True),
         Step("report", boom, "report", inputs={"dq": "validate_raw"}),
     )
@@ -80,13 +81,14 @@ def test_the_step_runner_records_start_results_publish_and_the_failure_in_order(
         run_steps(_steps(), night, lines.append, lambda step: f" (trace of {step} in the log)")
     assert failed.value.step == "report"
     assert str(failed.value) == "ValueError: the step broke (trace of report in the log)"
-    assert [ln.split()[0] for ln in lines if not ln.startswith("       ")] == ["ok", "ok", "ok", "FAIL"]
+    assert [ln.split()[0] for ln in lines if not ln.startswith("       ")] == ["ok", "ok", "ok", "ok", "FAIL"]
     assert lines[-2:] == ["       first detail", "       second detail"]
     [n] = read_nights(s)
     assert (n["run_id"], n["trigger"], n["state"]) == ("rerun__1", "rerun", "failed")
     assert n["failed_task"] == "report"
     assert n["counts"] == {"new": 2, "rejected": 1}  # what the load said (its lists left out)
     assert n["dq"]["raw"] == {"success": True, "evaluated": 5, "failed": 0}  # the input reached the step
+    assert n["verdict"] == {"checks": 14, "warnings": 1}  # any step's dict, under the field it names
     assert n["published"] is True and n["warehouse_run_id"] == "rerun__1"  # it failed after publishing
     assert not (s.report_dir / "failed_night").exists()  # so nothing failed is published beside it
 
@@ -121,3 +123,60 @@ def test_a_failed_check_records_its_results_and_publishes_the_failed_night(tmp_p
     assert n["published"] is False
     night = json.loads((s.report_dir / "failed_night" / "night.json").read_text())
     assert (night["run_id"], night["failed_task"]) == ("r2", "validate_raw")
+
+
+# --- the run's log file ------------------------------------------------------------------------
+
+LOGGING_RUN = """
+import logging, subprocess, sys
+from pathlib import Path
+from orchestration.logs import console_to_log
+
+log, max_bytes, lines = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+task_log = logging.getLogger("airflow.task")  # a library logger with its own handler, as Airflow's
+task_log.addHandler(logging.StreamHandler(sys.stderr))
+with console_to_log(log, max_bytes=max_bytes, backups=2) as say:
+    say("  FAIL   2.0s  validate_raw  -- DataQualityFailed: 1 of 8 raw expectations failed")
+    task_log.error("Task failed with exception: 100% broken")
+    subprocess.run([sys.executable, "-c", "import sys; print('08:57:06  Done. PASS=40 WARN=0'); "
+                    "print('Traceback (most recent call last):', file=sys.stderr)"], check=True)
+    for n in range(lines):
+        print(f"line {n:03d} " + "x" * 40)
+print("after the block: the console again")
+"""
+
+
+def _logging_run(tmp_path, max_bytes: int, lines: int):
+    import subprocess
+    import sys
+
+    from ingest.settings import PROJECT_ROOT
+
+    log = tmp_path / "logs" / "ofsted.log"
+    done = subprocess.run([sys.executable, "-c", LOGGING_RUN, str(log), str(max_bytes), str(lines)],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done, log
+
+
+def test_the_run_log_holds_the_commands_lines_library_logs_and_childrens_output(tmp_path):
+    done, log = _logging_run(tmp_path, 10**6, 0)
+    # the console gets the command's own lines only
+    assert done.stdout.splitlines() == [
+        "  FAIL   2.0s  validate_raw  -- DataQualityFailed: 1 of 8 raw expectations failed",
+        "after the block: the console again"]
+    assert done.stderr == ""
+    assert log.read_text().splitlines() == [
+        "  FAIL   2.0s  validate_raw  -- DataQualityFailed: 1 of 8 raw expectations failed",
+        "Task failed with exception: 100% broken", "08:57:06  Done. PASS=40 WARN=0",
+        "Traceback (most recent call last):"]
+
+
+def test_the_run_log_is_rotated_past_its_size_keeping_two_backups(tmp_path):
+    _, log = _logging_run(tmp_path, 4000, 300)  # ~15 kB: rolled over more than twice
+    files = sorted(log.parent.iterdir())
+    assert [f.name for f in files] == ["ofsted.log", "ofsted.log.1", "ofsted.log.2"]
+    assert all(f.stat().st_size <= 4000 for f in files)
+    newest, older = log.read_text().splitlines(), (log.parent / "ofsted.log.1").read_text().splitlines()
+    assert newest[-1] == "line 299 " + "x" * 40
+    assert int(older[-1].split()[1]) + 1 == int(newest[0].split()[1])  # no line lost between files

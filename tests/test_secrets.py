@@ -171,3 +171,85 @@ def test_no_secret_on_stderr_or_stdout_when_letters_fail_and_are_rejected(tmp_pa
     assert leaks == [], out  # ... with no secret in any of it
     paths = done.stderr.splitlines()[0]
     assert "reads index http://***@127.0.0.1" in paths and "unused-inbox" not in out, paths
+
+
+def test_a_task_run_by_airflow_outside_ofsted_masks_what_it_logs(tmp_path):
+    """The night's `fetch` run by `airflow tasks test`: a process the `ofsted` command never
+    started, as a Celery worker's task runner is. Fetched over HTTP with credentials in the index
+    URL, a bearer token and a password, one letter failing once (so the task logs its retry, URL
+    and all): the task's log (its output and every file under AIRFLOW_HOME) has the URL's
+    user-info and every secret masked."""
+    import subprocess
+    import sys
+
+    from _http_support import Fault
+
+    from orchestration.runner import airflow_env
+
+    letters = sorted(SAMPLE_LETTERS.iterdir())
+    with TestHTTPServer() as server:
+        for p in letters:
+            server.serve(f"/letters/{p.name}", p.read_bytes(), content_type="text/plain; charset=utf-8")
+        server.serve_index("/letters/", [p.name for p in letters])
+        server.inject(f"/letters/{letters[0].name}", Fault(status=503))
+        index = f"http://idxuser:{SECRETS['index URL password']}@127.0.0.1:{server.port}/letters/"
+        env = run_env(tmp_path, tmp_path / "unused-inbox", OFSTED_SOURCE="http", OFSTED_HTTP_INDEX_URL=index,
+                      OFSTED_HTTP_MIN_INTERVAL_S="0", OFSTED_HTTP_BACKOFF_S="0.01", OFSTED_HTTP_RETRIES="2",
+                      OFSTED_HTTP_USERNAME="fetcher", OFSTED_HTTP_PASSWORD=SECRETS["OFSTED_HTTP_PASSWORD"],
+                      OFSTED_HTTP_AUTH_TOKEN=SECRETS["OFSTED_HTTP_AUTH_TOKEN"],
+                      OFSTED_SMTP_PASSWORD=SECRETS["OFSTED_SMTP_PASSWORD"],
+                      AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT="600", AIRFLOW__LOGGING__LOGGING_LEVEL="INFO")
+        env.update(airflow_env(settings_for(env)))
+
+        def airflow(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run([sys.executable, "-m", "airflow", *args], env=env, capture_output=True,
+                                  text=True, timeout=1200, cwd=tmp_path)
+
+        migrated = airflow("db", "migrate")
+        assert migrated.returncode == 0, migrated.stderr[-3000:]
+        done = airflow("tasks", "test", "ofsted_letters_nightly", "fetch", "2026-12-06")
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-3000:]
+    logs = "".join(every_file(Path(env["AIRFLOW_HOME"])).values())
+    assert "retrying http://***@127.0.0.1" in out + logs, out[-3000:]  # the task logged the URL ...
+    leaks = [s for s in SECRETS.values() for form in forms(s) if form in out + logs]
+    assert leaks == [], out[-3000:]  # ... and no secret in any of it
+
+
+MASKER_CHECK = """
+import json, logging, sys
+from airflow.sdk._shared.secrets_masker import redact
+from ingest.settings import Settings
+from orchestration.masking import mask_in_task
+forms, url = json.loads(sys.argv[1]), sys.argv[2]
+before = [f for f in forms if redact("said " + f) != "said " + f]
+mask_in_task(Settings.from_env())
+missed = [f for f in forms if redact("said " + f + "!") != "said ***!"]
+record = logging.getLogger("x").makeRecord("x", logging.INFO, "f", 1, "got %s", (url,), None)
+print(json.dumps({"before": before, "missed": missed, "record": record.getMessage()}))
+"""
+
+
+def test_every_secret_is_registered_with_airflows_own_masker(tmp_path):
+    """What a task's `on_execute_callback` does (`orchestration.masking`), in a process of its
+    own: Airflow's masker (the one its supervisor applies to a task's log file: tracebacks,
+    returned values) then masks each configured secret in every form, and the task's stdlib log
+    records are redacted too."""
+    import subprocess
+    import sys
+
+    hook = f"http://127.0.0.1:9/{SECRETS['webhook URL path']}"
+    env = run_env(tmp_path, tmp_path / "inbox", OFSTED_HTTP_USERNAME="fetcher",
+                  OFSTED_HTTP_INDEX_URL=f"http://idxuser:{SECRETS['index URL password']}@example.org/l/",
+                  OFSTED_HTTP_PASSWORD=SECRETS["OFSTED_HTTP_PASSWORD"],
+                  OFSTED_HTTP_AUTH_TOKEN=SECRETS["OFSTED_HTTP_AUTH_TOKEN"],
+                  OFSTED_SMTP_PASSWORD=SECRETS["OFSTED_SMTP_PASSWORD"], OFSTED_ALERT_WEBHOOK_URL=hook)
+    every = sorted({form for secret in SECRETS.values() for form in forms(secret)})
+    done = subprocess.run([sys.executable, "-c", MASKER_CHECK, json.dumps(every),
+                           f"http://u:{SECRETS['index URL password']}@h/"],
+                          env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = json.loads(done.stdout.splitlines()[-1])
+    assert got["before"] == []  # Airflow knew none of them ...
+    assert got["missed"] == []  # ... and masks every form once the task has registered them
+    assert got["record"] == "got http://***@h/"

@@ -2,7 +2,7 @@
 -- var('dq_min_days_between_inspections') days (90) after a previous inspection started. The
 -- annual inspections are a year apart; two close together are usually a mis-dated letter or a
 -- letter matched to the wrong authority. One row per pair of inspections.
-{{ config(severity='warn') }}
+{{ config(severity='warn', store_failures=true) }}
 
 select
     earlier.gss_code,

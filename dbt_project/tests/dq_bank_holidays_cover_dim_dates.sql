@@ -1,7 +1,7 @@
 -- Warns when dim_dates runs past the last year of the seed bank_holidays: days beyond it would
 -- count as working days although they may be bank holidays. Regenerate the seed with
 -- devtools/make_bank_holidays_seed.py --last YEAR.
-{{ config(severity='warn') }}
+{{ config(severity='warn', store_failures=true) }}
 
 select
     max(dates.date_day) as dim_dates_last_day,

@@ -1,6 +1,6 @@
 -- Data-quality warning: two inspections of one authority whose periods (start to end date)
 -- overlap. One row per pair.
-{{ config(severity='warn') }}
+{{ config(severity='warn', store_failures=true) }}
 
 select
     first_inspection.gss_code,

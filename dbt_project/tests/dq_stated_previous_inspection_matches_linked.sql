@@ -4,7 +4,7 @@
 -- var('dq_previous_inspection_tolerance_months') month(s) of the stated month. A statement
 -- that is not a date is reported too (stated_month null). A letter with nothing linked (its
 -- previous inspection predates the warehouse's letters) is not a mismatch.
-{{ config(severity='warn') }}
+{{ config(severity='warn', store_failures=true) }}
 
 with
 

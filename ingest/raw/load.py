@@ -57,7 +57,7 @@ class State:
     manifest: dict[str, ManifestRow] = field(default_factory=dict)
     letters_current: set[str] = field(default_factory=set)  # loaded by the current parser
     rejected_current: set[str] = field(default_factory=set)  # rejected by the current parser
-    quarantined: set[str] = field(default_factory=set)  # the data team took them out (raw.quarantine)
+    quarantined: set[str] = field(default_factory=set)  # out, by the data team: raw.quarantined_documents
 
     def is_settled(self, sha256: str | None, previous_status: str | None) -> bool:
         """Nothing left to do for these bytes: loaded or rejected by this parser, found a
@@ -78,10 +78,7 @@ def read_state(con: duckdb.DuckDBPyConnection, parser_version: str) -> State:
         "select _sha256 from raw.letters where _parser_version = ?", [parser_version]).fetchall()}
     st.rejected_current = {r[0] for r in con.execute(
         "select _sha256 from raw.rejected_documents where _parser_version = ?", [parser_version]).fetchall()}
-    st.quarantined = {r[0] for r in con.execute(
-        "select sha256 from (select sha256, action, row_number() over"
-        " (partition by sha256 order by acted_at desc) as latest from raw.quarantine)"
-        " where latest = 1 and action = 'quarantine'").fetchall()}
+    st.quarantined = {r[0] for r in con.execute("select sha256 from raw.quarantined_documents").fetchall()}
     return st
 
 

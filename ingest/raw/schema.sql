@@ -75,9 +75,9 @@ create table if not exists raw.manifest (
 );
 
 -- The data team's quarantine log (append-only audit: never updated, never deleted). A document
--- is out of the warehouse while its latest row (by acted_at) says 'quarantine'; a later
--- 'release' row brings it back. dbt reads it at every build (stg_raw__quarantine ->
--- int_letters_versioned), so an action takes effect at the next build, not before.
+-- is out of the warehouse while its latest row says 'quarantine' (raw.quarantined_documents,
+-- below, is that rule); a later 'release' row brings it back. dbt reads it at every build, so
+-- an action takes effect at the next build, not before.
 -- Written by `ofsted quarantine SHA_OR_URI --reason ...` / `ofsted release ...`, which resolve
 -- a URI to the sha256 of the bytes loaded from it (raw.manifest._sha256) before writing.
 create table if not exists raw.quarantine (
@@ -87,6 +87,42 @@ create table if not exists raw.quarantine (
     action varchar not null check (action in ('quarantine', 'release')),
     by_user varchar not null,               -- OS user who ran the command
     acted_at timestamptz not null           -- when (UTC); the latest row per sha256 decides
+);
+
+-- What is quarantined now: the one definition of the quarantine state, read by the loader
+-- (what a load skips), `ofsted status`, dbt (source raw.quarantined_documents ->
+-- int_letters_versioned) and the raw GX suites. A document is quarantined when its latest
+-- action says so; latest = the newest acted_at, and of actions in the same instant a
+-- 'quarantine' wins over a 'release' (when in doubt, out). One row per quarantined sha256.
+create or replace view raw.quarantined_documents as
+select sha256, source_uri, reason, by_user, acted_at
+from raw.quarantine
+qualify row_number() over (
+    partition by sha256 order by acted_at desc, (action = 'quarantine') desc
+) = 1 and action = 'quarantine';
+
+-- The night's data-quality verdict: one row per check (a GX expectation or a dbt data test) per
+-- run (a night or an `ofsted rerun`). Written by the GX Checkpoint action (stages raw, marts:
+-- expectations/actions.py) and by dbt's on-run-end hook (stage dbt: macro record_dq_results),
+-- each replacing the rows it wrote before for the same run and checks; read through one reader,
+-- ingest/warehouse/verdict.py (the report's badge, `ofsted status` via the night history, the
+-- alerts). Created here so that it exists before the first check of a night runs.
+create schema if not exists audit;
+create table if not exists audit.dq_checks (
+    run_id varchar not null,                -- the night or re-run (dbt: var('run_id'))
+    checked_at timestamptz not null,
+    stage varchar not null check (stage in ('raw', 'dbt', 'marts')),  -- raw: GX before dbt; dbt: its tests; marts: GX after dbt
+    suite varchar not null,                 -- the GX suite (raw_letters, ...) or 'dbt'
+    check_name varchar not null,            -- GX: <suite>.<expectation>(<column>); dbt: the test's name
+    table_name varchar,                     -- what it checks
+    column_name varchar,
+    severity varchar not null check (severity in ('error', 'warn')),  -- error: a failure stops the night; warn: reported, never stops it
+    status varchar not null check (status in ('pass', 'warn', 'fail')),
+    failing_count bigint,                   -- rows that break it (null: an aggregate check, or it could not run)
+    checked_count bigint,                   -- rows it looked at, where known
+    failing_sample json,                    -- up to 5 failing rows, by their key columns
+    failing_rows varchar,                   -- where every failing row is (a dbt_test__audit table, the GX data docs)
+    details varchar                         -- one line: the rule and what was observed
 );
 
 -- Versions of the raw layer's rules this file's rows follow (one row per change, newest last),

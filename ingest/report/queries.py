@@ -15,6 +15,7 @@ import duckdb
 from ingest.letters.models import CATEGORIES
 from ingest.report.search import SearchData, read_search_data
 from ingest.warehouse.query import QueryError, readonly
+from ingest.warehouse.verdict import latest_run_id, read_verdict
 
 TOP_AUTHORITIES_CHARTED = 20
 PRIORITY_ACTIONS_LISTED = 200
@@ -32,7 +33,7 @@ class ReportData:
     authorities: list[dict[str, Any]]
     priority_actions: list[dict[str, Any]]
     unmatched: list[dict[str, Any]] = field(default_factory=list)
-    recorded_dq: dict | None = None  # the latest run's result in audit.dq_results, when present
+    recorded_dq: dict | None = None  # the latest run's verdict in audit.dq_checks, when present
     financial_years: list[dict[str, Any]] = field(default_factory=list)
     regions: list[dict[str, Any]] = field(default_factory=list)
     inspections: list[dict[str, Any]] = field(default_factory=list)  # every inspection, oldest first
@@ -215,47 +216,24 @@ order by findings.inspection_key, findings.category, findings.ordinal
 """
 
 
-LATEST_DQ_SQL = """
-with latest as (
-    select run_id, max(validated_at) as validated_at
-    from audit.dq_results
-    group by run_id
-    order by validated_at desc
-    limit 1
-)
-select results.table_name, results.expectation_type, results.column_name, results.success,
-       results.details, latest.run_id, latest.validated_at
-from audit.dq_results as results
-inner join latest on results.run_id = latest.run_id
-order by results.success, results.table_name, results.expectation_type, results.column_name
-"""
-
-
 def dq_from_audit(con: duckdb.DuckDBPyConnection) -> dict | None:
-    """The latest run's data-quality result as recorded in `audit.dq_results`, if there is one."""
-    exists = con.execute("select count(*) from information_schema.tables "
-                         "where table_schema = 'audit' and table_name = 'dq_results'").fetchone()[0]
-    if not exists:
+    """The latest run's data-quality verdict (`audit.dq_checks`, through the one reader
+    `ingest.warehouse.verdict`), with its checks per table; None when none is recorded."""
+    run_id = latest_run_id(con)
+    if run_id is None:
         return None
-    rows = _records(con, LATEST_DQ_SQL)
-    if not rows:
-        return None
-    failed = [r for r in rows if not r["success"]]
+    verdict = read_verdict(con, run_id)
     per_table: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        t = per_table.setdefault(r["table_name"], {"table": r["table_name"], "evaluated": 0, "failed": 0})
+    for table, status in con.execute(
+            "select coalesce(table_name, '-'), status from audit.dq_checks where run_id = ?",
+            [run_id]).fetchall():
+        t = per_table.setdefault(table, {"table": table, "evaluated": 0, "failed": 0, "warned": 0})
         t["evaluated"] += 1
-        t["failed"] += not r["success"]
-    return {
-        "success": not failed,
-        "evaluated": len(rows),
-        "failed": len(failed),
-        "failures": [{"table": r["table_name"], "expectation": r["expectation_type"],
-                      "column": r["column_name"], "detail": r["details"]} for r in failed],
-        "run_id": rows[0]["run_id"],
-        "validated_at": rows[0]["validated_at"],
-        "tables": sorted(per_table.values(), key=lambda t: t["table"]),
-    }
+        t["failed"] += status == "fail"
+        t["warned"] += status == "warn"
+    at = verdict["checked_at"]
+    return {**verdict, "validated_at": dt.datetime.fromisoformat(at) if isinstance(at, str) else at,
+            "tables": sorted(per_table.values(), key=lambda t: t["table"])}
 
 
 def _failure_ids(dq: dict) -> set[tuple]:
@@ -265,8 +243,8 @@ def _failure_ids(dq: dict) -> set[tuple]:
 def choose_dq(given: dict | None, recorded: dict | None) -> dict | None:
     """The result to show: what the run passed in, or the recorded run when it says the same and more.
 
-    The nightly run hands over its marts result; `audit.dq_results` in the published warehouse
-    holds every check of that run (raw tables too). The recorded run is shown instead only when
+    The nightly run hands over its verdict; `audit.dq_checks` in the published warehouse holds
+    every check of that run (raw tables, dbt's tests, marts). The recorded run is shown instead only when
     it is consistent with what was given (same verdict, every given failure in it), so a result
     from another run can never hide a failure.
     """

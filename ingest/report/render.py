@@ -77,9 +77,16 @@ def dq_status(dq: dict | None) -> tuple[str, str]:
     if not dq:
         return "unknown", "Data quality: not recorded for this report"
     evaluated, failed = int(dq.get("evaluated") or 0), int(dq.get("failed") or 0)
+    warnings = [w for w in dq.get("warnings") or [] if isinstance(w, dict)]
+    named = ", ".join(f"{w.get('check')}: {'?' if w.get('count') is None else w['count']}" for w in warnings)
+    if dq.get("success") and warnings:  # a warning never fails a night and is never hidden
+        passed = int(dq.get("passed") or evaluated - len(warnings))
+        plural = "s" if len(warnings) != 1 else ""
+        return "warn", f"Data quality: {passed:,} checks passed, {len(warnings)} warning{plural} ({named})"
     if dq.get("success"):
         return "pass", f"Data quality: all {evaluated:,} checks passed"
-    return "fail", f"Data quality: {failed:,} of {evaluated:,} checks failed"
+    also = f"; {len(warnings)} warning{'s' if len(warnings) != 1 else ''} ({named})" if warnings else ""
+    return "fail", f"Data quality: {failed:,} of {evaluated:,} checks failed{also}"
 
 
 def _href(target: str | Path, out_dir: Path) -> str:
@@ -240,14 +247,15 @@ def render_site(d: ReportData, dq: dict | None, built_at: dt.datetime, out_dir: 
     common = {
         "built": f"{built_at:%d %b %Y %H:%M} UTC",
         "published": f"{d.published_at:%d %b %Y %H:%M} UTC" if d.published_at else "–",
-        "badge": {"cls": cls, "text": text},
+        "badge": {"cls": cls, "text": text, "href": "index.html#dq-warnings" if cls == "warn" else None},
         "banner": pages.night_banner(nights, last_good),
         "siblings": sibling_links(out_dir),
         "warehouse": str(d.warehouse),
     }
     data_docs = _href(dq["data_docs"], out_dir) if dq and dq.get("data_docs") else None
     if dq:
-        dq = {"run_id": None, "validated_at": None, "failures": [], "tables": [], "source": None, **dq}
+        dq = {"run_id": None, "validated_at": None, "failures": [], "warnings": [], "tables": [],
+              "source": None, **dq}
     files: dict[str, str] = {}
     index = ENV.get_template("index.html.j2")
     files[REPORT_FILE] = index.render(

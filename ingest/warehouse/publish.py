@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -36,11 +37,13 @@ from pathlib import Path
 
 import duckdb
 
-from ingest.files import copy_file, fsync_dir, sha256_file, write_file
+from ingest.files import UnsafeFile, copy_file, fsync_dir, own_dir, remove_specials, sha256_file, write_file
 from ingest.settings import Settings
 
 DOCS_MAX_BYTES = 1 << 30  # dbt docs' files copied into the report
 KEEP_REPORT_VERSIONS = 2  # the live one and the one before (for a reader mid-page)
+
+log = logging.getLogger(__name__)
 
 
 # --- names ----------------------------------------------------------------------------------
@@ -50,13 +53,31 @@ def _safe(run_id: str) -> str:
 
 
 def staging_report_dir(settings: Settings, run_id: str) -> Path:
-    """The directory a night builds its report, GX data docs and dbt docs into."""
+    """The directory a night builds its report, GX data docs and dbt docs into (its name is
+    predictable for a scheduled night: the steps that write there call `prepare_staging`)."""
     return settings.report_dir.parent / f".{settings.report_dir.name}.staging" / _safe(run_id)
 
 
 def staging_settings(settings: Settings, run_id: str) -> Settings:
-    """Settings for the tasks that write report files: they write into the staging dir."""
-    return settings.with_overrides(report_dir=staging_report_dir(settings, run_id))
+    """Settings for the tasks that write report files: they write into the staging dir, made
+    safe first (`prepare_staging`)."""
+    return settings.with_overrides(report_dir=prepare_staging(settings, run_id))
+
+
+def prepare_staging(settings: Settings, run_id: str) -> Path:
+    """The run's staging directory, safe to write into by path (GX, dbt docs and the report
+    follow links when they write): called at the start of every step that writes there.
+
+    Its folder `.<report>.staging` and the run's folder are made real directories of this user
+    that no one else may write (`ingest.files.own_dir`: a link planted at either name is removed,
+    never followed; another user's folder is removed and made again; a file or a FIFO is
+    refused with one line). Inside, what earlier steps of the night wrote is kept; any link,
+    FIFO or other special file is removed (`ingest.files.remove_specials`)."""
+    staging = staging_report_dir(settings, run_id)
+    own_dir(staging.parent)
+    own_dir(staging)
+    remove_specials(staging)
+    return staging
 
 
 # --- the warehouse --------------------------------------------------------------------------
@@ -230,6 +251,10 @@ def publish_failed_night(settings: Settings, run_id: str, render: Callable[[Sett
 
     staging = staging_report_dir(settings, run_id)
     build = staging.with_name(f"{staging.name}.failed-night")
+    try:
+        prepare_staging(settings, run_id)  # what it copies: no planted link, never another folder
+    except UnsafeFile as exc:  # the failure is still recorded and shown, without its docs
+        log.warning("%s", exc)
     shutil.rmtree(build, ignore_errors=True)
     live = settings.report_dir
     if live.is_dir():
@@ -237,7 +262,7 @@ def publish_failed_night(settings: Settings, run_id: str, render: Callable[[Sett
                         ignore=lambda d, names: [FAILED_NIGHT_DIR] if Path(d) == live else [])
     build.mkdir(parents=True, exist_ok=True)
     failed = build / FAILED_NIGHT_DIR
-    if staging.is_dir():
+    if staging.is_dir() and not staging.is_symlink():
         shutil.copytree(staging, failed, symlinks=True)
     failed.mkdir(parents=True, exist_ok=True)
     night = next((n for n in read_nights(settings, limit=10**6) if n["run_id"] == run_id), {"run_id": run_id})
@@ -255,8 +280,9 @@ def discard_staging(settings: Settings, keep: int = 3) -> None:
     """Remove all but the newest `keep` staging dirs left by failed nights (their data docs
     are what the failure alert pointed at, so the latest few are kept)."""
     root = staging_report_dir(settings, "x").parent
-    if not root.is_dir():
+    if not root.is_dir() or root.is_symlink():  # a planted link: never listed, never emptied
         return
-    dirs = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    dirs = sorted((p for p in root.iterdir() if p.is_dir() and not p.is_symlink()),
+                  key=lambda p: p.lstat().st_mtime)
     for stale in dirs[: max(0, len(dirs) - keep)]:
         shutil.rmtree(stale, ignore_errors=True)

@@ -1,10 +1,17 @@
--- Every letter that counts, as a version of the inspection it describes.
+-- Every letter that counts, as a version of the inspection it describes: the one definition
+-- of an inspection's identity, its versions, its first and its current letter. Every check that
+-- needs them reads this model (or the marts built on it), never recomputes them.
 -- An inspection is an identity: its natural key is the authority (authority_id: the GSS code,
 -- or the normalised name as written when unmatched) and the inspection's first day, and
--- inspection_key is derived from that alone (never from a file or its bytes). Each letter about
--- it is a version, numbered by letter date (an undated letter before dated ones), then by when
--- it was fetched, then by sha256; the last version is the current one. Left out:
--- - letters whose latest quarantine-log action (raw.quarantine) is 'quarantine';
+-- inspection_key is derived from that alone (never from a file, its name or its bytes). Each
+-- letter about it is a version, numbered by letter date, then by when it was fetched, then by
+-- sha256; the last version is the current one. An undated letter (the parser found no date)
+-- comes BEFORE every dated letter of its inspection (among undated ones, in the order
+-- fetched): nothing shows it is later than a dated one, so a dated letter is preferred as the
+-- current version. first_published_date is the earliest letter date of the inspection (the
+-- date of its first dated letter): the 120-day rule (assert_letter_follows_inspection) judges
+-- it, whatever file name or date a later version has. Left out:
+-- - documents quarantined now (stg_raw__quarantined_documents: the one quarantine rule);
 -- - letters withdrawn at their URI: replaced there (_superseded_by) by a letter about another
 --   inspection. A letter replaced at its URI by another version of the same inspection (a
 --   correction under the same file name) stays, as an earlier version.
@@ -16,29 +23,9 @@ letters as (
 
 ),
 
-quarantine_log as (
-
-    select * from {{ ref('stg_raw__quarantine') }}
-
-),
-
-latest_actions as (
-
-    select
-        _sha256,
-        action,
-        row_number() over (
-            partition by _sha256
-            order by acted_at desc, (action = 'quarantine') desc
-        ) as action_rank
-    from quarantine_log
-
-),
-
 quarantined as (
 
-    select _sha256 from latest_actions
-    where action_rank = 1 and action = 'quarantine'
+    select * from {{ ref('stg_raw__quarantined_documents') }}
 
 ),
 
@@ -80,9 +67,7 @@ final as (
     select
         *,
         letter_version = version_count as is_current_version,
-        first_value(letter_date) over (
-            partition by inspection_key order by letter_version
-        ) as first_published_date
+        min(letter_date) over (partition by inspection_key) as first_published_date
     from numbered
 
 )
