@@ -303,7 +303,8 @@ def scale_out():
         if data_env and "down" not in ns:
             stack(data_env, "down")
         s3.close()
-        pgdata = ns.get("pgdata")
+        env_file = root / "data" / "stack" / "stack.env"  # recorded even when `up` failed half-way
+        pgdata = ns.get("pgdata") or (env_file.exists() and read_env_file(env_file).get("STACK_PGDATA"))
         if pgdata and not Path(pgdata).is_relative_to(root):  # the cluster under ~postgres
             shutil.rmtree(Path(pgdata).parent, ignore_errors=True)
         shutil.rmtree(root, ignore_errors=True)
