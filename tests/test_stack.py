@@ -148,8 +148,10 @@ def nights():
     finally:
         if "down" not in ns:
             stack(env, "down")
-        if ns.get("pgdata") and not Path(ns["pgdata"]).is_relative_to(root):  # under ~postgres
-            shutil.rmtree(Path(ns["pgdata"]).parent, ignore_errors=True)
+        env_file = settings.data_dir / "stack" / "stack.env"  # recorded even when `up` failed half-way
+        pgdata = ns.get("pgdata") or (env_file.exists() and read_env_file(env_file).get("STACK_PGDATA"))
+        if pgdata and not Path(pgdata).is_relative_to(root):  # the cluster under ~postgres
+            shutil.rmtree(Path(pgdata).parent, ignore_errors=True)
         shutil.rmtree(root, ignore_errors=True)
 
 
