@@ -53,6 +53,12 @@ down:
 status:
 	$(BIN)/python -m orchestration.stack status
 
+## an extra Celery worker on this machine (default queue: parse), joined to the data host's stack:
+## make worker JOIN=<copy of the data host's <data dir>/stack/stack.env> [NAME=<its name>]
+## (needs OFSTED_BATCH_STORE and its AWS_* settings; `make down` stops it)
+worker: setup
+	$(BIN)/python -m orchestration.stack worker --join "$(JOIN)" $(if $(NAME),--name "$(NAME)")
+
 ## trigger one night through the stack's REST API and follow it (exit 1 when it fails)
 night: setup
 	$(BIN)/python -m orchestration.stack night

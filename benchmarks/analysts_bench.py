@@ -7,7 +7,8 @@
 2. `dbt build` (full) and, after `--new` more letters, `dbt build` (incremental, as a night);
 3. from each build's run_results.json, the execution time of the analysts' nodes: the models
    findings_wide, bridge_authority_successions, finding_terms (token index + search macros),
-   dim_dates (bank holidays, working days), the seeds bank_holidays and
+   dim_dates (bank holidays, working days), inspections_wide, authority_comparisons,
+   fct_finding_changes (what corrections changed: the generator re-issues about 3% of letters), the seeds bank_holidays and
    authority_split_populations, and every test on them or named dq_* (the DQ warnings); and the
    whole build's node time, for the share;
 4. times `ingest.warehouse.search.search` for a few queries (median of 5 runs each) on the
@@ -34,7 +35,8 @@ from devtools.synthetic import write_corpus  # noqa: E402
 from ingest.settings import Settings  # noqa: E402
 from ingest.warehouse.search import search  # noqa: E402
 
-MODELS = ("findings_wide", "bridge_authority_successions", "finding_terms", "dim_dates")
+MODELS = ("findings_wide", "bridge_authority_successions", "finding_terms", "dim_dates",
+          "inspections_wide", "authority_comparisons", "fct_finding_changes")
 SEEDS = ("bank_holidays", "authority_split_populations")
 QUERIES = ("thresholds", "threshold guidance", "management oversight of casework",
            "common assessment framework", "zeppelin")

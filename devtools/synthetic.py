@@ -30,6 +30,7 @@ import sys
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import EllipsisType
 from typing import Any
 
 from ingest.letters.models import CopyRecipient, Finding, Letter
@@ -643,12 +644,14 @@ def _weekday_on_or_after(d: dt.date, weekdays: tuple[int, ...]) -> dt.date:
     return d
 
 
-def _inspection_dates(rng: random.Random) -> tuple[dt.date, dt.date, dt.date]:
-    span = (LAST_DAY - FIRST_DAY).days - 3
+def _inspection_dates(rng: random.Random, first: dt.date = FIRST_DAY,
+                      last: dt.date = LAST_DAY) -> tuple[dt.date, dt.date, dt.date]:
+    """(first day, last day, letter date) of an inspection starting between `first` and `last`."""
+    span = (last - first).days - 3
     while True:
-        start = _weekday_on_or_after(FIRST_DAY + dt.timedelta(days=rng.randrange(span)), (0, 1, 2, 3))
+        start = _weekday_on_or_after(first + dt.timedelta(days=rng.randrange(span)), (0, 1, 2, 3))
         end = start + dt.timedelta(days=1)
-        if end <= LAST_DAY and not (start.month == 12 and start.day >= 20) and not (
+        if end <= last and not (start.month == 12 and start.day >= 20) and not (
             start.month == 1 and start.day <= 3
         ):
             break
@@ -737,17 +740,22 @@ def generate_letter(
     *,
     authority: Authority | str | None = None,
     priority_action: bool | None = None,
+    window: tuple[dt.date, dt.date] | None = None,
+    previous_inspection: dt.date | None | EllipsisType = ...,
 ) -> SyntheticLetter:
     """A realistic letter and its expected parse, deterministic from the seed.
 
     `authority` may be an `Authority`, a GSS code or a letter name; `priority_action` forces
-    (or forbids) an "Areas for priority action" section.
+    (or forbids) an "Areas for priority action" section. `window` (first, last day) bounds the
+    inspection's start (default: the whole programme). `previous_inspection`: the start of the
+    authority's previous inspection, which the letter may mention ("the last inspection in May
+    2010"), or None for none; left out, a made-up one is mentioned now and then.
     """
     rng, seed = _rng(seed_or_rng)
     if isinstance(authority, str):
         authority = next(a for a in AUTHORITIES if authority in (a.gss_code, a.letter_name, a.la_name))
     auth = authority or rng.choice(AUTHORITIES)
-    start, end, letter_date = _inspection_dates(rng)
+    start, end, letter_date = _inspection_dates(rng, *(window or (FIRST_DAY, LAST_DAY)))
 
     # --- counts and findings
     if priority_action is None:
@@ -789,8 +797,12 @@ def generate_letter(
 
     previous = None
     previous_sentence = ""
-    if start >= dt.date(2010, 6, 1) and rng.random() < 0.35:
-        prev = start - dt.timedelta(days=rng.randint(300, 420))
+    if previous_inspection is ...:
+        prev = (start - dt.timedelta(days=rng.randint(300, 420))
+                if start >= dt.date(2010, 6, 1) and rng.random() < 0.35 else None)
+    else:
+        prev = previous_inspection if previous_inspection and rng.random() < 0.6 else None
+    if prev is not None:
         previous = f"{MONTHS[prev.month - 1]} {prev.year}"
         previous_sentence = rng.choice((
             " The majority of areas for development identified in the last inspection in {p} "
@@ -1017,6 +1029,110 @@ def render_pdf(letter: SyntheticLetter, *, seed: int | None = None) -> bytes:
     return bytes(pdf.output())
 
 
+# --- corrections --------------------------------------------------------------------------------
+# Ofsted re-issued letters: re-dated, with a finding reworded, moved within its section or taken
+# out. A correction is another letter about the same inspection (same authority and dates), dated
+# after the letter it corrects; its expected parse says what changed under "correction".
+CORRECTION_CHANGES = ("redated", "reworded", "reworded", "moved", "removed")
+REWORDINGS = (
+    # (what the wording becomes, given the finding without its final full stop)
+    lambda t: f"In most of the cases seen, {t[:1].lower()}{t[1:]}.",
+    lambda t: f"{t}, in the teams visited.",
+    lambda t: f"{t} across the service.",
+)
+
+
+def correct_letter(original: SyntheticLetter, seed: int) -> SyntheticLetter:
+    """A re-issue of `original`, deterministic from `seed`: dated 2 to 20 weeks later, and either
+    only re-dated or with one finding reworded, moved within its section or removed."""
+    rng = random.Random(seed)
+    expected = json.loads(json.dumps(original.expected))
+    layout = json.loads(json.dumps(original.layout))
+    first = dt.date.fromisoformat(expected["letter_date"])
+    letter_date = _weekday_on_or_after(first + dt.timedelta(days=rng.randint(14, 140)), (0, 1, 2, 3, 4))
+    sections: dict[str, list[dict[str, Any]]] = {}
+    for f in expected["findings"]:
+        sections.setdefault(f["category"], []).append(f)
+    several = [c for c, fs in sections.items() if len(fs) > 1]
+    change = rng.choice(CORRECTION_CHANGES)
+    if change in ("moved", "removed") and not several:
+        change = "reworded"
+    if change == "removed" and len(expected["findings"]) <= MIN_FINDINGS:
+        change = "moved"
+    record: dict[str, Any] = {"of_seed": original.seed, "change": change,
+                              "first_letter_date": expected["letter_date"]}
+    if change == "reworded":
+        category = rng.choice(sorted(sections))
+        f = rng.choice(sections[category])
+        new_text = rng.choice(REWORDINGS)(f["text"].rstrip(". "))
+        record.update(category=category, old_ordinal=f["ordinal"], new_ordinal=f["ordinal"],
+                      old_text=f["text"], new_text=new_text)
+        f["text"] = new_text
+    elif change in ("moved", "removed"):
+        category = rng.choice(sorted(several))
+        listed = sections[category]
+        i = rng.randrange(len(listed))
+        f = listed.pop(i)
+        record.update(category=category, old_ordinal=f["ordinal"], old_text=f["text"])
+        if change == "moved":
+            j = rng.choice([k for k in range(len(listed) + 1) if k != i])
+            listed.insert(j, f)
+            record.update(new_ordinal=j + 1, new_text=f["text"])
+    findings = [f for c in SECTION_ORDER for f in sections.get(c, [])]
+    for c in SECTION_ORDER:
+        for n, f in enumerate(sections.get(c, []), 1):
+            f["ordinal"] = n
+    expected.update(letter_date=letter_date.isoformat(), findings=findings, correction=record)
+    expected["counts"] = {c: len(sections.get(c, [])) for c in expected["counts"]}
+    layout["letter_date"] = fmt_date(letter_date)
+    layout["sections"] = [(heading, [f["text"] for f in sections[c]])
+                          for (heading, _), c in zip(layout["sections"], _section_categories(original),
+                                                     strict=True) if sections.get(c)]
+    text = _render_text(rng, layout)
+    if original.encoding == "cp1252":
+        text = text.replace("\uf0b7 ", "\u2022 ")
+    return SyntheticLetter(seed=seed, authority=original.authority, text=text, expected=expected,
+                           encoding=original.encoding, newline=original.newline, layout=layout)
+
+
+def _section_categories(letter: SyntheticLetter) -> list[str]:
+    """The category of each of the letter's sections, in order."""
+    return list(dict.fromkeys(f["category"] for f in letter.expected["findings"]))
+
+
+# --- the programme ---------------------------------------------------------------------------------
+# The programme inspected every authority once a year: one inspection per authority per
+# programme year (April-March; the first year began in June 2009), a share of authorities
+# inspected a second time in a year, a share of letters corrected.
+PROGRAMME_YEARS = (
+    (dt.date(2009, 6, 1), dt.date(2010, 3, 31)),
+    (dt.date(2010, 4, 1), dt.date(2011, 3, 31)),
+    (dt.date(2011, 4, 1), LAST_DAY),
+)
+REINSPECTED_SHARE = 0.05  # authorities inspected a second time in a programme year
+CORRECTED_SHARE = 0.03  # letters re-issued
+MIN_DAYS_BETWEEN_INSPECTIONS = 120  # a second inspection in a year comes at least this long after
+
+
+def _programme(rng: random.Random, reinspected_share: float):
+    """(authority, programme year) in corpus order: the authorities in a shuffled order, each with
+    one inspection per programme year (and now and then a second in the same year); when every
+    authority has had its years, the next round gives each one more inspection a year."""
+    while True:
+        order = list(AUTHORITIES)
+        rng.shuffle(order)
+        for authority in order:
+            for window in PROGRAMME_YEARS:
+                yield authority, window
+                if rng.random() < reinspected_share:
+                    yield authority, window
+
+
+def _previous(starts: list[dt.date], start: dt.date) -> dt.date | None:
+    earlier = [d for d in starts if d < start]
+    return max(earlier) if earlier else None
+
+
 # --- corpora ------------------------------------------------------------------------------------
 
 def file_name(index: int, letter: SyntheticLetter, ext: str) -> str:
@@ -1024,20 +1140,39 @@ def file_name(index: int, letter: SyntheticLetter, ext: str) -> str:
     return f"{index:05d}_{digest}.{ext}"
 
 
-def iter_corpus(n: int, seed: int = 0, pdf_share: float = 0.2):
-    """(index, letter, is_pdf) for a corpus, deterministic from the seed; nothing held in memory."""
+def iter_corpus(n: int, seed: int = 0, pdf_share: float = 0.2, *,
+                reinspected_share: float = REINSPECTED_SHARE, corrected_share: float = CORRECTED_SHARE):
+    """(index, letter, is_pdf) for a corpus of n letters, deterministic from the seed; nothing
+    held in memory but each authority's inspection dates.
+
+    The letters follow the programme (`_programme`): one inspection per authority per programme
+    year, `reinspected_share` of them inspected again in the same year (at least
+    MIN_DAYS_BETWEEN_INSPECTIONS days after the first), each letter naming the authority's real previous
+    inspection now and then; `corrected_share` of the letters are followed by a correction
+    (`correct_letter`: re-dated, a finding reworded, moved or removed).
+    """
     master = random.Random(seed)
-    # One authority is inspected at most once on a given day: redraw a letter that would give an
-    # authority a second inspection starting the same day (only the pairs are remembered).
-    seen: set[tuple[str, str]] = set()
-    for i in range(n):
-        while True:
-            letter = generate_letter(master.randrange(2**63))
-            key = (letter.expected["gss_code"], letter.expected["inspection_start_date"])
-            if key not in seen:
+    starts: dict[str, list[dt.date]] = {}
+    programme = _programme(master, reinspected_share)
+    i = 0
+    while i < n:
+        authority, window = next(programme)
+        taken = starts.setdefault(authority.gss_code, [])
+        for _ in range(20):  # a start at least MIN_DAYS_BETWEEN_INSPECTIONS after the last one
+            letter_seed = master.randrange(2**63)
+            start, _, _ = _inspection_dates(random.Random(letter_seed), *window)
+            if not taken or (start - taken[-1]).days >= MIN_DAYS_BETWEEN_INSPECTIONS:
                 break
-        seen.add(key)
+        else:
+            continue  # the year is full for this authority
+        letter = generate_letter(letter_seed, authority=authority, window=window,
+                                 previous_inspection=_previous(taken, start))
+        taken.append(dt.date.fromisoformat(letter.expected["inspection_start_date"]))
         yield i, letter, master.random() < pdf_share
+        i += 1
+        if i < n and master.random() < corrected_share:
+            yield i, correct_letter(letter, master.randrange(2**63)), master.random() < pdf_share
+            i += 1
 
 
 def write_corpus(
@@ -1047,6 +1182,8 @@ def write_corpus(
     pdf_share: float = 0.2,
     *,
     with_expected: bool = False,
+    reinspected_share: float = REINSPECTED_SHARE,
+    corrected_share: float = CORRECTED_SHARE,
 ) -> list[Path]:
     """Write n letters (a share as PDF) into out_dir; returns their paths in order.
 
@@ -1055,7 +1192,8 @@ def write_corpus(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
-    for i, letter, is_pdf in iter_corpus(n, seed, pdf_share):
+    for i, letter, is_pdf in iter_corpus(n, seed, pdf_share, reinspected_share=reinspected_share,
+                                         corrected_share=corrected_share):
         ext = "pdf" if is_pdf else "txt"
         path = out / file_name(i, letter, ext)
         path.write_bytes(render_pdf(letter) if is_pdf else letter.to_bytes())
@@ -1073,8 +1211,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pdf-share", type=float, default=0.2)
     ap.add_argument("--expected", action="store_true", help="write <file>.expected.json beside each letter")
+    ap.add_argument("--reinspected-share", type=float, default=REINSPECTED_SHARE,
+                    help="share of authorities inspected a second time in a programme year")
+    ap.add_argument("--corrected-share", type=float, default=CORRECTED_SHARE,
+                    help="share of letters followed by a correction")
     args = ap.parse_args(argv)
-    paths = write_corpus(args.out_dir, args.n, args.seed, args.pdf_share, with_expected=args.expected)
+    paths = write_corpus(args.out_dir, args.n, args.seed, args.pdf_share, with_expected=args.expected,
+                         reinspected_share=args.reinspected_share, corrected_share=args.corrected_share)
     print(f"wrote {len(paths)} letters to {args.out_dir}")
     return 0
 

@@ -28,6 +28,7 @@ PATHS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "quarantine": (("work_warehouse",), ("work_warehouse",)),
     "release": (("work_warehouse",), ("work_warehouse",)),
     "sql": (("published_warehouse",), ()),
+    "analysis": (("published_warehouse",), ()),
     "search": (("published_warehouse",), ()),
     "export": (("published_warehouse",), ()),
     "report": (("published_warehouse",), ("report_dir",)),
@@ -46,7 +47,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     if getattr(args, "warehouse", None):
         # for writers (load/reparse/build/run) --warehouse is the working copy they write;
         # for readers (sql/export) it is the published file they read.
-        readers = ("sql", "search", "export", "report")
+        readers = ("sql", "analysis", "search", "export", "report")
         key = "published_warehouse" if args.command in readers else "work_warehouse"
         over[key] = Path(args.warehouse).resolve()
     return s.with_overrides(**over)
@@ -122,7 +123,13 @@ def _add_sql(sub) -> None:
     p.add_argument("-f", "--file", help="read the SQL from a file")
     p.add_argument("--warehouse", help="DuckDB file to read; default: the published warehouse")
     p.add_argument("--format", choices=("table", "csv", "json", "markdown"), default="table")
+    _add_var_flag(p)
     _add_width_flags(p)
+
+
+def _add_var_flag(p) -> None:
+    p.add_argument("--var", action="append", metavar="NAME=VALUE",
+                   help="set a parameter the SQL reads with getvariable('NAME') (repeatable)")
 
 
 def _add_width_flags(p) -> None:
@@ -137,7 +144,24 @@ def _run_sql(args) -> int:
     from ingest.warehouse.query import cli_sql
 
     return cli_sql(_settings(args), query=args.query, file=args.file, fmt=args.format,
-                   max_width=args.max_width, wrap=args.wrap)
+                   max_width=args.max_width, wrap=args.wrap, variables=args.var)
+
+
+def _add_analysis(sub) -> None:
+    p = sub.add_parser("analysis", help="run a worked analysis of dbt_project/analyses/ "
+                                        "(no NAME: list them with their parameters)")
+    p.add_argument("name", nargs="?", help="the analysis, e.g. predecessor_findings_of_todays_authorities")
+    p.add_argument("--warehouse", help="DuckDB file to read; default: the published warehouse")
+    p.add_argument("--format", choices=("table", "csv", "json", "markdown"), default="table")
+    _add_var_flag(p)
+    _add_width_flags(p)
+
+
+def _run_analysis(args) -> int:
+    from ingest.warehouse.analyses import cli_analysis
+
+    return cli_analysis(_settings(args), args.name, variables=args.var, fmt=args.format,
+                        max_width=args.max_width, wrap=args.wrap)
 
 
 def _add_search(sub) -> None:
@@ -232,6 +256,7 @@ COMMANDS = {
     "build": (_add_build, _run_build),
     "run": (_add_run, _run_run),
     "sql": (_add_sql, _run_sql),
+    "analysis": (_add_analysis, _run_analysis),
     "search": (_add_search, _run_search),
     "export": (_add_export, _run_export),
     "report": (_add_report, _run_report),

@@ -28,8 +28,10 @@ RERUN_FROM = "validate_raw"  # `ofsted rerun`: the night from the raw checks on,
 RAW_TABLES = ("letters", "findings", "copy_recipients", "rejected_documents", "manifest")
 RAW_ASSETS = tuple((f"ofsted.raw.{t}", f"x-duckdb://ofsted-work/raw/{t}") for t in RAW_TABLES)
 PUBLISHED = (("ofsted.published_warehouse", "x-duckdb://ofsted-published/warehouse"),)
-#: every task's retry policy (a step sets how many retries; 0 for a verdict)
-RETRY_POLICY = {"retry_delay": dt.timedelta(minutes=2), "retry_exponential_backoff": 2.0,
+#: every task's retry policy (a step sets how many retries; 0 for a verdict). The first retry comes
+#: 30-60 s after a failure: with the 60 s heartbeat timeout (deploy/airflow.env), a task whose
+#: worker died is running again within about two minutes.
+RETRY_POLICY = {"retry_delay": dt.timedelta(seconds=30), "retry_exponential_backoff": 2.0,
                 "max_retry_delay": dt.timedelta(minutes=30)}
 
 

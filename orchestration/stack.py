@@ -1,13 +1,22 @@
-"""The local production-shaped stack: `make up / night / status / down`.
+"""The local production-shaped stack: `make up / night / status / down`, and `worker`.
 
-PostgreSQL (Debian's `postgresql`, its own cluster under <data dir>/stack/postgres, run as the
-`postgres` OS user when we are root, on 127.0.0.1 on a free port, password-protected), Redis
-(Debian's `redis-server`, 127.0.0.1, with a password) and Airflow's api-server, scheduler,
-dag-processor, triggerer and one Celery worker from the project's .venv, all supervised by
-supervisord. Every process gets one configuration: deploy/airflow.env (shared with
+PostgreSQL (Debian's `postgresql`, its own cluster under <data dir>/stack/postgres, or, when we
+are root and the `postgres` OS user cannot reach the data directory, under that user's home;
+run as `postgres` when we are root, on STACK_HOST on a free port, password-protected), Redis
+(Debian's `redis-server`, with a password) and Airflow's api-server, scheduler, dag-processor,
+triggerer and one Celery worker from the project's .venv, all supervised by supervisord, each
+started through `orchestration.launch` (nothing a program started outlives it; `down` sweeps
+what is left). Every process gets one configuration: deploy/airflow.env (shared with
 docker-compose.yml) plus <data dir>/stack/stack.env, generated once (free ports, passwords,
 the JWT secret, Fernet key and API secret key every component must share), mode 0600, never
-in git, never printed.
+in git, never printed. STACK_HOST in stack.env (127.0.0.1 unless changed) is the address the
+services listen on and other machines reach them at.
+
+Queues: this machine owns the data directory, so its worker serves the default queue and the
+warehouse queue (`OFSTED_WAREHOUSE_QUEUE`: every task that opens the data directory or a
+warehouse). `worker --join <the data host's stack.env>` starts an extra worker elsewhere, with
+its own data directory and AIRFLOW_HOME, on the default queue only (parse: documents and
+batches in the batch store, `OFSTED_BATCH_STORE`). `down` stops either.
 
 `up` is idempotent (a running stack is left as it is) and never starts a night: the DAG stays
 paused. `night` triggers a run through the REST API; the first one claims the interval that
@@ -20,6 +29,8 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime as dt
+import hashlib
+import ipaddress
 import json
 import os
 import pwd
@@ -35,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.settings import PROJECT_ROOT, Settings, get_settings
+from orchestration import launch
 from orchestration.logs import last_error
 from orchestration.runner import DAG_ID, POOL, POOL_DESCRIPTION
 
@@ -44,7 +56,12 @@ VENV_BIN = Path(sys.executable).parent
 ADMIN = "admin"
 TERMINAL = {"success", "failed", "skipped", "upstream_failed", "removed"}
 PASSED_THROUGH = {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"}  # none else of the caller's env
+# the object store's endpoint and credentials (OFSTED_BATCH_STORE=s3://...), as AWS SDKs name them
+PASSED_THROUGH_PREFIXES = ("AWS_",)
 AIRFLOW_PROGRAMS = ("api-server", "scheduler", "dag-processor", "triggerer", "celery-worker")
+WORKER_PROGRAMS = ("celery-worker",)
+DEFAULT_QUEUE_KEY = "AIRFLOW__OPERATORS__DEFAULT_QUEUE"
+REDIS_SERVER = "/usr/bin/redis-server"
 
 
 class StackError(RuntimeError):
@@ -98,7 +115,6 @@ class Layout:
     def passwords(self) -> Path:
         return self.root / "airflow" / "simple_auth_manager_passwords.json"
 
-
 def layout(settings: Settings) -> Layout:
     return Layout(settings.data_dir / "stack")
 
@@ -122,6 +138,7 @@ def _write_private(path: Path, text: str) -> None:
 def generate_secrets() -> dict[str, str]:
     """Ports and secrets of one local stack (kept in stack.env, reused by every later `up`)."""
     return {
+        "STACK_HOST": "127.0.0.1",
         "STACK_POSTGRES_PORT": str(_free_port()),
         "STACK_REDIS_PORT": str(_free_port()),
         "STACK_API_PORT": str(_free_port()),
@@ -138,23 +155,39 @@ def generate_secrets() -> dict[str, str]:
     }
 
 
+def _host(gen: dict[str, str]) -> str:
+    return gen.get("STACK_HOST") or "127.0.0.1"
+
+
+def _url_host(gen: dict[str, str]) -> str:
+    host = _host(gen)
+    return f"[{host}]" if ":" in host else host
+
+
+def api_url(gen: dict[str, str]) -> str:
+    return f"http://{_url_host(gen)}:{gen['STACK_API_PORT']}"
+
+
 def stack_env(settings: Settings, lay: Layout, gen: dict[str, str]) -> dict[str, str]:
     """The whole environment of every stack process: shared file + this host's values."""
-    pg = f"airflow:{gen['STACK_POSTGRES_PASSWORD']}@127.0.0.1:{gen['STACK_POSTGRES_PORT']}/airflow"
-    api = f"http://127.0.0.1:{gen['STACK_API_PORT']}"
-    env = {k: v for k, v in os.environ.items() if k in PASSED_THROUGH}
+    host = _url_host(gen)
+    pg = f"airflow:{gen['STACK_POSTGRES_PASSWORD']}@{host}:{gen['STACK_POSTGRES_PORT']}/airflow"
+    api = api_url(gen)
+    env = {k: v for k, v in os.environ.items()
+           if k in PASSED_THROUGH or k.startswith(PASSED_THROUGH_PREFIXES)}
     env.update(read_env_file(SHARED_ENV))
     env.update(settings.to_env())
     env.update({
         "AIRFLOW_HOME": str(lay.airflow_home),
+        "PYTHONPATH": str(PROJECT_ROOT),  # this checkout's code, whatever the venv has installed
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{pg}",
         "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql+psycopg2://{pg}",
-        "AIRFLOW__CELERY__BROKER_URL": f"redis://:{gen['STACK_REDIS_PASSWORD']}@127.0.0.1:"
+        "AIRFLOW__CELERY__BROKER_URL": f"redis://:{gen['STACK_REDIS_PASSWORD']}@{host}:"
                                        f"{gen['STACK_REDIS_PORT']}/0",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
         "AIRFLOW__API__BASE_URL": f"{api}/",
-        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__HOST": _host(gen),
         "AIRFLOW__API__PORT": gen["STACK_API_PORT"],
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(lay.passwords),
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(lay.airflow_home / "logs"),
@@ -165,7 +198,17 @@ def stack_env(settings: Settings, lay: Layout, gen: dict[str, str]) -> dict[str,
     })
     for key in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY", "AIRFLOW__CORE__FERNET_KEY"):
         env[key] = gen[key]
+    if gen.get("STACK_WORKER_NAME"):  # an extra worker: its task instances carry its name
+        env[launch.WORKER_NAME_ENV] = gen["STACK_WORKER_NAME"]
+        env["AIRFLOW__CORE__HOSTNAME_CALLABLE"] = "orchestration.launch.hostname"
     return env
+
+
+def worker_queues(settings: Settings, role: str) -> list[str]:
+    """The Celery queues this machine's worker serves: the data host serves the default queue
+    and the warehouse queue; an extra worker (no data directory of the night) the default only."""
+    default = read_env_file(SHARED_ENV)[DEFAULT_QUEUE_KEY]
+    return [default] if role == "worker" else [default, settings.warehouse_queue]
 
 
 def load_config(settings: Settings, create: bool = False) -> tuple[Layout, dict[str, str], dict[str, str]]:
@@ -207,41 +250,92 @@ def _chown(path: Path, user: str | None) -> None:
         os.chown(path, pw.pw_uid, pw.pw_gid)
 
 
-def init_postgres(lay: Layout, gen: dict[str, str]) -> None:
-    if (lay.pgdata / "PG_VERSION").exists():
-        return
+def reaches(user: str | None, path: Path, write: bool = False) -> bool:
+    """Whether `user` (None: ourselves) can enter `path` (and write in it): tested as that user."""
+    flags = ["-x", str(path)] + (["-a", "-w", str(path)] if write else [])
+    proc = subprocess.run(["test", "-d", str(path), "-a", *flags], user=user, capture_output=True,
+                          timeout=30, cwd="/")
+    return proc.returncode == 0
+
+
+def _blocking_ancestor(user: str, path: Path) -> Path:
+    """The first folder on the way to `path` that `user` cannot enter."""
+    for folder in [*reversed(path.parents), path]:
+        if folder.exists() and not reaches(user, folder):
+            return folder
+    return path
+
+
+def pg_location(lay: Layout, gen: dict[str, str]) -> Path:
+    """Where this stack's PostgreSQL cluster lives (recorded as STACK_PGDATA in stack.env on
+    first use): under the stack folder when the user PostgreSQL runs as can reach it; else, as
+    root, under that user's home (`~postgres/ofsted-stack/<id>/data`, e.g. for a checkout under a
+    0700 folder). Refuses, before anything is started, with the fix when neither is possible."""
+    if gen.get("STACK_PGDATA"):
+        return Path(gen["STACK_PGDATA"])
     user = _pg_user()
-    if user and not os.access(lay.root, os.X_OK):
-        raise StackError(f"{lay.root} is not reachable")
-    lay.pgdata.mkdir(parents=True, exist_ok=True)
-    os.chmod(lay.pgdata, 0o700)
-    _chown(lay.pgdata, user)
-    pwfile = lay.root / ".pgpass-init"
-    _write_private(pwfile, gen["STACK_POSTGRES_SUPERUSER_PASSWORD"] + "\n")
-    _chown(pwfile, user)
-    try:
-        proc = subprocess.run(
-            [str(_pg_bin() / "initdb"), "-D", str(lay.pgdata), "-U", "postgres", "--pwfile", str(pwfile),
-             "--auth", "scram-sha-256", "--encoding", "UTF8", "--locale", "C.UTF-8"],
-            user=user, capture_output=True, text=True, timeout=120)
-    finally:
-        pwfile.unlink(missing_ok=True)
-    if proc.returncode != 0:
-        shutil.rmtree(lay.pgdata, ignore_errors=True)
-        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
-        raise StackError(f"initdb failed: {last} (can the `{user or 'current'}` user reach {lay.pgdata}?)")
-    with open(lay.pgdata / "postgresql.conf", "a") as f:
-        f.write("\n# ofsted-letters local stack\n"
-                "listen_addresses = '127.0.0.1'\n"
-                f"port = {gen['STACK_POSTGRES_PORT']}\n"
-                "unix_socket_directories = ''\n"
-                "max_connections = 100\n"
-                "shared_buffers = 64MB\n")
+    if user is None or reaches(user, lay.root):
+        return lay.pgdata
+    home = Path(pwd.getpwnam(user).pw_dir)
+    if home.is_dir() and reaches(user, home, write=False):
+        return home / "ofsted-stack" / hashlib.sha256(str(lay.root).encode()).hexdigest()[:16] / "data"
+    blocked = _blocking_ancestor(user, lay.root)
+    raise StackError(f"the `{user}` OS user, which runs PostgreSQL, cannot enter {blocked} (on the way to "
+                     f"{lay.root}) and has no home folder to hold the cluster instead: run `chmod o+x "
+                     f"{blocked}`, or set OFSTED_DATA_DIR to a folder it can reach (e.g. under /srv)")
+
+
+def init_postgres(lay: Layout, gen: dict[str, str]) -> Path:
+    """The cluster's data folder, created (initdb) on first use; its pg_hba.conf rewritten on
+    every `up` from STACK_HOST (password logins from this host, and from its network when
+    STACK_HOST is not a loopback address)."""
+    pgdata = pg_location(lay, gen)
+    user = _pg_user()
+    if not gen.get("STACK_PGDATA") and pgdata != lay.pgdata and pgdata.parent.exists():
+        # left by a stack whose data directory (and so its passwords) was deleted: not ours to reuse
+        shutil.rmtree(pgdata.parent)
+    if not (pgdata / "PG_VERSION").exists():
+        if user and pgdata != lay.pgdata:  # a private folder of the postgres user's, made by root
+            for folder in (pgdata.parent.parent, pgdata.parent):
+                folder.mkdir(mode=0o700, exist_ok=True)
+                _chown(folder, user)
+        pgdata.mkdir(parents=True, exist_ok=True)
+        os.chmod(pgdata, 0o700)
+        _chown(pgdata, user)
+        pwfile = pgdata.parent / ".pgpass-init"
+        _write_private(pwfile, gen["STACK_POSTGRES_SUPERUSER_PASSWORD"] + "\n")
+        _chown(pwfile, user)
+        try:
+            proc = subprocess.run(
+                [str(_pg_bin() / "initdb"), "-D", str(pgdata), "-U", "postgres", "--pwfile", str(pwfile),
+                 "--auth", "scram-sha-256", "--encoding", "UTF8", "--locale", "C.UTF-8"],
+                user=user, capture_output=True, text=True, timeout=120, cwd="/")
+        finally:
+            pwfile.unlink(missing_ok=True)
+        if proc.returncode != 0:
+            shutil.rmtree(pgdata, ignore_errors=True)
+            last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+            raise StackError(f"initdb failed: {last} (can the `{user or 'current'}` user reach {pgdata}?)")
+        with open(pgdata / "postgresql.conf", "a") as f:
+            f.write("\n# ofsted-letters local stack (address and port: on the command line, from stack.env)\n"
+                    "unix_socket_directories = ''\n"
+                    "max_connections = 100\n"
+                    "shared_buffers = 64MB\n")
+    if not gen.get("STACK_PGDATA"):
+        gen["STACK_PGDATA"] = str(pgdata)
+        _write_private(lay.config, "".join(f"{k}={v}\n" for k, v in gen.items()))
+    hba = ["# generated by orchestration/stack.py at every `up`",
+           "host all all 127.0.0.1/32 scram-sha-256", "host all all ::1/128 scram-sha-256"]
+    if not ipaddress.ip_address(_host(gen)).is_loopback:
+        hba.append("host all all samenet scram-sha-256")  # extra workers on this machine's network
+    (pgdata / "pg_hba.conf").write_text("\n".join(hba) + "\n")
+    _chown(pgdata / "pg_hba.conf", user)
+    return pgdata
 
 
 def write_redis_conf(lay: Layout, gen: dict[str, str]) -> None:
     _write_private(lay.redis_conf, (
-        "bind 127.0.0.1\n"
+        f"bind {_host(gen)}\n"
         "protected-mode yes\n"
         f"port {gen['STACK_REDIS_PORT']}\n"
         f"requirepass {gen['STACK_REDIS_PASSWORD']}\n"
@@ -270,7 +364,7 @@ def ensure_airflow_database(gen: dict[str, str]) -> None:
     import psycopg2
 
     def connect():
-        return psycopg2.connect(host="127.0.0.1", port=int(gen["STACK_POSTGRES_PORT"]), user="postgres",
+        return psycopg2.connect(host=_host(gen), port=int(gen["STACK_POSTGRES_PORT"]), user="postgres",
                                 password=gen["STACK_POSTGRES_SUPERUSER_PASSWORD"], dbname="postgres",
                                 connect_timeout=3)
 
@@ -292,32 +386,45 @@ def ensure_airflow_database(gen: dict[str, str]) -> None:
 def _wait_redis(gen: dict[str, str]) -> None:
     import redis
 
-    client = redis.Redis(host="127.0.0.1", port=int(gen["STACK_REDIS_PORT"]),
+    client = redis.Redis(host=_host(gen), port=int(gen["STACK_REDIS_PORT"]),
                          password=gen["STACK_REDIS_PASSWORD"], socket_timeout=2)
     _wait("Redis", client.ping, 30)
 
 
 # --- supervisord ---------------------------------------------------------------------------
 
-def supervisor_conf(lay: Layout) -> str:
-    user = _pg_user()
+def programs(settings: Settings, lay: Layout, gen: dict[str, str]) -> dict[str, tuple[str, int, str]]:
+    """name -> (command, priority, extra supervisord lines) of what this machine runs: everything
+    on the data host; only the Celery worker (default queue) on an extra worker's machine."""
     airflow = VENV_BIN / "airflow"
-    common = ("autorestart=true\nstartsecs=3\nstopasgroup=true\nkillasgroup=true\nstopwaitsecs=30\n"
-              "redirect_stderr=true\nstdout_logfile_maxbytes=20MB\nstdout_logfile_backups=2\n")
-    programs = {
-        "postgres": (f"{_pg_bin() / 'postgres'} -D {lay.pgdata}", 10, "stopsignal=INT\n"
-                     + (f"user={user}\n" if user else "")),
-        "redis": (f"/usr/bin/redis-server {lay.redis_conf}", 10, ""),
+    role = gen.get("STACK_ROLE", "data")
+    queues = ",".join(worker_queues(settings, role))
+    # warm shutdown: a running task finishes before the worker stops
+    name = gen.get("STACK_WORKER_NAME")  # `%%h`: supervisord's escape for Celery's %h (the host name)
+    worker = (f"{airflow} celery worker --skip-serve-logs --queues {queues}"
+              + (f" --celery-hostname {name}@%%h" if name else ""), 40, "autostart=false\nstopwaitsecs=120\n")
+    if role == "worker":
+        return {"celery-worker": worker}
+    pg_user = _pg_user()
+    host = _host(gen)
+    return {
+        "postgres": (f"{_pg_bin() / 'postgres'} -D {pg_location(lay, gen)} -c listen_addresses={host} "
+                     f"-c port={gen['STACK_POSTGRES_PORT']}", 10, "stopsignal=INT\n", pg_user),
+        "redis": (f"{REDIS_SERVER} {lay.redis_conf}", 10, ""),
         "api-server": (f"{airflow} api-server", 30, "autostart=false\n"),
         "scheduler": (f"{airflow} scheduler --skip-serve-logs", 30, "autostart=false\n"),
         "dag-processor": (f"{airflow} dag-processor", 30, "autostart=false\n"),
         "triggerer": (f"{airflow} triggerer --skip-serve-logs", 30, "autostart=false\n"),
-        # warm shutdown: a running task finishes before the worker stops
-        # both queues: the night's data-directory steps run on the warehouse queue (orchestration/night.py)
-        "celery-worker": (f"{airflow} celery worker --skip-serve-logs --queues "
-                          f"default,{get_settings().warehouse_queue}", 40,
-                          "autostart=false\nstopsignal=TERM\nstopwaitsecs=120\n"),
+        "celery-worker": worker,
     }
+
+
+def supervisor_conf(settings: Settings, lay: Layout, gen: dict[str, str]) -> str:
+    # The signal to stop goes to the launcher, which passes it to its program alone (stopasgroup
+    # would signal the program twice); after stopwaitsecs the whole group is killed, and `down`
+    # sweeps whatever left the group (Airflow's task processes do).
+    common = ("autorestart=true\nstartsecs=3\nstopasgroup=false\nkillasgroup=true\nstopwaitsecs=30\n"
+              "redirect_stderr=true\nstdout_logfile_maxbytes=20MB\nstdout_logfile_backups=2\n")
     out = [
         "; generated by orchestration/stack.py: do not edit",
         "[unix_http_server]", f"file={lay.root / 'supervisor.sock'}", "chmod=0700", "",
@@ -328,8 +435,11 @@ def supervisor_conf(lay: Layout) -> str:
         "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",
         "[supervisorctl]", f"serverurl=unix://{lay.root / 'supervisor.sock'}", "",
     ]
-    for name, (command, priority, extra) in programs.items():
-        out += [f"[program:{name}]", f"command={command}", f"priority={priority}",
+    for name, (command, priority, extra, *user) in programs(settings, lay, gen).items():
+        as_user = f" --user {user[0]}" if user and user[0] else ""
+        launcher = (f"{VENV_BIN / 'python'} -m orchestration.launch --root {lay.root} --name {name}"
+                    f"{as_user} -- ")
+        out += [f"[program:{name}]", f"command={launcher}{command}", f"priority={priority}",
                 f"stdout_logfile={lay.logs / (name + '.log')}", common + extra]
     return "\n".join(out)
 
@@ -370,51 +480,127 @@ def _migrate(lay: Layout, env: dict[str, str]) -> None:
     marker.write_text(airflow.__version__ + "\n")
 
 
-def up(settings: Settings, echo=print) -> dict[str, str]:
-    t0 = time.monotonic()
-    lay, gen, env = load_config(settings, create=True)
-    if _supervisord_pid(lay):
-        echo(f"stack: already running (supervisord pid {_supervisord_pid(lay)}); `make status` shows it")
-        return gen
-    for d in (lay.logs, lay.airflow_home):
-        d.mkdir(parents=True, exist_ok=True)
-    init_postgres(lay, gen)
-    write_redis_conf(lay, gen)
-    _write_private(lay.passwords, json.dumps({ADMIN: gen["STACK_ADMIN_PASSWORD"]}))
-    lay.supervisor_conf.write_text(supervisor_conf(lay))
+def _start_supervisord(settings: Settings, lay: Layout, gen: dict[str, str], env: dict[str, str]) -> None:
+    lay.supervisor_conf.write_text(supervisor_conf(settings, lay, gen))
     proc = subprocess.run([str(VENV_BIN / "supervisord"), "-c", str(lay.supervisor_conf)], env=env,
                           capture_output=True, text=True, timeout=60)
     if proc.returncode != 0:
         raise StackError(f"supervisord did not start: {(proc.stdout + proc.stderr).strip()}")
+
+
+def up(settings: Settings, echo=print) -> dict[str, str]:
+    t0 = time.monotonic()
+    lay, gen, env = load_config(settings, create=True)
+    if gen.get("STACK_ROLE") == "worker":
+        raise StackError(f"{lay.root} holds an extra worker (joined to another machine's stack): "
+                         "`python -m orchestration.stack worker` starts it, `down` stops it")
+    if _supervisord_pid(lay):
+        echo(f"stack: already running (supervisord pid {_supervisord_pid(lay)}); `make status` shows it")
+        return gen
+    # refuses here, before anything is started, when PostgreSQL or Redis could not run
+    _pg_bin()
+    if not Path(REDIS_SERVER).exists():
+        raise StackError(f"Redis not found at {REDIS_SERVER}: apt-get install redis-server")
+    pg_location(lay, gen)
+    for d in (lay.logs, lay.airflow_home):
+        d.mkdir(parents=True, exist_ok=True)
+    _sweep(lay, echo)  # what a stack killed without `down` left running
+    init_postgres(lay, gen)
+    write_redis_conf(lay, gen)
+    _write_private(lay.passwords, json.dumps({ADMIN: gen["STACK_ADMIN_PASSWORD"]}))
+    _start_supervisord(settings, lay, gen, env)
+    api = api_url(gen)
     try:
         ensure_airflow_database(gen)
         _wait_redis(gen)
         _migrate(lay, env)
         ctl(lay, "start", *AIRFLOW_PROGRAMS)
-        api = f"http://127.0.0.1:{gen['STACK_API_PORT']}"
+        # its first start migrates nothing but imports all of Airflow: minutes on a loaded 2-core machine
         _wait("api-server", lambda: urllib.request.urlopen(f"{api}/api/v2/version", timeout=3).status == 200,
-              120)
+              300)
     except BaseException:
         down(settings, echo=lambda _line: None)
         raise
     echo(f"stack: up in {time.monotonic() - t0:.1f}s; Airflow UI {api}/ (user {ADMIN}, password in "
-         f"{lay.passwords}); logs in {lay.logs}")
+         f"{lay.passwords}); logs in {lay.logs}; worker queues "
+         f"{','.join(worker_queues(settings, 'data'))}")
     return gen
+
+
+# what an extra worker needs of the data host's stack.env
+JOINED = ("STACK_HOST", "STACK_POSTGRES_PORT", "STACK_REDIS_PORT", "STACK_API_PORT",
+          "STACK_POSTGRES_PASSWORD", "STACK_REDIS_PASSWORD", "AIRFLOW__API_AUTH__JWT_SECRET",
+          "AIRFLOW__API__SECRET_KEY", "AIRFLOW__CORE__FERNET_KEY")
+
+
+def worker(settings: Settings, join: Path, name: str | None = None, echo=print) -> dict[str, str]:
+    """Start an extra Celery worker on this machine, on the default queue only, joined to the
+    stack whose stack.env is `join` (a copy of the data host's). It keeps its own configuration,
+    AIRFLOW_HOME and logs under this machine's <data dir>/stack; parse tasks need the batch store
+    (OFSTED_BATCH_STORE and its AWS_* settings). `down` stops it."""
+    lay = layout(settings)
+    if _supervisord_pid(lay):
+        echo(f"stack: already running here (supervisord pid {_supervisord_pid(lay)}); `make status` shows it")
+        return read_env_file(lay.config)
+    if not settings.batch_store:
+        raise StackError("an extra worker parses from the batch store: set OFSTED_BATCH_STORE (and its "
+                         "AWS_* endpoint and credentials) as on the data host")
+    try:
+        source = read_env_file(join)
+    except OSError as exc:
+        raise StackError(f"cannot read the data host's stack.env at {join}: {exc.strerror or exc}") from exc
+    missing = [k for k in JOINED if not source.get(k)]
+    if missing:
+        raise StackError(f"{join} is not a stack.env of a data host (no {', '.join(missing)})")
+    if lay.config.exists() and read_env_file(lay.config).get("STACK_ROLE") != "worker":
+        raise StackError(f"{lay.root} holds a data host's stack: give the extra worker its own "
+                         "OFSTED_DATA_DIR")
+    gen = {k: source[k] for k in JOINED} | {  # and this machine's own ports
+        "STACK_ROLE": "worker", "STACK_WORKER_NAME": name or socket.gethostname(),
+        "STACK_LOG_PORT": str(_free_port()), "STACK_TRIGGER_LOG_PORT": str(_free_port()),
+        "STACK_HEALTH_PORT": str(_free_port())}
+    _write_private(lay.config, "".join(f"{k}={v}\n" for k, v in gen.items()))
+    env = stack_env(settings, lay, gen)
+    for d in (lay.logs, lay.airflow_home):
+        d.mkdir(parents=True, exist_ok=True)
+    _sweep(lay, echo)
+    _start_supervisord(settings, lay, gen, env)
+    try:
+        _wait_redis(gen)
+        ctl(lay, "start", *WORKER_PROGRAMS)
+    except BaseException:
+        down(settings, echo=lambda _line: None)
+        raise
+    echo(f"stack: extra worker {gen['STACK_WORKER_NAME']} started on queue "
+         f"{','.join(worker_queues(settings, 'worker'))}, joined to {api_url(gen)}; logs in {lay.logs}")
+    return gen
+
+
+def _sweep(lay: Layout, echo) -> None:
+    found, still = launch.sweep(lay.root)
+    if found:
+        echo(f"stack: stopped {len(found) - len(still)} process(es) an earlier run of this stack left behind"
+             + (f"; could not stop {still}" if still else ""))
 
 
 def down(settings: Settings, echo=print) -> None:
     lay = layout(settings)
     pid = _supervisord_pid(lay)
-    if pid is None:
+    if pid is not None:
+        ctl(lay, "shutdown", check=False)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and _supervisord_pid(lay):
+            time.sleep(0.3)
+        if _supervisord_pid(lay):
+            raise StackError(f"supervisord (pid {pid}) still running after 180s")
+    left, still = launch.sweep(lay.root)  # a launcher killed with -9 leaves its program's children
+    if still:
+        raise StackError(f"could not stop {len(still)} process(es) of the stack: {still}")
+    if pid is None and not left:
         echo("stack: not running")
         return
-    ctl(lay, "shutdown", check=False)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and _supervisord_pid(lay):
-        time.sleep(0.3)
-    if _supervisord_pid(lay):
-        raise StackError(f"supervisord (pid {pid}) still running after 180s")
-    echo("stack: stopped")
+    echo("stack: stopped" + (f" (and {len(left)} process(es) left behind by a killed program)"
+                             if left else ""))
 
 
 def status(settings: Settings, echo=print) -> int:
@@ -430,31 +616,47 @@ def status(settings: Settings, echo=print) -> int:
 # --- the REST API --------------------------------------------------------------------------
 
 class Api:
-    def __init__(self, gen: dict[str, str]):
-        self.base = f"http://127.0.0.1:{gen['STACK_API_PORT']}"
+    """The api-server's REST API. Every call is retried on a transient failure (HTTP 5xx, a
+    refused or timed-out connection) with backoff for up to `RETRY_S`: a busy or restarting
+    api-server does not end `make night`. Only idempotent calls are made (the night is triggered
+    with a run id chosen here, so a repeated trigger finds the run instead of starting another)."""
+
+    RETRY_S = 90.0
+
+    def __init__(self, gen: dict[str, str], base: str | None = None):
+        self.base = (base or api_url(gen)).rstrip("/")
+        self.retried: list[str] = []  # one line per transient failure that was retried
         body = self._call("POST", "/auth/token", {"username": ADMIN, "password": gen["STACK_ADMIN_PASSWORD"]},
                           auth=False)
         self.token = body["access_token"]
 
     def _call(self, method: str, path: str, body: dict | None = None, auth: bool = True) -> dict:
-        req = urllib.request.Request(self.base + path, method=method,
-                                     data=None if body is None else json.dumps(body).encode())
-        req.add_header("Content-Type", "application/json")
-        if auth:
-            req.add_header("Authorization", f"Bearer {self.token}")
-        for attempt in range(3):  # a busy api-server (one worker, 2 cores) may time out on a GET
+        deadline = time.monotonic() + self.RETRY_S
+        pause = 1.0
+        while True:
+            req = urllib.request.Request(self.base + path, method=method,
+                                         data=None if body is None else json.dumps(body).encode())
+            req.add_header("Content-Type", "application/json")
+            if auth:
+                req.add_header("Authorization", f"Bearer {self.token}")
             try:
                 with urllib.request.urlopen(req, timeout=30) as resp:
                     return json.loads(resp.read() or b"{}")
             except urllib.error.HTTPError as exc:
                 detail = exc.read().decode(errors="replace")[:300]
-                raise StackError(f"{method} {path}: HTTP {exc.code} {detail}") from exc
+                error = StackError(f"{method} {path}: HTTP {exc.code} {detail}")
+                error.status = exc.code  # type: ignore[attr-defined]
+                if exc.code < 500 or time.monotonic() > deadline:
+                    raise error from exc
+                why = f"HTTP {exc.code}"
             except (urllib.error.URLError, OSError) as exc:
-                if attempt == 2 or method != "GET":  # never repeat a POST: it may have triggered a run
+                if time.monotonic() > deadline:
                     raise StackError(f"api-server at {self.base} unreachable ({exc}); "
                                      "is the stack up?") from exc
-                time.sleep(2)
-        raise AssertionError("unreachable")
+                why = str(getattr(exc, "reason", exc))
+            self.retried.append(f"{method} {path.split('?')[0]}: {why}")
+            time.sleep(pause)
+            pause = min(pause * 2, 10.0)
 
     def get(self, path: str) -> dict:
         return self._call("GET", path)
@@ -509,19 +711,34 @@ def _failure_reason(api: Api, run_id: str, ti: dict) -> str:
     return reason.splitlines()[0][:300]
 
 
-def night(settings: Settings, echo=print, timeout: float = 3600) -> int:
+def _trigger(api: Api, logical_date: str | None) -> str:
+    """Trigger one run under a run id chosen here: a trigger repeated after a lost answer (a 5xx
+    from a proxy, a timeout) finds the run it made (409) instead of starting a second night."""
+    run_id = f"manual__{dt.datetime.now(dt.UTC).isoformat()}"
+    try:
+        api.post(f"/api/v2/dags/{DAG_ID}/dagRuns", {"dag_run_id": run_id, "logical_date": logical_date,
+                                                    "conf": {}})
+    except StackError as exc:
+        if getattr(exc, "status", None) != 409 or not api.retried:
+            raise
+        api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.request.quote(run_id, safe='')}")  # it is there
+    return run_id
+
+
+def night(settings: Settings, echo=print, timeout: float = 3600, api_base: str | None = None) -> int:
     t0 = time.monotonic()
     lay, gen, _env = load_config(settings)
     if _supervisord_pid(lay) is None:
         raise StackError("the stack is not running (run `make up` first)")
-    api = Api(gen)
+    if gen.get("STACK_ROLE") == "worker":
+        raise StackError("this machine runs an extra worker: trigger the night on the data host")
+    api = Api(gen, api_base)
     dag = _wait_for_dag(api)
     logical_date = None
     pending = dag.get("next_dagrun_logical_date")
     if dag.get("is_paused") and pending and dt.datetime.fromisoformat(pending) <= dt.datetime.now(dt.UTC):
         logical_date = pending  # the interval unpausing would start at once: this run is it
-    run = api.post(f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": logical_date, "conf": {}})
-    run_id = run["dag_run_id"]
+    run_id = _trigger(api, logical_date)
     if dag.get("is_paused"):
         api.patch(f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
     echo(f"night: triggered {run_id} on {api.base}", flush=True)
@@ -547,6 +764,9 @@ def night(settings: Settings, echo=print, timeout: float = 3600) -> int:
         if state in ("success", "failed"):
             break
         time.sleep(1)
+    if api.retried:
+        echo(f"night: {len(api.retried)} transient API error(s) retried (first: {api.retried[0]})",
+             file=sys.stderr)
     echo(f"night: {run_id} {state.upper()} in {time.monotonic() - t0:.1f}s")
     if state != "success":
         for ti in failed:
@@ -560,8 +780,14 @@ def night(settings: Settings, echo=print, timeout: float = 3600) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m orchestration.stack",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["up", "down", "status", "night"])
+    parser.add_argument("command", choices=["up", "down", "status", "night", "worker"])
+    parser.add_argument("--join", type=Path, metavar="STACK_ENV",
+                        help="worker: a copy of the data host's <data dir>/stack/stack.env")
+    parser.add_argument("--name", help="worker: its name in Celery and in task instances (default: hostname)")
+    parser.add_argument("--api", metavar="URL", help="night: reach the api-server at this URL (a proxy)")
     args = parser.parse_args(argv)
+    if args.command == "worker" and args.join is None:
+        parser.error("worker needs --join <the data host's stack.env>")
     settings = get_settings()
 
     def echo(line: str, file=sys.stdout, flush: bool = True) -> None:
@@ -574,8 +800,10 @@ def main(argv: list[str] | None = None) -> int:
             down(settings, echo)
         elif args.command == "status":
             return status(settings, echo)
+        elif args.command == "worker":
+            worker(settings, args.join, args.name, echo)
         else:
-            return night(settings, echo)
+            return night(settings, echo, api_base=args.api)
     except StackError as exc:
         print(f"stack: error: {exc}", file=sys.stderr)
         return 1

@@ -171,7 +171,60 @@ def build_real_warehouse(tmp: Path, synthetic_letters: int = 0) -> Settings:
     return settings
 
 
+def correction_letters(seed: int = 11, kinds: tuple[str, ...] = ("reworded", "reworded", "moved", "removed",
+                                                                   "redated")) -> list:
+    """Generated letters with corrections of each kind in `kinds`: [(original, correction), ...],
+    the first of each kind in the corpus of `seed` (`devtools.synthetic.iter_corpus`)."""
+    from devtools.synthetic import iter_corpus
+
+    wanted = list(kinds)
+    out, previous = [], None
+    for _, letter, _ in iter_corpus(20_000, seed=seed, pdf_share=0.0):
+        change = letter.expected.get("correction", {}).get("change")
+        if change in wanted and previous is not None:
+            wanted.remove(change)
+            out.append((previous, letter))
+            if not wanted:
+                return out
+        previous = letter
+    raise AssertionError(f"no correction of kind {wanted} in the corpus")
+
+
+def build_corrections_warehouse(tmp: Path) -> tuple[Settings, list]:
+    """The real night minus Airflow on the sample letters plus generated letters and their
+    corrections (`correction_letters`): each original in the first load, its correction in a
+    second, as a re-issue arrives. Returns the settings and the (original, correction) pairs."""
+    from devtools.synthetic import file_name
+    from ingest.raw.pipeline import run_load
+    from ingest.warehouse.build import run_dbt
+    from ingest.warehouse.publish import publish_warehouse
+
+    pairs = correction_letters()
+    inbox = tmp / "inbox"
+    shutil.copytree(PROJECT_ROOT / "data" / "sample_letters", inbox)
+    settings = real_settings(tmp, inbox)
+    for n, (original, _) in enumerate(pairs):
+        (inbox / file_name(n, original, "txt")).write_bytes(original.to_bytes())
+    run_load(settings)
+    for n, (_, correction) in enumerate(pairs):
+        (inbox / file_name(100 + n, correction, "txt")).write_bytes(correction.to_bytes())
+    run_load(settings)
+    rc = run_dbt(settings, ["build"])
+    if rc != 0:
+        raise RuntimeError(f"dbt build failed with exit code {rc}")
+    publish_warehouse(settings.work_warehouse, settings.published_warehouse)
+    return settings, pairs
+
+
 _REAL: dict[str, Settings] = {}
+_CORRECTED: dict[str, tuple[Settings, list]] = {}
+
+
+def corrections_warehouse(tmp_path_factory) -> tuple[Settings, list]:
+    """One corrections build per test session, shared by the analysts' test modules."""
+    if "built" not in _CORRECTED:
+        _CORRECTED["built"] = build_corrections_warehouse(tmp_path_factory.mktemp("corrections_night"))
+    return _CORRECTED["built"]
 
 
 def real_warehouse(tmp_path_factory) -> Settings:

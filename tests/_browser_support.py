@@ -82,7 +82,9 @@ def screenshot(page: Any, name: str) -> Path:
 
 
 CHART_FACTS_JS = """
-() => Array.from(document.querySelectorAll('svg.chart')).map(svg => {
+() => Array.from(document.querySelectorAll('svg.chart'))
+    .filter(svg => svg.getClientRects().length > 0)  // the one drawn for this screen's width
+    .map(svg => {
   const box = svg.getBoundingClientRect();
   const bars = Array.from(svg.querySelectorAll('rect.bar'));
   return {
@@ -100,5 +102,6 @@ CHART_FACTS_JS = """
 
 
 def chart_facts(page: Any) -> list[dict[str, Any]]:
-    """For each chart on the page: its rendered size, bars drawn, and the sum of their values."""
+    """For each chart shown on the page (each is drawn twice, for wide screens and for phones, and
+    one of the two is hidden): its rendered size, bars drawn, and the sum of their values."""
     return page.evaluate(CHART_FACTS_JS)

@@ -12,12 +12,14 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from _dbt_support import PROJECT_ROOT, dbt_settings, query, real_letters, write_raw
 
+from ingest.cli import main as ofsted
 from ingest.warehouse.build import night_env, run_dbt
 from ingest.warehouse.search import SearchError, search
 
@@ -255,3 +257,234 @@ def test_dq_warnings_name_close_overlapping_and_mismatched_inspections(tmp_path,
         "dq_stated_previous_inspection_matches_linked": 1,
     }
     assert "WARN" in capfd.readouterr().out
+
+
+# --- analyses, run as the README tells an analyst -------------------------------------------
+
+ANALYSES_DIR = PROJECT_ROOT / "dbt_project" / "analyses"
+
+
+def analysis(warehouse: Path, capsys, name: str, *variables: str) -> list[dict]:
+    """`ofsted analysis NAME --var ... --format json` on `warehouse`: its rows."""
+    args = ["analysis", name, "--warehouse", str(warehouse), "--format", "json"]
+    for v in variables:
+        args += ["--var", v]
+    capsys.readouterr()
+    assert ofsted(args) == 0, capsys.readouterr().err
+    return json.loads(capsys.readouterr().out)
+
+
+def test_every_analysis_runs_as_it_is_with_and_without_parameters(built, capsys):
+    from ingest.warehouse.analyses import list_analyses
+
+    listed = list_analyses(ANALYSES_DIR)
+    assert sorted(a.name for a in listed) == sorted(p.stem for p in ANALYSES_DIR.glob("*.sql"))
+    for a in listed:
+        assert a.about and a.about[0], a.name  # says what it answers
+        analysis(built, capsys, a.name)  # its defaults
+        for p in a.parameters:  # every parameter it documents is one it reads
+            assert f"{p} " in "\n".join(a.about), (a.name, p)
+        # and runs through `ofsted sql -f`, the same file
+        capsys.readouterr()
+        assert ofsted(["sql", "-f", str(a.path), "--warehouse", str(built), "--format", "json"]) == 0
+    # `ofsted analysis` alone lists them with their parameters
+    capsys.readouterr()
+    assert ofsted(["analysis", "--warehouse", str(built)]) == 0
+    out = capsys.readouterr().out
+    assert all(a.name in out for a in listed) and "--var la_code=..." in out
+
+
+def test_predecessor_findings_follow_todays_authority_with_its_share(built, capsys):
+    pops = split_populations()
+    christchurch = pops[("E10000009", "E06000058")] / (pops[("E10000009", "E06000059")]
+                                                       + pops[("E10000009", "E06000058")])
+    default = analysis(built, capsys, "predecessor_findings_of_todays_authorities")
+    by_la_code = analysis(built, capsys, "predecessor_findings_of_todays_authorities", "la_code=839")
+    assert default == by_la_code and len(default) == 18  # Dorset 2010's findings, for BCP
+    assert {(r["inspected_authority_name"], r["current_authority_name"]) for r in default} == {
+        ("Dorset", "Bournemouth, Christchurch and Poole")}
+    assert {r["share_of_inspected_area"] for r in default} == {round(christchurch, 3)}
+    dorset_council = analysis(built, capsys, "predecessor_findings_of_todays_authorities", "la_code=838")
+    assert len(dorset_council) == 18
+    assert {r["share_of_inspected_area"] for r in dorset_council} == {round(1 - christchurch, 3)}
+    assert analysis(built, capsys, "predecessor_findings_of_todays_authorities", "gss_code=E08000027")[0][
+        "inspected_authority_name"] == "Dudley"
+
+
+def test_theme_and_priority_analyses_filter_by_their_parameters(built, capsys):
+    bridge = query(built, """
+        select w.category, w.financial_year, count(*) from marts.findings_wide as w,
+        unnest(w.theme_names) group by all""")
+    for category, fy, n in bridge:
+        rows = analysis(built, capsys, "themes_by_year", f"category={category}")
+        assert {r["category"] for r in rows} == {category}
+        assert sum(r["finding_count"] for r in rows if r["financial_year"] == fy) == n
+    assert analysis(built, capsys, "themes_by_year", "region=Nowhere") == []
+    south_west = analysis(built, capsys, "themes_by_year", "region=South West")
+    assert south_west and sum(r["finding_count"] for r in south_west) == query(built, """
+        select count(*) from marts.findings_wide, unnest(theme_names) where region = 'South West'""")[0][0]
+    # none of the three real letters has a priority action
+    assert analysis(built, capsys, "authorities_with_priority_action", "region=South West") == []
+    assert analysis(built, capsys, "recurring_areas_for_development", "la_code=835") == []
+
+
+def test_an_unknown_or_misspelt_parameter_is_one_line(built, capsys):
+    for args, message in (
+        (["analysis", "themes_by_year", "--var", "catgory=strength"], "has no parameter 'catgory'"),
+        (["analysis", "no_such_analysis"], "no analysis 'no_such_analysis'"),
+        (["analysis", "../themes_by_year"], "no analysis"),
+        (["sql", "select 1", "--var", "x"], "give NAME=VALUE"),
+        (["sql", "select getvariable('a')", "--var", "b=1"], "has no parameter 'b'"),
+    ):
+        capsys.readouterr()
+        assert ofsted([*args, "--warehouse", str(built)]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert message in err[-1] and err[-1].startswith("ofsted "), err
+
+
+# --- what corrections changed, on letters re-issued by the generator -------------------------------
+
+@pytest.fixture(scope="module")
+def corrected(tmp_path_factory):
+    from _analysts_support import corrections_warehouse
+
+    return corrections_warehouse(tmp_path_factory)
+
+
+def _inspection_key(warehouse: Path, letter) -> str:
+    [(key,)] = query(warehouse, """
+        select inspection_key from marts.fct_inspections
+        where authority_name_as_written = ? and inspection_start_date = ?""",
+                     [letter.expected["authority_name"], letter.expected["inspection_start_date"]])
+    return key
+
+
+def test_finding_changes_are_what_each_correction_changed(corrected):
+    settings, pairs = corrected
+    w = settings.published_warehouse
+    for original, correction in pairs:
+        record = correction.expected["correction"]
+        key = _inspection_key(w, original)
+        changes = query(w, """
+            select change_type, category, old_ordinal, new_ordinal, old_finding_text, new_finding_text
+            from marts.fct_finding_changes where inspection_key = ? order by all""", [key])
+        counts = query(w, """
+            select letter_version, letter_date::varchar, findings_added_count, findings_removed_count,
+                   findings_reworded_count
+            from marts.fct_letter_versions where inspection_key = ? order by letter_version""", [key])
+        n = len(original.expected["findings"])
+        first, second = original.expected["letter_date"], correction.expected["letter_date"]
+        change = record["change"]
+        if change == "reworded":
+            assert changes == [("reworded", record["category"], record["old_ordinal"], record["new_ordinal"],
+                                record["old_text"], record["new_text"])], change
+            assert counts == [(1, first, n, 0, 0), (2, second, 0, 0, 1)]
+        elif change == "removed":
+            assert changes == [("removed", record["category"], record["old_ordinal"], None,
+                                record["old_text"], None)], change
+            assert counts == [(1, first, n, 0, 0), (2, second, 0, 1, 0)]
+        else:  # moved within its section, or only re-dated: nothing changed
+            assert changes == [], change
+            assert counts == [(1, first, n, 0, 0), (2, second, 0, 0, 0)]
+    assert {c.expected["correction"]["change"] for _, c in pairs} == {"reworded", "moved", "removed",
+                                                                        "redated"}
+
+
+# --- inspections_wide and authority_comparisons, checked against the letters themselves --------------
+
+def _register() -> dict[str, dict[str, str]]:
+    with (SEEDS / "local_authorities.csv").open(newline="") as fh:
+        return {r["gss_code"]: r for r in csv.DictReader(fh)}
+
+
+def test_inspections_wide_has_a_row_per_inspection_with_its_current_letter(corrected):
+    settings, pairs = corrected
+    w = settings.published_warehouse
+    assert query(w, "select count(*) from marts.inspections_wide") == query(
+        w, "select count(*) from marts.fct_inspections")
+    for original, correction in pairs:
+        e = correction.expected
+        [row] = query(w, """
+            select gss_code, region, financial_year, letter_version, first_published_date::varchar,
+                   letter_date::varchar, finding_count, strength_count, priority_action_count,
+                   working_days_from_inspection_to_first_letter, todays_authorities
+            from marts.inspections_wide where inspection_key = ?""", [_inspection_key(w, original)])
+        start = dt.date.fromisoformat(e["inspection_start_date"])
+        fy = start.year if start.month >= 4 else start.year - 1
+        assert row[:9] == (e["gss_code"], _register()[e["gss_code"]]["region"],
+                           f"{fy}-{(fy + 1) % 100:02d}", 2,
+                           original.expected["letter_date"], e["letter_date"], len(e["findings"]),
+                           e["counts"]["strength"], e["counts"]["priority_action"])
+        assert row[9] == working_days_after(dt.date.fromisoformat(e["inspection_end_date"]),
+                                            dt.date.fromisoformat(original.expected["letter_date"]))
+        assert abs(sum(t["weight"] for t in row[10]) - 1) < 1e-9
+    # Dorset 2010: today's Dorset and BCP, largest share first
+    [(todays,)] = query(w, "select todays_authorities from marts.inspections_wide "
+                           "where gss_code = 'E10000009'")
+    assert [t["gss_code"] for t in todays] == ["E06000059", "E06000058"]
+    assert todays[0]["weight"] > todays[1]["weight"] and todays[1]["change_type"] == "partial_transfer"
+
+
+def test_authority_comparisons_equal_figures_worked_out_from_the_letters(corrected):
+    """Each authority, its region and England on the measures, recomputed here from the letters'
+    expected parses and the register seed (not from the marts)."""
+    settings, pairs = corrected
+    w = settings.published_warehouse
+    register = _register()
+    current = {}  # (gss, start) -> expected parse of the current letter
+    for original, correction in pairs:
+        key = (original.expected["gss_code"], original.expected["inspection_start_date"])
+        current[key] = correction.expected
+    real = {r["gss_code"]: r for name, r in json.loads(
+        (PROJECT_ROOT / "tests" / "fixtures" / "letters" / "real_expected.json").read_text()).items()
+        if not name.startswith("_")}
+    rows = query(w, """
+        select gss_code, inspection_start_date::varchar, finding_count, area_for_development_count,
+               priority_action_count from marts.fct_inspections where authority_key is not null""")
+    assert len(rows) == len(current) + len(real)
+    inspections = []
+    for gss, start, *_ in rows:
+        e = current.get((gss, start))
+        if e is None:  # a real letter: its counts from its expected parse
+            e = {"findings": [{"category": c} for c, n in real[gss]["counts"].items() for _ in range(n)]}
+        cats = Counter(f["category"] for f in e["findings"])
+        inspections.append((gss, register[gss]["region"], cats))
+
+    def share_with_priority_action(subset):
+        return sum(1 for _, _, c in subset if c["priority_action"]) / len(subset)
+
+    def per_inspection(subset, category):
+        return sum(c[category] for _, _, c in subset) / len(subset)
+
+    got = {(r[0], r[1], r[2]): r[3:] for r in query(w, """
+        select gss_code, measure, subject, authority_value, region_value, england_value,
+               authority_inspection_count, region_inspection_count, england_inspection_count
+        from marts.authority_comparisons
+        where measure in ('share_with_priority_action', 'findings_per_inspection')""")}
+    assert {g for g, *_ in got} == {g for g, _, _ in inspections}
+    for gss, region, _ in inspections:
+        mine = [i for i in inspections if i[0] == gss]
+        theirs = [i for i in inspections if i[1] == region]
+        want = share_with_priority_action(mine), share_with_priority_action(theirs), \
+            share_with_priority_action(inspections)
+        assert got[(gss, "share_with_priority_action", "all")][:3] == pytest.approx(want)
+        counted = (len(mine), len(theirs), len(inspections))
+        assert got[(gss, "share_with_priority_action", "all")][3:] == counted
+        for category in ("strength", "satisfactory", "area_for_development", "priority_action"):
+            want = per_inspection(mine, category), per_inspection(theirs, category), \
+                per_inspection(inspections, category)
+            assert got[(gss, "findings_per_inspection", category)][:3] == pytest.approx(want), (gss, category)
+    # letter lag and theme shares: ratios of the marts' own sums, spot-checked for England
+    [(lag,)] = query(w, "select distinct england_value from marts.authority_comparisons "
+                        "where measure = 'working_days_to_first_letter'")
+    lags = [working_days_after(end, first) for end, first in query(w, """
+        select inspection_end_date, first_published_date from marts.fct_inspections
+        where authority_key is not null""")]
+    assert lag == pytest.approx(sum(lags) / len(lags))
+    [(theme_share, findings)] = query(w, """
+        select england_value, england_denominator from marts.authority_comparisons
+        where measure = 'share_of_findings' and subject = 'supervision' limit 1""")
+    themed = query(w, "select count(*) from marts.findings_wide where authority_key is not null "
+                      "and list_contains(themes, 'supervision')")[0][0]
+    assert findings == sum(sum(c.values()) for _, _, c in inspections)
+    assert theme_share == pytest.approx(themed / findings)

@@ -314,7 +314,12 @@ def test_self_contained_no_network(warehouse, tmp_path):
             target = (page.parent / ref.split("#")[0]).resolve()
             assert target.is_file() and out.resolve() in target.parents, (page.name, ref)
     index = (out / REPORT_FILE).read_text()
-    assert index.count("<svg") == 8  # years 2, financial years 2, regions, categories, themes, authorities
+    # years 2, financial years 2, regions, categories, themes, authorities: each drawn for wide
+    # screens and again, narrower, for phones; no footer names a server path
+    assert index.count('<div class="chart-wide"><svg') == index.count('<div class="chart-narrow"><svg') == 8
+    assert index.count("<svg") == 16
+    for page in pages:
+        assert str(warehouse.parent) not in page.read_text(encoding="utf-8"), page.name
 
 
 def test_text_from_the_warehouse_is_escaped(warehouse, tmp_path):
@@ -497,6 +502,11 @@ def test_corrections_and_successor_weights_when_the_warehouse_has_them(warehouse
         "Dorset Council (E06000059): 87.4% of it (published weight), merge on 1 Apr 2019",
         "Bournemouth, Christchurch and Poole (E06000058): 12.6% of it (published weight), "
         "partial transfer on 1 Apr 2019"]
+    # the overview's directory lists them one a line with their shares, never joined with commas
+    index = (out / REPORT_FILE).read_text()
+    row = next(r for r in index.split('id="directory"')[1].split("<tr>") if ">Dorset</a>" in r)
+    assert re.findall(r'<ul class="cell-list">(.*?)</ul>', row) == [
+        "<li>Dorset Council (87.4%)</li><li>Bournemouth, Christchurch and Poole (12.6%)</li>"]
 
 
 # --- what is new, and the nights ----------------------------------------------------------------
@@ -677,11 +687,23 @@ def expected_chart_totals(warehouse: Path) -> dict[str, int]:
                sum(priority_action_count) filter (where authority_key is not null)
         from marts.fct_inspections""")
     themed = q(warehouse, "select count(*) from marts.bridge_findings_themes")[0][0]
-    return {"Inspections per year": inspections, "Findings per year, by category": findings,
-            "Priority actions per financial year": priority,
-            "Findings per financial year, by category": findings,
-            "Inspections by region": inspections,
-            "Findings by category": findings, "Findings by theme": themed,
+    totals = {"Inspections per year": inspections, "Findings per year, by category": findings,
+              "Priority actions per financial year": priority,
+              "Findings per financial year, by category": findings,
+              "Inspections by region": inspections}
+    if q(warehouse, "select count(*) from information_schema.tables "
+                    "where table_name = 'authority_comparisons'")[0][0]:
+        # areas for development per inspection in each region and in England, worked out here
+        [(by_regions, england)] = q(warehouse, """
+            with per_region as (
+                select a.region, sum(i.area_for_development_count) / count(*) as per_inspection
+                from marts.fct_inspections as i join marts.dim_authorities as a using (authority_key)
+                group by a.region)
+            select (select sum(per_inspection) from per_region),
+                   (select sum(area_for_development_count) / count(*) from marts.fct_inspections
+                    where authority_key is not null)""")
+        totals["Areas for development per inspection, by region"] = by_regions + england
+    return {**totals, "Findings by category": findings, "Findings by theme": themed,
             "Priority actions by authority": priority_matched}
 
 
@@ -703,7 +725,7 @@ def check_in_browser(path: Path, warehouse: Path, artefact: str) -> list[dict]:
     for f in facts:
         assert f["width"] > 200 and f["height"] > 60, f
         assert f["bars"] > 0 and f["drawn"] == f["bars"], f
-        assert f["total"] == totals[f["title"]], f
+        assert f["total"] == pytest.approx(totals[f["title"]]), f
     assert shot.stat().st_size > 10_000
     return facts
 
@@ -798,8 +820,9 @@ def test_report_of_a_real_build_renders_in_chromium(tmp_path_factory, tmp_path):
         select count(distinct authority_key) + count(distinct authority_name_as_written)
             filter (where authority_key is null) from marts.fct_inspections""")[0][0]
     assert len(pages) == matched
-    letters = list((tmp_path / "report" / "letters").iterdir())
-    assert len(letters) == q(settings.published_warehouse, "select count(*) from marts.fct_inspections")[0][0]
+    letters = list((tmp_path / "report" / "letters").iterdir())  # every version of every letter
+    assert len(letters) == q(settings.published_warehouse,
+                             "select count(*) from marts.fct_letter_versions")[0][0]
     # Dorset 2010 is covered today by Dorset Council and BCP, with population weights summing to 1
     [dorset] = [p for p in pages if "<h1>Dorset</h1>" in p.read_text()]
     listed = dorset.read_text().split('class="successors"')[1].split("</ul>")[0]
@@ -812,3 +835,69 @@ def test_report_of_a_real_build_renders_in_chromium(tmp_path_factory, tmp_path):
         assert (pages[0].parent / href).resolve().is_file()
         screenshot(page, "report-authority-real.png")
     assert_only_local_files(problems, tmp_path / "report")
+
+
+# --- corrections, comparisons, and the report on a phone ------------------------------------------
+
+PHONE_FACTS_JS = """
+() => {
+  const charts = Array.from(document.querySelectorAll('svg.chart')).filter(s => s.getClientRects().length);
+  const smallest = charts.map(svg => {
+    const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+    const sizes = Array.from(svg.querySelectorAll('text')).map(t => parseFloat(getComputedStyle(t).fontSize));
+    return Math.min(...sizes) * scale;
+  });
+  const wraps = Array.from(document.querySelectorAll('.table-wrap')).filter(w => w.getClientRects().length);
+  return {
+    page_width: document.documentElement.scrollWidth,
+    smallest_chart_text: Math.min(...smallest),
+    charts: charts.length,
+    wide_tables: wraps.filter(w => w.scrollWidth > w.clientWidth + 1).length,
+    marked: wraps.filter(w => w.scrollWidth > w.clientWidth + 1 && w.classList.contains('scrolls')
+                              && getComputedStyle(w).overflowX === 'auto').length,
+  };
+}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_corrections_and_comparisons_on_a_phone_and_a_desktop(tmp_path_factory):
+    from _analysts_support import corrections_warehouse
+
+    settings, pairs = corrections_warehouse(tmp_path_factory)
+    out = tmp_path_factory.mktemp("corrections_report") / "report"
+    path = write_report(settings, None, out_dir=out, now=lambda: NOW)
+    w = settings.published_warehouse
+    # each re-issued letter on its authority page: its versions, their copies, what changed
+    [(original, correction)] = [p for p in pairs if p[1].expected["correction"]["change"] == "reworded"][:1]
+    record = correction.expected["correction"]
+    [page] = [p for p in (out / "authorities").glob("*.html")
+              if correction.authority.la_name in p.read_text().split("</h1>")[0]]
+    text = page.read_text()
+    versions = text.split('<ol class="version-list">')[1].split("</ol>")[0]
+    assert "<span class=\"change\">Reworded</span>" in versions
+    assert f"<del>{html.escape(record['old_text'], quote=False)}</del>" in versions.replace("&#39;", "'")
+    assert f"<ins>{html.escape(record['new_text'], quote=False)}</ins>" in versions.replace("&#39;", "'")
+    hrefs = re.findall(r'<a class="letter" href="([^"]+)"', versions)
+    assert len(hrefs) == 2 and len(set(hrefs)) == 2  # both versions' archived copies
+    assert all((page.parent / h).resolve().is_file() for h in hrefs)
+    # the authority beside its region and England, its bar highlighted
+    [compare] = tables(text)["comparison"][:1]
+    assert compare[0] == ["Measure", correction.authority.la_name, compare[0][2], "England"]
+    assert text.count('fill="#c05621"') == 2  # one highlighted bar, in the wide and the phone chart
+    # on a phone: nothing wider than the screen but the tables, which say they scroll; chart text
+    # no smaller than 9 px; on a desktop the same pages; screenshots of both
+    for width in (375, 1280):
+        for url, name in ((path, "report"), (page, "report-authority")):
+            with open_page(url.as_uri(), width=width, height=900) as (browser_page, problems):
+                facts = browser_page.evaluate(PHONE_FACTS_JS)
+                screenshot(browser_page, f"{name}-{width}.png")
+            assert_only_local_files(problems, out)
+            assert facts["page_width"] == width, (name, width, facts)
+            assert facts["charts"] >= 2 and facts["smallest_chart_text"] >= 9, (name, width, facts)
+            assert facts["marked"] == facts["wide_tables"], (name, width, facts)
+            if width == 375:
+                assert facts["wide_tables"] >= 1, (name, facts)
+    assert q(w, "select count(*) from marts.fct_finding_changes") == [(
+        sum(1 for _, c in pairs if c.expected["correction"]["change"] in ("reworded", "removed")),)]

@@ -3,13 +3,16 @@
 One stack in a temporary data directory (its own PostgreSQL cluster, Redis, api-server,
 scheduler, dag-processor, triggerer and Celery worker): two nights on the sample letters, then
 a night with a planted failing dbt test, then the stack is stopped and nothing it started is
-left running. Needs Debian's `postgresql` and `redis-server` (.ci/run installs them).
+left running. The temporary folder is private (0700): run as root, `up` must put the cluster
+where the `postgres` OS user can reach it. Needs Debian's `postgresql` and `redis-server`
+(.ci/run installs them). tests/test_scale_out.py has the second worker, S3 and the kills.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +23,7 @@ import duckdb
 import pytest
 
 from ingest.settings import PROJECT_ROOT, Settings
+from orchestration.stack import read_env_file
 
 INSTALLED = Path("/usr/bin/redis-server").exists() and any(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
 pytestmark = [
@@ -96,8 +100,7 @@ def listening(pids: set[int]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def nights():
-    root = Path(tempfile.mkdtemp(prefix="ofsted-stack-"))
-    os.chmod(root, 0o755)  # the `postgres` OS user must reach its cluster under it
+    root = Path(tempfile.mkdtemp(prefix="ofsted-stack-"))  # 0700, like a checkout under root's home
     project = root / "dbt_project"  # a copy, so the test can plant a failing dbt test in it
     shutil.copytree(PROJECT_ROOT / "dbt_project", project,
                     ignore=shutil.ignore_patterns("logs", "dbt_packages"))
@@ -110,6 +113,7 @@ def nights():
     try:
         ns["up"] = stack(env, "up")
         assert ns["up"].returncode == 0, ns["up"].stdout + ns["up"].stderr
+        ns["pgdata"] = read_env_file(settings.data_dir / "stack" / "stack.env")["STACK_PGDATA"]
         ns["up_again"] = stack(env, "up")
         ns["first"] = stack(env, "night")
         assert ns["first"].returncode == 0, ns["first"].stdout + ns["first"].stderr[-3000:]
@@ -145,6 +149,10 @@ def nights():
     finally:
         if "down" not in ns:
             stack(env, "down")
+        env_file = settings.data_dir / "stack" / "stack.env"  # recorded even when `up` failed half-way
+        pgdata = ns.get("pgdata") or (env_file.exists() and read_env_file(env_file).get("STACK_PGDATA"))
+        if pgdata and not Path(pgdata).is_relative_to(root):  # the cluster under ~postgres
+            shutil.rmtree(Path(pgdata).parent, ignore_errors=True)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -156,6 +164,15 @@ def test_first_night_publishes_the_sample_letters_and_prints_a_line_per_task(nig
     assert "SUCCESS" in out.splitlines()[-1]
     assert len(nights["snap1"]["marts.fct_inspections"]) == 3
     assert len(nights["snap1"]["marts.fct_findings"]) == 50
+
+
+def test_a_private_data_dir_puts_the_cluster_where_postgres_can_reach_it(nights):
+    assert os.stat(nights["root"]).st_mode & 0o777 == 0o700
+    if os.geteuid() == 0:
+        assert not Path(nights["pgdata"]).is_relative_to(nights["root"]), nights["pgdata"]
+        assert Path(nights["pgdata"]).owner() == "postgres"
+    else:
+        assert Path(nights["pgdata"]).is_relative_to(nights["root"])
 
 
 def test_up_twice_is_harmless(nights):
@@ -195,3 +212,31 @@ def test_down_stops_everything_it_started(nights):
     assert nights["down"].returncode == 0, nights["down"].stderr
     assert nights["left"] == [], nights["left"]
     assert "not running" in nights["status_after"].stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as another OS user")
+def test_up_refuses_before_starting_anything_when_postgres_can_reach_nowhere(tmp_path, monkeypatch):
+    """Root, a data dir under a 0700 folder, and a `postgres` user whose home it cannot enter
+    either: `up` stops with the exact fix, tested as the `postgres` user, and starts nothing."""
+    import pwd
+
+    from orchestration import stack as stack_module
+
+    private = tmp_path / "private"
+    (private / "home").mkdir(parents=True)
+    os.chmod(private, 0o700)
+    real = pwd.getpwnam("postgres")
+    fake = pwd.struct_passwd((*real[:5], str(private / "home"), real[6]))
+    monkeypatch.setattr(stack_module.pwd, "getpwnam", lambda name: fake if name == "postgres" else real)
+    settings = Settings.from_env({"OFSTED_DATA_DIR": str(private / "data")})
+    with pytest.raises(stack_module.StackError) as err:
+        stack_module.up(settings, echo=lambda _line: None)
+    message = str(err.value)
+    named = re.search(r"cannot enter (\S+) .*run `chmod o\+x (\S+)`", message)
+    assert named and named.group(1) == named.group(2), message
+    blocked = Path(named.group(1))
+    assert blocked == private or blocked in private.parents, message  # the first folder in the way
+    as_postgres = subprocess.run(["test", "-x", str(blocked)], user="postgres", cwd="/")
+    assert as_postgres.returncode != 0  # and the `postgres` user really cannot enter it
+    assert not (private / "data" / "stack" / "supervisord.pid").exists()
+    assert not (private / "data" / "stack" / "postgres").exists()

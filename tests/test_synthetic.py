@@ -158,3 +158,100 @@ def test_corpus_meets_the_data_quality_rules_it_is_used_to_exercise():
         assert 3 <= len(letter.expected["findings"]) <= 40
         starts[(letter.expected["gss_code"], letter.expected["inspection_start_date"])] += 1
     assert max(starts.values()) == 1
+
+
+# --- the programme: one inspection per authority per year, re-inspections, corrections ----------
+
+def _programme_year(start: dt.date) -> int:
+    """The programme year (April-March) an inspection started in, by its first calendar year."""
+    return start.year if start.month >= 4 else start.year - 1
+
+
+def test_a_corpus_inspects_each_authority_once_a_programme_year_and_corrects_a_few():
+    from devtools.synthetic import MIN_DAYS_BETWEEN_INSPECTIONS, iter_corpus
+
+    letters = [letter for _, letter, _ in iter_corpus(500, seed=6, pdf_share=0.0)]
+    originals = [le for le in letters if "correction" not in le.expected]
+    corrections = [le for le in letters if "correction" in le.expected]
+    per_year: Counter[tuple[str, int]] = Counter()
+    starts: dict[str, list[dt.date]] = {}
+    for le in originals:
+        start = dt.date.fromisoformat(le.expected["inspection_start_date"])
+        per_year[(le.expected["gss_code"], _programme_year(start))] += 1
+        starts.setdefault(le.expected["gss_code"], []).append(start)
+    # most authorities of 2010 are there, each inspected in each of the three programme years
+    assert len(starts) >= 140
+    years = {y for _, y in per_year}
+    assert years == {2009, 2010, 2011}
+    complete = [g for g in starts if all((g, y) in per_year for y in years)]
+    assert len(complete) >= 0.9 * len(starts)
+    # a few authority-years have a second inspection, never closer than the minimum
+    twice = sum(1 for n in per_year.values() if n > 1)
+    assert max(per_year.values()) == 2 and 0.01 * len(per_year) <= twice <= 0.12 * len(per_year)
+    for dates in starts.values():
+        dates.sort()
+        gaps = [(b - a).days for a, b in zip(dates, dates[1:], strict=False)]
+        assert all(gap >= MIN_DAYS_BETWEEN_INSPECTIONS for gap in gaps)
+    # a stated previous inspection is the authority's real previous one
+    for le in originals:
+        stated = le.expected["previous_inspection"]
+        if stated:
+            start = dt.date.fromisoformat(le.expected["inspection_start_date"])
+            before = max(d for d in starts[le.expected["gss_code"]] if d < start)
+            assert stated == f"{before:%B %Y}"
+    # about 3% of the letters are corrections, of every kind
+    assert 0.015 * len(letters) <= len(corrections) <= 0.06 * len(letters)
+    assert {c.expected["correction"]["change"] for c in corrections} == {"redated", "reworded", "moved",
+                                                                           "removed"}
+
+
+def test_a_correction_is_a_later_letter_about_the_same_inspection_with_one_change():
+    from devtools.synthetic import correct_letter
+    from ingest.letters.parse import parse_document
+
+    seen: set[str] = set()
+    for seed in range(60):
+        original = generate_letter(seed)
+        fixed = correct_letter(original, 1000 + seed)
+        e, o, record = fixed.expected, original.expected, fixed.expected["correction"]
+        seen.add(record["change"])
+        assert record["of_seed"] == original.seed and record["first_letter_date"] == o["letter_date"]
+        for same in ("authority_name", "inspection_start_date", "inspection_end_date", "inspector_name"):
+            assert e[same] == o[same]
+        assert e["letter_date"] > o["letter_date"]
+        old = [(f["category"], f["text"]) for f in o["findings"]]
+        new = [(f["category"], f["text"]) for f in e["findings"]]
+        change = record["change"]
+        if change == "redated":
+            assert new == old
+        elif change == "moved":
+            assert sorted(new) == sorted(old) and new != old
+            section = [f for f in e["findings"] if f["category"] == record["category"]]
+            moved = section[record["new_ordinal"] - 1]
+            assert moved["text"] == record["old_text"]
+        elif change == "removed":
+            assert len(new) == len(old) - 1 and (record["category"], record["old_text"]) not in new
+        else:
+            assert record["old_text"] != record["new_text"] and len(new) == len(old)
+            assert (record["category"], record["new_text"]) in new
+            assert (record["category"], record["old_text"]) not in new
+        assert e["counts"] == {c: sum(1 for f in e["findings"] if f["category"] == c) for c in e["counts"]}
+        # the parser reads the re-issued letter as its expected parse says
+        parsed = parse_document(fixed.to_bytes(), "letter.txt")
+        assert parsed.letter_date.isoformat() == e["letter_date"]
+        assert [(f.category, f.ordinal, f.text) for f in parsed.findings] == [
+            (f["category"], f["ordinal"], f["text"]) for f in e["findings"]]
+    assert seen == {"redated", "reworded", "moved", "removed"}
+
+
+def test_the_shares_are_configurable():
+    from devtools.synthetic import iter_corpus
+
+    letters = [le for _, le, _ in iter_corpus(300, seed=3, pdf_share=0.0, reinspected_share=0.0,
+                                               corrected_share=0.0)]
+    per_year = Counter((le.expected["gss_code"], _programme_year(
+        dt.date.fromisoformat(le.expected["inspection_start_date"]))) for le in letters)
+    assert not any("correction" in le.expected for le in letters)
+    assert set(per_year.values()) == {1}
+    many = [le for _, le, _ in iter_corpus(200, seed=3, pdf_share=0.0, corrected_share=0.5)]
+    assert 0.25 * 200 <= sum("correction" in le.expected for le in many) <= 0.45 * 200

@@ -1,44 +1,48 @@
 -- Authorities with at least one area for priority action, with the findings in question.
--- Run: `dbt compile` (or `dbt docs generate`) writes it to <target>/compiled/ofsted_letters/analyses/;
--- then `ofsted sql -f <that file>`.
+-- Parameters (all optional, --var NAME=VALUE):
+--   region          only authorities of this region, e.g. --var "region=South West"
+--   financial_year  only inspections that started in this financial year, e.g. --var financial_year=2010-11
+-- Run: ofsted analysis authorities_with_priority_action [--var ...]
+--  or: ofsted sql -f dbt_project/analyses/authorities_with_priority_action.sql [--var ...]
 with
 
 inspections as (
 
-    select * from {{ ref('fct_inspections') }}
+    select * from marts.inspections_wide
 
 ),
 
 findings as (
 
-    select * from {{ ref('fct_findings') }}
-
-),
-
-authorities as (
-
-    select * from {{ ref('dim_authorities') }}
+    select * from marts.fct_findings
 
 ),
 
 final as (
 
     select
-        authorities.authority_name,
-        authorities.gss_code,
-        authorities.region,
+        inspections.authority_name,
+        inspections.gss_code,
+        inspections.region,
+        inspections.financial_year,
         inspections.inspection_start_date,
         inspections.letter_date,
         inspections.priority_action_count,
         findings.ordinal,
         findings.finding_text
     from inspections
-    inner join authorities on inspections.authority_key = authorities.authority_key
     inner join findings
         on
             inspections.inspection_key = findings.inspection_key
             and findings.category = 'priority_action'
-    where inspections.has_priority_action
+    where
+        inspections.has_priority_action
+        and inspections.authority_key is not null
+        and (getvariable('region') is null or inspections.region = getvariable('region'))
+        and (
+            getvariable('financial_year') is null
+            or inspections.financial_year = getvariable('financial_year')
+        )
 
 )
 

@@ -1,34 +1,42 @@
 -- Areas for development that recur: a theme raised as an area for development (or priority
 -- action) at one inspection and again at the same authority's next inspection.
+-- Parameters (all optional, --var NAME=VALUE):
+--   la_code   only the authority inspected with this DfE LA code, e.g. --var la_code=835 (Dorset)
+--   gss_code  or with this GSS code
+-- Run: ofsted analysis recurring_areas_for_development [--var la_code=835]
+--  or: ofsted sql -f dbt_project/analyses/recurring_areas_for_development.sql [--var ...]
 with
 
 inspections as (
 
-    select * from {{ ref('fct_inspections') }}
+    select * from marts.fct_inspections
 
 ),
 
 findings as (
 
-    select * from {{ ref('fct_findings') }}
+    select * from marts.fct_findings
 
 ),
 
 bridge as (
 
-    select * from {{ ref('bridge_findings_themes') }}
+    select * from marts.bridge_findings_themes
 
 ),
 
 themes as (
 
-    select * from {{ ref('dim_themes') }}
+    select * from marts.dim_themes
 
 ),
 
 authorities as (
 
-    select * from {{ ref('dim_authorities') }}
+    select * from marts.dim_authorities
+    where
+        (getvariable('la_code') is null or dfe_la_code = getvariable('la_code'))
+        and (getvariable('gss_code') is null or gss_code = getvariable('gss_code'))
 
 ),
 

@@ -1,50 +1,41 @@
 -- How often each theme comes up, by financial year of the inspection and category: the number
 -- of findings and of inspections with at least one such finding.
+-- Parameters (all optional, --var NAME=VALUE):
+--   category  only this category: strength, satisfactory, area_for_development or priority_action
+--   region    only inspections of authorities in this region
+-- Run: ofsted analysis themes_by_year [--var category=area_for_development]
+--  or: ofsted sql -f dbt_project/analyses/themes_by_year.sql [--var ...]
 with
-
-inspections as (
-
-    select * from {{ ref('fct_inspections') }}
-
-),
 
 findings as (
 
-    select * from {{ ref('fct_findings') }}
+    select * from marts.findings_wide
+    where
+        (getvariable('category') is null or category = getvariable('category'))
+        and (getvariable('region') is null or region = getvariable('region'))
 
 ),
 
-bridge as (
+findings_themes as (
 
-    select * from {{ ref('bridge_findings_themes') }}
-
-),
-
-themes as (
-
-    select * from {{ ref('dim_themes') }}
-
-),
-
-dates as (
-
-    select * from {{ ref('dim_dates') }}
+    select
+        financial_year,
+        category,
+        inspection_key,
+        unnest(theme_names) as theme_name
+    from findings
 
 ),
 
 final as (
 
     select
-        dates.financial_year,
-        themes.theme_name,
-        findings.category,
+        financial_year,
+        theme_name,
+        category,
         count(*) as finding_count,
-        count(distinct findings.inspection_key) as inspection_count
-    from bridge
-    inner join findings on bridge.finding_key = findings.finding_key
-    inner join themes on bridge.theme_key = themes.theme_key
-    inner join inspections on findings.inspection_key = inspections.inspection_key
-    inner join dates on inspections.inspection_start_date = dates.date_day
+        count(distinct inspection_key) as inspection_count
+    from findings_themes
     group by all
 
 )

@@ -6,9 +6,16 @@ Every function returns JSON-serialisable values (the DAG passes them through XCo
   each fetched file unchanged into the content-addressed archive and returns the documents
   to parse (plus one entry per fetch failure, so the load step can report it).
 - `make_batches(docs, size)` splits them; `parse_batch(settings, docs, run_id, batch_no)`
-  parses one batch from the archive into one Parquet file (no DuckDB: batches run in
-  parallel on workers); `load_batches(settings, paths)` bulk-loads the files, one transaction
-  per batch (`ingest.raw.load`).
+  parses one batch into one Parquet file (no DuckDB: batches run in parallel on workers);
+  `load_batches(settings, paths)` bulk-loads the files, one transaction per batch
+  (`ingest.raw.load`).
+- With a batch store (`OFSTED_BATCH_STORE`, an fsspec URL such as `s3://bucket/ofsted`), the
+  store carries everything a parse task needs, so a parse worker needs no shared disk:
+  `fetch_and_archive` copies each document to parse from the archive to
+  `<store>/documents/<sha[:2]>/<sha>.<ext>` and parse reads it from there; batches go to
+  `<store>/runs/<run>/batch_<n>.parquet`. The store is scratch: a night's end removes its
+  files, and the next night's fetch removes whatever a failed night left. Without a store,
+  documents are read from the local archive and batches written under `OFSTED_RUNS_DIR`.
 - `run_load(settings)` runs the three steps in-process, streaming batch by batch so memory
   stays flat as the corpus grows; `run_reparse` feeds archived documents down the same path
   (`_run`).
@@ -21,6 +28,7 @@ wall-time or memory limit is a rejected row, never a dead loader. A fetch that f
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -39,6 +47,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ingest import sources as fetch
+from ingest.files import too_large
 from ingest.letters import isolate, parse
 from ingest.letters.models import FetchResult, KnownDocument, Letter
 from ingest.raw import archive, load
@@ -133,14 +142,18 @@ def fetch_and_archive(settings: Settings) -> list[dict[str, Any]]:
     recorded in the manifest with status `archived` until they are loaded.
     """
 
+    remove_earlier_runs(settings)  # one night at a time: whatever is left belongs to a failed night
     con = load.open_warehouse(settings)
     try:
         state = load.read_state(con, parse.PARSER_VERSION)
         now = _now()
         record = lambda seen, failed: load.record_fetches(con, seen, failed, now)  # noqa: E731
-        return [d for chunk in _fetch_chunks(settings, state, {}, record) for d in chunk]
+        docs = [d for chunk in _fetch_chunks(settings, state, {}, record) for d in chunk]
     finally:
         con.close()
+    if settings.batch_store:
+        stage_documents(settings, docs)
+    return docs
 
 
 def _fetch_chunks(settings: Settings, state: Any, stats: dict[str, int],
@@ -290,23 +303,73 @@ def batch_path(settings: Settings, run_id: str, batch_no: int) -> Path:
     return settings.runs_dir / folder / f"batch_{int(batch_no):05d}.parquet"
 
 
+def _store(settings: Settings, *parts: str) -> str:
+    """A URL under the batch store (`settings.batch_store`, shared by workers on other machines)."""
+    return "/".join([str(settings.batch_store).rstrip("/"), *parts])
+
+
 def batch_url(settings: Settings, run_id: str, batch_no: int) -> str:
-    """Where a batch goes: `batch_path` on the local disk, or the same layout under the fsspec
-    URL `settings.batch_store` (shared by Celery workers on other machines)."""
+    """Where a batch goes: `batch_path` on the local disk, or `<store>/runs/<run>/batch_<n>.parquet`."""
     local = batch_path(settings, run_id, batch_no)
     if not settings.batch_store:
         return str(local)
-    return f"{settings.batch_store.rstrip('/')}/{local.parent.name}/{local.name}"
+    return _store(settings, "runs", local.parent.name, local.name)
+
+
+def staged_url(settings: Settings, archive_path: str) -> str:
+    """Where the batch store keeps the copy of an archived document a parse task reads."""
+    return _store(settings, "documents", archive_path)
+
+
+def stage_documents(settings: Settings, docs: list[dict[str, Any]]) -> int:
+    """Copy each document to parse from the archive into the batch store (content-addressed:
+    one already there is left as it is). Returns how many were copied."""
+    fs, _ = fsspec.core.url_to_fs(_store(settings))
+    copied = 0
+    for d in docs:
+        rel = d.get("archive_path")
+        if d.get("status") != "fetched" or not rel:
+            continue
+        url = staged_url(settings, rel)
+        if fs.exists(url):
+            continue
+        fs.put_file(str(settings.archive_dir / rel), url)
+        copied += 1
+    return copied
+
+
+def _remove_url(url: str) -> None:
+    fs, path = fsspec.core.url_to_fs(url)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
 
 
 def remove_run_files(settings: Settings, run_id: str) -> None:
-    """Delete a run's batch files (scratch) once its load has committed: for the DAG's last step."""
+    """Delete a run's scratch (its batch files; in the batch store, the documents staged for
+    it too) once its load has committed: for the night's last step."""
     if not settings.batch_store:
         shutil.rmtree(batch_path(settings, run_id, 0).parent, ignore_errors=True)
         return
-    fs, folder = fsspec.core.url_to_fs(batch_url(settings, run_id, 0).rsplit("/", 1)[0])
-    if fs.exists(folder):
-        fs.rm(folder, recursive=True)
+    _remove_url(batch_url(settings, run_id, 0).rsplit("/", 1)[0])
+    _remove_url(_store(settings, "documents"))  # one night at a time: they were all this night's
+
+
+def remove_earlier_runs(settings: Settings) -> None:
+    """What failed nights left behind (a night removes its own scratch only when it succeeds):
+    for the first step of the next night. Only batch files and staged documents are removed."""
+    if settings.batch_store:
+        _remove_url(_store(settings, "runs"))
+        _remove_url(_store(settings, "documents"))
+        return
+    if not settings.runs_dir.is_dir():
+        return
+    for folder in settings.runs_dir.iterdir():
+        if folder.is_dir() and not folder.is_symlink():
+            for f in folder.glob("batch_*.parquet"):
+                if f.is_file() and not f.is_symlink():
+                    f.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # left when anything else is in it
+                folder.rmdir()
 
 
 def _ts(value: Any) -> dt.datetime | None:
@@ -352,6 +415,12 @@ def parse_table(settings: Settings, docs: list[dict[str, Any]]) -> pa.Table:
     for i, (d, row) in enumerate(zip(docs, rows, strict=True)):
         if d.get("status") in ("failed", "rejected"):
             row |= {"outcome": d["status"], "reason": d.get("reason") or f"fetch {d['status']}"}
+        elif d.get("data") is None and settings.batch_store:  # from the store: no local disk needed
+            data, problem = _read_staged(settings, d["archive_path"])
+            if problem is not None:
+                row |= problem
+            else:
+                jobs.append((i, data, None, d.get("filename") or d["archive_path"]))
         else:
             path = None if d.get("data") is not None else str(settings.archive_dir / d["archive_path"])
             jobs.append((i, d.get("data"), path, d.get("filename") or d["archive_path"]))
@@ -369,8 +438,24 @@ def parse_table(settings: Settings, docs: list[dict[str, Any]]) -> pa.Table:
                                 schema=BATCH_SCHEMA)
 
 
+def _read_staged(settings: Settings, archive_path: str) -> tuple[bytes | None, dict[str, str] | None]:
+    """A staged document's bytes, read from the batch store (at most OFSTED_MAX_FILE_BYTES + 1),
+    or the row's outcome when it cannot be: rejected when too large, failed when missing."""
+    cap = settings.max_file_bytes
+    try:
+        with fsspec.open(staged_url(settings, archive_path), "rb") as fh:
+            data = fh.read(cap + 1)
+    except (FileNotFoundError, OSError) as exc:
+        return None, {"outcome": "failed", "reason": f"cannot read the staged copy from the batch store: "
+                                                     f"{type(exc).__name__}: {exc}"[:300]}
+    if len(data) > cap:
+        return None, {"outcome": "rejected", "reason": too_large(None, cap)}
+    return data, None
+
+
 def parse_batch(settings: Settings, docs: list[dict[str, Any]], run_id: str, batch_no: int) -> str:
-    """Parse one batch of archived documents into `runs_dir/<run_id>/batch_<n>.parquet`.
+    """Parse one batch of documents into `runs_dir/<run_id>/batch_<n>.parquet` (with a batch
+    store: from the store's staged copies into `<store>/runs/<run>/batch_<n>.parquet`).
 
     No DuckDB here. Rejections and fetch failures are rows too (outcome/reason), so the load
     step can record them. Re-running the same run_id/batch_no rewrites the same file

@@ -7,7 +7,7 @@ the templates place as it is; every value is also in a table beside the chart.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,10 @@ __all__ = ["CATEGORY_COLOURS", "CATEGORY_LABELS"]  # the labels are the letters'
 # one colour per category, in CATEGORIES order: green, blue, amber, red
 CATEGORY_COLOURS = dict(zip(CATEGORIES, ("#2f855a", "#5b8fd0", "#dd9a2b", "#c53030"), strict=True))
 INSPECTION_COLOUR = "#2c4f7c"
+HIGHLIGHT_COLOUR = "#c05621"  # the authority a comparison is about
+CONTEXT_COLOUR = "#a0aec0"  # the others it is compared with
+BENCHMARK_COLOUR = "#2c4f7c"  # its region and England
+NARROW_WIDTH = 330  # a chart's width on a phone (the report's column at 375 px is about 340 px)
 
 
 def nice_scale(max_value: float, ticks: int = 5) -> tuple[float, float]:
@@ -108,8 +112,10 @@ def svg_column_chart(title: str, labels: Sequence[str], series: Sequence[Series]
 
 
 def svg_bar_chart(title: str, labels: Sequence[str], series: Sequence[Series],
-                  width: int = 560, row_height: int = 26, empty: str | None = None) -> str:
-    """Horizontal bars (stacked for several series), a label left of each and its total after."""
+                  width: int = 560, row_height: int = 26, empty: str | None = None,
+                  fmt: Callable[[float], str] = fmt_int) -> str:
+    """Horizontal bars (stacked for several series), a label left of each and its total after
+    (written by `fmt`, whole numbers by default)."""
     if not labels or not any(v for s in series for v in s.values):
         return _empty(title, empty)
     longest = max(len(label) for label in labels)
@@ -128,7 +134,7 @@ def svg_bar_chart(title: str, labels: Sequence[str], series: Sequence[Series],
         x = left + plot_w * tick / x_max
         out.append(f'<line class="grid" x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{height - bottom}"/>')
         out.append(f'<text class="tick" x="{x:.1f}" y="{height - bottom + 16}" text-anchor="middle">'
-                   f"{fmt_int(tick)}</text>")
+                   f"{fmt(tick)}</text>")
         tick += step
     bar_h = row_height * 0.64
     for i, label in enumerate(labels):
@@ -144,10 +150,10 @@ def svg_bar_chart(title: str, labels: Sequence[str], series: Sequence[Series],
             w = plot_w * v / x_max
             out.append(f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{bar_h:.1f}" '
                        f'fill="{s.colour_of(i)}" data-value="{v}"><title>{esc(label)} · {esc(s.name)}: '
-                       f"{fmt_int(v)}</title></rect>")
+                       f"{fmt(v)}</title></rect>")
             x += w
         out.append(f'<text class="value" x="{x + 5:.1f}" y="{y + bar_h / 2 + 4:.1f}">'
-                   f"{fmt_int(totals[i])}</text>")
+                   f"{fmt(totals[i])}</text>")
     out.append(f'<line class="axis" x1="{left}" x2="{left}" y1="{top}" y2="{height - bottom}"/>')
     out.append("</svg>")
     return "".join(out) + _legend(series)
@@ -155,3 +161,13 @@ def svg_bar_chart(title: str, labels: Sequence[str], series: Sequence[Series],
 
 def category_series(rows: Sequence[dict[str, Any]]) -> list[Series]:
     return [Series(CATEGORY_LABELS[c], [r[c] for r in rows], CATEGORY_COLOURS[c]) for c in CATEGORIES]
+
+
+def responsive(draw: Callable[..., str], *args: Any, width: int, **kwargs: Any) -> str:
+    """The chart `draw(*args, width=..., **kwargs)` twice: at `width` for wide screens and at
+    NARROW_WIDTH for phones, where a wide chart shrunk to fit would make its text too small to
+    read; the stylesheet shows one of them (.chart-wide / .chart-narrow)."""
+    if width <= NARROW_WIDTH * 1.2:
+        return draw(*args, width=width, **kwargs)
+    return (f'<div class="chart-wide">{draw(*args, width=width, **kwargs)}</div>'
+            f'<div class="chart-narrow">{draw(*args, width=NARROW_WIDTH, **kwargs)}</div>')

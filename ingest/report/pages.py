@@ -16,11 +16,15 @@ from markupsafe import Markup
 
 from ingest.letters.models import CATEGORIES
 from ingest.report.charts import (
+    BENCHMARK_COLOUR,
     CATEGORY_COLOURS,
     CATEGORY_LABELS,
+    CONTEXT_COLOUR,
+    HIGHLIGHT_COLOUR,
     INSPECTION_COLOUR,
     Series,
     category_series,
+    responsive,
     svg_bar_chart,
     svg_column_chart,
 )
@@ -38,6 +42,13 @@ class Link:
     href: str
 
 
+@dataclass(frozen=True)
+class Lines:
+    """A cell holding a short list, one item a line (never joined with commas)."""
+
+    lines: Sequence[Any]
+
+
 @dataclass
 class Table:
     columns: Sequence[tuple[str, str]]  # (heading, "num" | "text")
@@ -51,6 +62,18 @@ def label(category: str) -> str:
 
 def _svg(markup: str) -> Markup:
     return Markup(markup)  # drawn by charts.py, which escapes every text it places
+
+
+def column_chart(title: str, labels: Sequence[str], series: Sequence[Series], width: int = 560,
+                 **kw: Any) -> Markup:
+    """A column chart, drawn for wide screens and for phones (charts.responsive)."""
+    return _svg(responsive(svg_column_chart, title, labels, series, width=width, **kw))
+
+
+def bar_chart(title: str, labels: Sequence[str], series: Sequence[Series], width: int = 560,
+              **kw: Any) -> Markup:
+    """A horizontal bar chart, drawn for wide screens and for phones (charts.responsive)."""
+    return _svg(responsive(svg_bar_chart, title, labels, series, width=width, **kw))
 
 
 # --- the authority pages ----------------------------------------------------------------------
@@ -67,6 +90,8 @@ class AuthorityPage:
     facts: list[tuple[str, str]]
     inspections: list[dict[str, Any]] = field(default_factory=list)
     successors: list[dict[str, Any]] = field(default_factory=list)
+    authority_key: Any = None
+    region: str | None = None
 
     @property
     def href(self) -> str:
@@ -113,10 +138,13 @@ def authority_pages(d: ReportData, letter_links: LetterLinks) -> list[AuthorityP
             slug=page_slug, name=name, matched=key[0] == "matched",
             facts=[(k, str(v)) for k, v in facts if v],
             inspections=inspections,
-            successors=d.successors.get(first["gss_code"], []) if first["gss_code"] else []))
+            successors=d.successors.get(first["gss_code"], []) if first["gss_code"] else [],
+            authority_key=first["authority_key"], region=first["region"]))
     where = {i["inspection_key"]: (p, i) for p in pages for i in p.inspections}
     for p in pages:
-        p.inspections = [_inspection_view(p, n, i, where, findings.get(i["inspection_key"], []), letter_links)
+        p.inspections = [{**_inspection_view(p, n, i, where, findings.get(i["inspection_key"], []),
+                                             letter_links),
+                          "versions": versions_view(d, i["inspection_key"], letter_links)}
                          for n, i in enumerate(p.inspections)]
     pages.sort(key=lambda p: (not p.matched, p.name.lower()))
     return pages
@@ -153,12 +181,152 @@ def _inspection_view(page: AuthorityPage, n: int, i: dict[str, Any], where: dict
             "categories": [(lbl, c, fs) for lbl, c, fs in by_category if fs]}
 
 
+CHANGE_LABELS = {"added": "Added", "removed": "Removed", "reworded": "Reworded"}
+
+
+def versions_view(d: ReportData, inspection_key: str, letter_links: LetterLinks) -> list[dict[str, Any]]:
+    """Every letter of a re-issued inspection, oldest first: its date, signatory, links to its
+    archived copy (through `letter_links`, as for the current letter) and what it changed
+    against the one before (fct_finding_changes). Empty for an inspection with one letter."""
+    versions = d.versions.get(inspection_key, [])
+    if len(versions) < 2:
+        return []
+    out = []
+    for v in versions:
+        changes = [{"type": c["change_type"], "label": CHANGE_LABELS.get(c["change_type"], c["change_type"]),
+                    "category": label(c["category"]), "old": c["old_finding_text"],
+                    "new": c["new_finding_text"]}
+                   for c in d.changes.get((inspection_key, v["letter_version"]), [])]
+        out.append({"version": v["letter_version"], "letter_date": v["letter_date"],
+                    "inspector_name": v["inspector_name"], "finding_count": v["finding_count"],
+                    "links": letter_links({"_sha256": v["_sha256"], "_source_uri": v["_source_uri"]}),
+                    "changes": changes})
+    return out
+
+
+def _successor_text(s: dict[str, Any]) -> str:
+    name = s["successor_authority_name"]
+    weight = s.get("weight")
+    if weight is None:
+        return name
+    return f"{name} (all)" if weight >= 0.9995 else f"{name} ({weight:.1%})"
+
+
+# --- comparisons: an authority beside its region and England -----------------------------------
+
+HEADLINE_MEASURES = (
+    ("share_with_priority_action", "all", "Inspections with a priority action"),
+    *(("findings_per_inspection", c, f"{CATEGORY_LABELS[c]} per inspection") for c in CATEGORIES),
+    ("working_days_to_first_letter", "all", "Working days to the first letter"),
+)
+
+
+VALUE_COLUMNS = ("authority_value", "region_value", "england_value")
+
+
+def _measure_value(measure: str, v: float | None) -> str:
+    if v is None:
+        return "–"
+    if measure.startswith("share"):
+        return f"{v:.0%}" if v == 0 or v >= 0.1 else f"{v:.1%}"
+    return f"{v:.1f}"
+
+
+def _by_measure(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(r["measure"], r["subject"]): r for r in rows}
+
+
+def comparison_view(page: AuthorityPage, d: ReportData) -> dict[str, Any] | None:
+    """The authority beside its region and England (authority_comparisons): a small table of the
+    headline measures, its theme shares, and a chart of areas for development per inspection
+    across the region's authorities with this one's bar highlighted."""
+    mine = d.comparisons.get(page.authority_key) if page.authority_key is not None else None
+    if not mine:
+        return None
+    measures = _by_measure(mine)
+    region = page.region or "Region"
+    rows = [[name, *(_measure_value(m, measures[(m, s)][k]) for k in VALUE_COLUMNS)]
+            for m, s, name in HEADLINE_MEASURES if (m, s) in measures]
+    themes = sorted((r for r in mine if r["measure"] == "share_of_findings"
+                     and (r["authority_value"] or r["england_value"])),
+                    key=lambda r: (-(r["authority_value"] or 0), r["measure_name"]))
+    theme_rows = [[r["measure_name"].removeprefix("Share of findings: "),
+                   *(_measure_value("share", r[k]) for k in VALUE_COLUMNS)]
+                  for r in themes]
+    columns = [("Measure", "text"), (page.name, "num"), (region, "num"), ("England", "num")]
+    first = mine[0]
+    key = ("findings_per_inspection", "area_for_development")
+    peers = sorted(((rows_[0]["authority_name"], _by_measure(rows_)[key]["authority_value"], k)
+                    for k, rows_ in d.comparisons.items()
+                    if rows_ and rows_[0]["region"] == page.region and key in _by_measure(rows_)),
+                   key=lambda t: (-(t[1] or 0), t[0]))
+    own = measures.get(key)
+    labels = ["England", f"{region} (all)", *(name for name, _, _ in peers)]
+    values = [own["england_value"] if own else 0, own["region_value"] if own else 0,
+              *(v or 0 for _, v, _ in peers)]
+    colours = [BENCHMARK_COLOUR, BENCHMARK_COLOUR,
+               *(HIGHLIGHT_COLOUR if k == page.authority_key else CONTEXT_COLOUR for _, _, k in peers)]
+    chart = bar_chart(f"Areas for development per inspection: {page.name} beside {region} and England",
+                      labels, [Series("Areas for development per inspection", values, CONTEXT_COLOUR,
+                                      colours)],
+                      fmt=lambda v: f"{v:.1f}")
+    return {
+        "table": Table(columns, rows),
+        "themes": Table([("Theme (share of findings)", "text"), *columns[1:]], theme_rows),
+        "chart": chart,
+        "note": (f"{page.name}: {first['authority_inspection_count']:,} inspection"
+                 f"{'' if first['authority_inspection_count'] == 1 else 's'}; {region}: "
+                 f"{_count(first['region_inspection_count'], 'inspection')} of "
+                 f"{_count(first['region_authority_count'], 'authority', 'authorities')}; England: "
+                 f"{_count(first['england_inspection_count'], 'inspection')} of "
+                 f"{_count(first['england_authority_count'], 'authority', 'authorities')}. Each figure is "
+                 "over every inspection in the warehouse (marts.authority_comparisons)."),
+    }
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
+
+
+def regions_comparison_view(d: ReportData) -> dict[str, Any] | None:
+    """Each region beside England on the headline measures (authority_comparisons), and a chart of
+    areas for development per inspection by region with England's bar highlighted."""
+    regions: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+    for rows in d.comparisons.values():
+        if rows and rows[0]["region"]:
+            regions.setdefault(rows[0]["region"], _by_measure(rows))
+    if not regions:
+        return None
+    england = next(iter(regions.values()))
+
+    def row(name: str, measures: dict, which: str) -> list[Any]:
+        any_row = next(iter(measures.values()))
+        return [name, fmt_int(any_row[f"{which}_inspection_count"]),
+                *(_measure_value(m, measures[(m, s)][f"{which}_value"]) if (m, s) in measures else "–"
+                  for m, s, _ in HEADLINE_MEASURES)]
+
+    ordered = sorted(regions)
+    key = ("findings_per_inspection", "area_for_development")
+    labels = ["England", *ordered]
+    values = [england[key]["england_value"] or 0, *(regions[r][key]["region_value"] or 0 for r in ordered)]
+    colours = [HIGHLIGHT_COLOUR, *(CONTEXT_COLOUR for _ in ordered)]
+    return {
+        "table": Table([("Region", "text"), ("Inspections", "num"),
+                        *((n, "num") for _, _, n in HEADLINE_MEASURES)],
+                       [*(row(r, regions[r], "region") for r in ordered), row("England", england, "england")],
+                       "Each region beside England (marts.authority_comparisons; matched authorities)"),
+        "chart": bar_chart("Areas for development per inspection, by region", labels,
+                           [Series("Areas for development per inspection", values, CONTEXT_COLOUR, colours)],
+                           fmt=lambda v: f"{v:.1f}"),
+    }
+
+
 def authority_trend(page: AuthorityPage) -> Markup:
     labels = [fmt_date(i["inspection_start_date"]) for i in page.inspections]
-    return _svg(svg_column_chart(
+    return column_chart(
         f"Findings per inspection, {page.name}", labels,
         category_series([{c: i[f"{c}_count"] for c in CATEGORIES} for i in page.inspections]),
-        y_label="findings", width=560, height=240))
+        y_label="findings", width=560, height=240)
 
 
 def search_index(pages: Sequence[AuthorityPage], data: SearchData | None) -> dict:
@@ -213,12 +381,12 @@ def years_view(d: ReportData) -> dict[str, Any]:
                      *_category_cells(r), fmt_int(total),
                      f"{total / r['inspections']:.1f}" if r["inspections"] else "–"])
     return {
-        "inspections": _svg(svg_column_chart(
+        "inspections": column_chart(
             "Inspections per year", labels,
             [Series("Inspections", [r["inspections"] for r in d.years], INSPECTION_COLOUR)],
-            y_label="inspections")),
-        "findings": _svg(svg_column_chart("Findings per year, by category", labels, category_series(d.years),
-                                          y_label="findings")),
+            y_label="inspections"),
+        "findings": column_chart("Findings per year, by category", labels, category_series(d.years),
+                             y_label="findings"),
         "table": Table([("Year", "text"), ("Inspections", "num"), ("With priority action", "num"),
                         *CATEGORY_COLUMNS, ("Findings", "num"), ("Findings per inspection", "num")],
                        rows, "Inspections and findings by year the inspection started"),
@@ -233,13 +401,13 @@ def financial_years_view(d: ReportData) -> dict[str, Any]:
              f"{r['priority_action'] / r['inspections']:.2f}" if r["inspections"] else "–"]
             for lbl, r in zip(labels, fys, strict=True)]
     return {
-        "findings": _svg(svg_column_chart("Findings per financial year, by category", labels,
-                                          category_series(fys), y_label="findings")),
-        "trend": _svg(svg_column_chart(
+        "findings": column_chart("Findings per financial year, by category", labels,
+                             category_series(fys), y_label="findings"),
+        "trend": column_chart(
             "Priority actions per financial year", labels,
             [Series("Priority actions", [r["priority_action"] for r in fys],
                     CATEGORY_COLOURS["priority_action"])],
-            y_label="priority actions")),
+            y_label="priority actions"),
         "table": Table([("Financial year", "text"), ("Inspections", "num"), ("Authorities", "num"),
                         ("With priority action", "num"), ("Share with priority action", "num"),
                         *CATEGORY_COLUMNS, ("Priority actions per inspection", "num")],
@@ -255,13 +423,13 @@ def regions_view(d: ReportData) -> dict[str, Any]:
              f"{r['findings'] / r['inspections']:.1f}" if r["inspections"] else "–"]
             for r in d.regions]
     return {
-        "chart": _svg(svg_bar_chart(
+        "chart": bar_chart(
             "Inspections by region", [r["region"] for r in d.regions],
             [Series("Without priority action",
                     [r["inspections"] - r["with_priority_action"] for r in d.regions],
                     INSPECTION_COLOUR),
              Series("With priority action", [r["with_priority_action"] for r in d.regions],
-                    CATEGORY_COLOURS["priority_action"])])),
+                    CATEGORY_COLOURS["priority_action"])]),
         "table": Table([("Region", "text"), ("Authorities", "num"), ("Inspections", "num"),
                         ("With priority action", "num"), ("Share with priority action", "num"),
                         ("Priority actions", "num"), ("Areas for development", "num"),
@@ -275,8 +443,8 @@ def categories_view(d: ReportData) -> dict[str, Any]:
     series = Series("Findings", [r["findings"] for r in d.categories], "#718096",
                     [CATEGORY_COLOURS.get(r["category"], "#718096") for r in d.categories])
     return {
-        "chart": _svg(svg_bar_chart("Findings by category", [label(r["category"]) for r in d.categories],
-                                    [series])),
+        "chart": bar_chart("Findings by category", [label(r["category"]) for r in d.categories],
+                           [series]),
         "table": Table([("Category", "text"), ("Findings", "num"), ("Share of findings", "num"),
                         ("Inspections with one", "num"), ("Share of inspections", "num")],
                        [[label(r["category"]), fmt_int(r["findings"]), fmt_pct(r["findings"], total),
@@ -287,8 +455,8 @@ def categories_view(d: ReportData) -> dict[str, Any]:
 
 def themes_view(d: ReportData) -> dict[str, Any]:
     return {
-        "chart": _svg(svg_bar_chart("Findings by theme", [r["theme"] for r in d.themes],
-                                    category_series(d.themes), width=1060)),
+        "chart": bar_chart("Findings by theme", [r["theme"] for r in d.themes],
+                           category_series(d.themes), width=1060),
         "table": Table([("Theme", "text"), ("Findings", "num"), *CATEGORY_COLUMNS,
                         ("Share needing action", "num"), ("Inspections", "num")],
                        [[r["theme"], fmt_int(r["findings"]), *_category_cells(r),
@@ -301,11 +469,11 @@ def themes_view(d: ReportData) -> dict[str, Any]:
 def priority_view(d: ReportData, page_of: dict[str, str]) -> dict[str, Any]:
     top = d.authorities[:TOP_AUTHORITIES_CHARTED]
     return {
-        "chart": _svg(svg_bar_chart(
+        "chart": bar_chart(
             "Priority actions by authority", [r["authority"] for r in top],
             [Series("Priority actions", [r["priority_actions"] for r in top],
                     CATEGORY_COLOURS["priority_action"])],
-            width=1060, empty="No inspection in the warehouse found anything needing priority action.")),
+            width=1060, empty="No inspection in the warehouse found anything needing priority action."),
         "charted": TOP_AUTHORITIES_CHARTED, "count": len(d.authorities),
         "table": Table([("Authority", "text"), ("Region", "text"), ("Inspections", "num"),
                         ("With priority action", "num"), ("Priority actions", "num"),
@@ -335,7 +503,7 @@ def directory_table(pages: Sequence[AuthorityPage]) -> Table:
         rows.append([Link(p.name, p.href), dict(p.facts).get("Region", "–"), fmt_int(len(p.inspections)),
                      fmt_int(sum(i["priority_action_count"] for i in p.inspections)),
                      fmt_date(first["inspection_start_date"]), fmt_date(last["inspection_start_date"]),
-                     ", ".join(s["successor_authority_name"] for s in p.successors) or "–"])
+                     Lines([_successor_text(s) for s in p.successors]) if p.successors else "–"])
     return Table([("Authority", "text"), ("Region", "text"), ("Inspections", "num"),
                   ("Priority actions", "num"),
                   ("First inspection", "text"), ("Latest inspection", "text"), ("Today", "text")], rows)

@@ -39,6 +39,12 @@ class ReportData:
     inspections: list[dict[str, Any]] = field(default_factory=list)  # every inspection, oldest first
     findings: list[dict[str, Any]] = field(default_factory=list)  # every finding, with its themes
     successors: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by historic gss_code
+    # letter versions of the corrected inspections (fct_letter_versions), by inspection_key
+    versions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # what each correction changed (fct_finding_changes), by (inspection_key, letter_version)
+    changes: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
+    # each authority beside its region and England (authority_comparisons), by authority_key
+    comparisons: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)
     search: SearchData | None = None  # what the warehouse computed for the search box
 
 
@@ -328,6 +334,53 @@ def successors(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict[str, Any]]
     return out
 
 
+VERSIONS_SQL = """
+select versions.inspection_key, versions.letter_version, versions.letter_date, versions.inspector_name,
+       versions.finding_count, versions.findings_added_count, versions.findings_removed_count,
+       versions.findings_reworded_count, versions._sha256, versions._source_uri
+from marts.fct_letter_versions as versions
+where versions.inspection_key in (
+    select inspection_key from marts.fct_letter_versions where letter_version > 1)
+order by versions.inspection_key, versions.letter_version
+"""
+
+CHANGES_SQL = """
+select inspection_key, letter_version, change_type, category, old_ordinal, new_ordinal,
+       old_finding_text, new_finding_text, similarity
+from marts.fct_finding_changes
+order by inspection_key, letter_version, category, coalesce(new_ordinal, old_ordinal), change_type
+"""
+
+COMPARISONS_SQL = """
+select * from marts.authority_comparisons
+order by authority_key, measure_order, subject
+"""
+
+
+def _grouped(rows: list[dict[str, Any]], *key: str) -> dict[Any, list[dict[str, Any]]]:
+    out: dict[Any, list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(r[key[0]] if len(key) == 1 else tuple(r[k] for k in key), []).append(r)
+    return out
+
+
+def corrections(con: duckdb.DuckDBPyConnection) -> tuple[dict, dict]:
+    """The versions of every corrected inspection and what each correction changed (empty when
+    the warehouse predates fct_letter_versions / fct_finding_changes)."""
+    versions = _grouped(_records(con, VERSIONS_SQL), "inspection_key") \
+        if columns(con, "fct_letter_versions") else {}
+    changes = _grouped(_records(con, CHANGES_SQL), "inspection_key", "letter_version") \
+        if columns(con, "fct_finding_changes") else {}
+    return versions, changes
+
+
+def comparisons(con: duckdb.DuckDBPyConnection) -> dict[Any, list[dict[str, Any]]]:
+    """authority_comparisons by authority_key (empty when the warehouse has no such mart)."""
+    if not columns(con, "authority_comparisons"):
+        return {}
+    return _grouped(_records(con, COMPARISONS_SQL), "authority_key")
+
+
 def load_report_data(con: duckdb.DuckDBPyConnection, warehouse: Path) -> ReportData:
     """Every figure the report shows, read from the marts in a handful of queries."""
     totals = _records(con, TOTALS_SQL)[0]
@@ -339,6 +392,7 @@ def load_report_data(con: duckdb.DuckDBPyConnection, warehouse: Path) -> ReportD
     ]
     categories += [r for c, r in sorted(by_category.items()) if c not in CATEGORIES]
     stat = warehouse.stat()
+    versions, changes = corrections(con)
     return ReportData(
         warehouse=warehouse,
         published_at=dt.datetime.fromtimestamp(stat.st_mtime, tz=dt.UTC),
@@ -357,6 +411,9 @@ def load_report_data(con: duckdb.DuckDBPyConnection, warehouse: Path) -> ReportD
         inspections=_records(con, inspections_sql(con)),
         findings=_records(con, FINDINGS_SQL),
         successors=successors(con),
+        versions=versions,
+        changes=changes,
+        comparisons=comparisons(con),
         search=read_search_data(con),
     )
 

@@ -264,6 +264,7 @@ def render_site(d: ReportData, dq: dict | None, built_at: dt.datetime, out_dir: 
         years=pages.years_view(d),
         fys=pages.financial_years_view(d) if d.financial_years else None,
         regions=pages.regions_view(d) if d.regions else None,
+        compare=pages.regions_comparison_view(d),
         categories=pages.categories_view(d),
         themes=pages.themes_view(d),
         priority=pages.priority_view(d, page_of_name),
@@ -273,7 +274,8 @@ def render_site(d: ReportData, dq: dict | None, built_at: dt.datetime, out_dir: 
         **common)
     authority = ENV.get_template("authority.html.j2")
     for p in authority_pages:
-        files[p.href] = authority.render(root="../", page=p, trend=pages.authority_trend(p), **common)
+        files[p.href] = authority.render(root="../", page=p, trend=pages.authority_trend(p),
+                                         comparison=pages.comparison_view(p, d), **common)
     files[SEARCH_INDEX_FILE] = index_script(pages.search_index(authority_pages, d.search))
     for name in STATIC_FILES:
         files[name] = (HERE / "static" / name).read_text(encoding="utf-8")

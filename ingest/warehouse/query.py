@@ -18,12 +18,13 @@ import decimal
 import json
 import math
 import os
+import re
 import stat
 import sys
 import textwrap
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -457,12 +458,15 @@ def without_quotes(exc: BaseException) -> str:
 
 
 def run_query(warehouse: Path, query: str, fmt: str | Output, out: IO[str], *, limits: Limits | None = None,
-              script: bool = True, warnings: list[str] | None = None, **external: Any) -> int:
+              script: bool = True, warnings: list[str] | None = None,
+              variables: Mapping[str, str] | None = None, **external: Any) -> int:
     """Run `query` (the last statement's result is printed) and write it to `out`; returns rows.
 
     `script=False` allows one statement only (`ofsted sql "..."`; a file given with -f may hold
     several). The statements run under `limits` (time, memory, threads); `external` passes
     `external_dir`/`external_caps` to the connection, whose warnings go to `warnings`.
+    `variables` (`--var NAME=VALUE`) are set as DuckDB variables the SQL reads with
+    `getvariable('NAME')` (text; unset ones are null): each must be one the SQL reads.
     """
     output = fmt if isinstance(fmt, Output) else Output(fmt)
     if output.fmt not in FORMATS:
@@ -475,9 +479,42 @@ def run_query(warehouse: Path, query: str, fmt: str | Output, out: IO[str], *, l
         if len(statements) > 1 and not script:
             raise QueryError(f"one statement per call ({len(statements)} given): put a script in a file "
                              "and run it with -f FILE")
+        for name, value in check_variables(query, variables or {}).items():
+            con.execute(f"set variable {name} = ?", [value])
         with deadline(con, limits.timeout_s) as up:
             cur = con.execute(query)
             return write_result(cur, out, output, up, limits.timeout_s)
+
+
+VARIABLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_GETVARIABLE = re.compile(r"getvariable\(\s*'([a-z_][a-z0-9_]*)'\s*\)", re.IGNORECASE)
+
+
+def parse_variables(pairs: Sequence[str] | None) -> dict[str, str]:
+    """`--var NAME=VALUE` arguments as {name: value} (a later one wins); one-line errors."""
+    out: dict[str, str] = {}
+    for pair in pairs or ():
+        name, sep, value = pair.partition("=")
+        name = name.strip().lower()
+        if not sep or not VARIABLE_NAME.fullmatch(name):
+            raise QueryError(f"--var {pair!r}: give NAME=VALUE, NAME in letters, digits and _")
+        out[name] = value
+    return out
+
+
+def query_variables(query: str) -> list[str]:
+    """The variables a query reads (`getvariable('name')`), in order of first use."""
+    return list(dict.fromkeys(m.lower() for m in _GETVARIABLE.findall(query)))
+
+
+def check_variables(query: str, variables: Mapping[str, str]) -> Mapping[str, str]:
+    """`variables`, after checking the query reads each (a misspelt --var is an error, not ignored)."""
+    read = query_variables(query)
+    unknown = [n for n in variables if n not in read]
+    if unknown:
+        takes = f"it reads {', '.join(read)}" if read else "it reads none"
+        raise QueryError(f"the SQL has no parameter {unknown[0]!r} ({takes} with getvariable)")
+    return variables
 
 
 def with_one_line_errors(command: str, action: Callable[[], int]) -> int:
@@ -495,15 +532,17 @@ def with_one_line_errors(command: str, action: Callable[[], int]) -> int:
 
 
 def cli_sql(settings: Settings, query: str | None, file: str | Path | None, fmt: str = "table",
-            max_width: int | None = None, wrap: bool = False) -> int:
+            max_width: int | None = None, wrap: bool = False, variables: Sequence[str] | None = None) -> int:
     """`ofsted sql`: print a query's result against the published warehouse. 0 ok, 1 on error."""
 
     def action() -> int:
         text = read_sql(query, file)
+        given = parse_variables(variables)
         output = Output(fmt, max_width, wrap)
         try:
             run_cli_query(settings, "sql", lambda **kw: run_query(
-                settings.published_warehouse, text.sql, output, sys.stdout, script=file is not None, **kw))
+                settings.published_warehouse, text.sql, output, sys.stdout, script=file is not None,
+                variables=given, **kw))
         except duckdb.Error as exc:
             if text.private and not isinstance(exc, duckdb.InterruptException):
                 raise QueryError(without_quotes(exc)) from None

@@ -14,6 +14,16 @@
     document.querySelectorAll("details").forEach(function (d) { d.open = true; });
   });
 
+  // A table wider than its column says so ("Scroll sideways ..."): class "scrolls" on its wrapper.
+  function markScrollingTables() {
+    document.querySelectorAll(".table-wrap").forEach(function (w) {
+      w.classList.toggle("scrolls", w.scrollWidth > w.clientWidth + 1);
+    });
+  }
+  window.addEventListener("load", markScrollingTables);
+  window.addEventListener("resize", markScrollingTables);
+  document.addEventListener("toggle", markScrollingTables, true);
+
   // --- the search itself: pure functions of the index and the query ----------------------------
 
   function fromBase36(s) { return parseInt(s, 36); }
