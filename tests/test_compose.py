@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from ingest.settings import ENV, PROJECT_ROOT, Settings, absolute
-from orchestration.dbt import PROJECT_INPUTS, manifest_path
+from ingest.warehouse.build import PROJECT_INPUTS, prebuilt_target
 from orchestration.runner import POOL
 from orchestration.stack import (
     SHARED_ENV,
@@ -286,7 +286,7 @@ def test_the_dags_manifest_is_built_into_the_image_and_nothing_hides_it(compose)
     parse = re.search(r"^RUN cd (\S+) && .*dbt parse .*--target-path (\S+)", joined, re.M)
     workdir = re.findall(r"^WORKDIR (\S+)", joined[:parse.start()] if parse else "", re.M)
     assert parse and workdir and PurePosixPath(workdir[-1]) / parse.group(1) == project, "no dbt parse"
-    assert manifest_path(Path(str(project))) == Path(str(project)) / parse.group(2) / "manifest.json"
+    assert prebuilt_target(Path(str(project))) == Path(str(project)) / parse.group(2)
     assert joined.index("COPY --chown=airflow:0 dbt_project") < parse.start()
     # production mounts nothing over the code, the project or its manifest (the dev override may)
     for name, svc in compose["services"].items():

@@ -86,6 +86,14 @@ def release_dbt_duckdb(*_args: object, **_kwargs: object) -> None:
 
 
 SAVED_PARSE = "partial_parse.msgpack"
+#: what a dbt parse reads: `make setup` rebuilds the prebuilt target when one of these changes,
+#: and the image's build context must carry them all (tests/test_compose.py)
+PROJECT_INPUTS = ("dbt_project.yml", "models", "seeds", "tests", "macros", "analyses", "snapshots")
+
+
+def prebuilt_target(project_dir: Path) -> Path:
+    """The target directory `make setup` (and the image) fill with `dbt parse`."""
+    return project_dir / "target"
 
 
 def reuse_saved_parse(settings: Settings) -> None:
@@ -93,7 +101,7 @@ def reuse_saved_parse(settings: Settings) -> None:
     (`<project>/target`, made by `make setup` and the image), so its first command
     parses only what changed since instead of the whole project."""
     target = settings.dbt_target_dir
-    prebuilt = settings.dbt_project_dir / "target" / SAVED_PARSE
+    prebuilt = prebuilt_target(settings.dbt_project_dir) / SAVED_PARSE
     if (target / SAVED_PARSE).exists() or not prebuilt.is_file():
         return
     if target.resolve() == prebuilt.parent.resolve():
