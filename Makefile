@@ -18,8 +18,8 @@ DBT_SOURCES := $(shell find dbt_project/dbt_project.yml dbt_project/models dbt_p
 
 setup: $(STAMP) $(MANIFEST)
 
-# The DAG renders its dbt tasks from this manifest (no dbt at DAG parse time); rebuilt when the
-# dbt project changes. `dbt parse` also leaves partial_parse.msgpack, which the tasks reuse.
+# dbt's saved parse (target/partial_parse.msgpack, with the manifest), rebuilt when the dbt project
+# changes: the night's dbt copies it into a target dir that has none, so `make run` parses nothing.
 $(MANIFEST): $(STAMP) $(DBT_SOURCES)
 	cd dbt_project && DO_NOT_TRACK=1 OFSTED_WORK_WAREHOUSE="$$(../$(BIN)/python -c "from ingest.settings import get_settings; print(get_settings().work_warehouse)")" \
 	  ../$(BIN)/dbt parse --quiet --profiles-dir . --target-path target
@@ -67,15 +67,18 @@ night: setup
 run: setup
 	$(BIN)/ofsted run --inbox data/sample_letters
 
-## the whole test suite (pytest, which also drives dbt, GX and Airflow)
+## the whole test suite (pytest, which also drives dbt, GX and Airflow); prints its slowest tests
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 
+## the tests that need no dbt build, Airflow night, browser or stack
 test-fast: setup
-	$(BIN)/python -m pytest -m "not slow and not browser"
+	$(BIN)/python -m pytest -m "not slow and not browser and not stack" --durations=10
 
+## every Python package and the dbt project's SQL (`.ci/run` runs it before the tests)
+LINT_PY := ingest orchestration devtools dags expectations tests benchmarks
 lint: setup
-	$(BIN)/ruff check ingest dags expectations tests benchmarks
+	$(BIN)/ruff check $(LINT_PY)
 	$(BIN)/sqlfluff lint dbt_project/models dbt_project/tests dbt_project/analyses --processes 2
 
 ## benchmark scripts: each prints its figures (no timed assertions anywhere)
@@ -91,4 +94,4 @@ bench: setup
 	$(BIN)/python benchmarks/stack_bench.py
 
 clean:
-	rm -rf data/archive data/warehouse data/runs data/alerts data/report .airflow dbt_project/target
+	rm -rf data/archive data/warehouse data/runs data/alerts data/report data/dbt_target .airflow dbt_project/target

@@ -1,10 +1,18 @@
-"""Wall time of the whole night (`ofsted run`) and where it goes.
+"""Wall time of the whole night (`ofsted run`), where it goes, and its floor.
 
 Runs `ofsted run` in a subprocess, exactly as `make run` does, but on temporary dirs:
 
-1. the bundled sample letters, on a fresh AIRFLOW_HOME (cold: metadata DB created);
-2. the same again (warm: nothing new; the DB and Cosmos' dbt ls cache are reused);
-3. N synthetic letters (`devtools.synthetic`, default 1,000) on a fresh data dir.
+1. the sample letters on a fresh AIRFLOW_HOME (metadata DB created) and a fresh data dir;
+2. the sample letters on a fresh data dir whose dbt target holds the saved parse `make setup`
+   makes for the default warehouse (`dbt parse`, untimed): `make run` on a fresh clone;
+3. the floor: one warm `dbt build` of the whole project (the `dbt` command line, on run 2's
+   work warehouse and target directory): the target is run 2 <= 2.0 x this;
+4. run 2 again (nothing new);
+5. N synthetic letters (`devtools.synthetic`, default 1,000) on a fresh data dir, set up as 2.
+
+Each figure is wall and CPU seconds (user + system of the process and its children) with the
+load average: on a shared machine compare the ratios of the same run, and CPU seconds, which
+other work on the machine inflates far less than wall time.
 
 For each it prints the wall time and the per-task durations from the Airflow metadata DB
 (SQLite, read with sqlite3), grouped: parse + load (fetch, batches, parse[n], load_raw),
@@ -19,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sqlite3
 import subprocess
 import sys
@@ -34,21 +43,53 @@ from ingest.settings import PROJECT_ROOT  # noqa: E402
 
 GROUPS = (
     ("parse + load", lambda t: t in ("fetch", "batches", "parse", "load_raw")),
-    ("dbt (Cosmos)", lambda t: t.startswith("dbt.")),
+    ("dbt", lambda t: t == "dbt" or t.startswith("dbt.")),
     ("GX validate", lambda t: t.startswith("validate_")),
     ("docs/publish/report", lambda t: t in ("dbt_docs", "publish", "report")),
 )
 
 
-def run_once(root: Path, inbox: Path, airflow_home: Path) -> tuple[float, int, str]:
+def load() -> str:
+    return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def night_env(root: Path, inbox: Path, airflow_home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OFSTED_", "AIRFLOW"))}
     env.update(OFSTED_DATA_DIR=str(root / "data"), OFSTED_INBOX_DIR=str(inbox),
+               OFSTED_DBT_TARGET_DIR=str(root / "data" / "dbt_target"),  # as in production: persistent
                AIRFLOW_HOME=str(airflow_home), DO_NOT_TRACK="1", AIRFLOW__COSMOS__ENABLE_TELEMETRY="False")
-    t0 = time.perf_counter()
-    done = subprocess.run([str(PROJECT_ROOT / ".venv" / "bin" / "ofsted"), "run"], env=env, cwd=PROJECT_ROOT,
-                          capture_output=True, text=True)
+    return env
+
+
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run_once(root: Path, inbox: Path, airflow_home: Path) -> tuple[float, int, str]:
+    t0, c0 = time.perf_counter(), children_cpu()
+    done = subprocess.run([str(PROJECT_ROOT / ".venv" / "bin" / "ofsted"), "run"], cwd=PROJECT_ROOT,
+                          env=night_env(root, inbox, airflow_home), capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    return wall, done.returncode, done.stdout
+    return wall, done.returncode, done.stdout + f"\ncpu {children_cpu() - c0:.1f}"
+
+
+def dbt_once(root: Path, inbox: Path, airflow_home: Path, *args: str) -> tuple[float, float, int]:
+    """One `dbt <args>` from the command line on that night's warehouse and target directory:
+    (wall, CPU seconds, exit code)."""
+    env = night_env(root, inbox, airflow_home)
+    env["OFSTED_WORK_WAREHOUSE"] = str(root / "data" / "warehouse" / "ofsted_work.duckdb")
+    project = PROJECT_ROOT / "dbt_project"
+    target = root / "data" / "dbt_target"
+    t0, c0 = time.perf_counter(), children_cpu()
+    done = subprocess.run([str(PROJECT_ROOT / ".venv" / "bin" / "dbt"), *args, "--quiet",
+                           "--project-dir", str(project), "--profiles-dir", str(project),
+                           "--target-path", str(target), "--log-path", str(target / "logs")],
+                          env=env, cwd=project, capture_output=True, text=True)
+    wall, cpu = time.perf_counter() - t0, children_cpu() - c0
+    if done.returncode:
+        print((done.stdout + done.stderr)[-2000:])
+    return wall, cpu, done.returncode
 
 
 def task_rows(airflow_home: Path) -> list[tuple[str, int, str, float]]:
@@ -70,21 +111,22 @@ def report(label: str, wall: float, rc: int, rows: list[tuple[str, int, str, flo
         by_group[group] += dur
         n_tasks[group] += 1
     in_tasks = sum(by_group.values())
-    print(f"\n== {label}: wall {wall:.1f}s, exit {rc}, {len(rows)} task instances")
+    cpu = stdout.rsplit("\ncpu ", 1)[-1] if "\ncpu " in stdout else "?"
+    print(f"\n== {label}: wall {wall:.1f}s, CPU {cpu}s, exit {rc}, {len(rows)} task instances ({load()})")
     for group, _ in (*GROUPS, ("other tasks", None)):
         if n_tasks[group]:
             print(f"   {group:<22} {by_group[group]:7.1f}s  ({n_tasks[group]} tasks, "
                   f"{100 * by_group[group] / wall:4.1f}% of wall)")
     rest = wall - in_tasks
     print(f"   {'Airflow/process':<22} {rest:7.1f}s  ({100 * rest / wall:4.1f}% of wall: "
-          "start-up, DAG parse with dbt ls, dag.test loop)")
-    dbt = by_group["dbt (Cosmos)"]
-    if n_tasks["dbt (Cosmos)"]:
-        per_task = dbt / n_tasks["dbt (Cosmos)"]
-        print(f"   dbt per task           {per_task:7.1f}s  (one dbt command each: start-up, parse, run)")
+          "interpreter and Airflow start-up, DAG parse, dag.test loop)")
     for line in stdout.splitlines():
         if line.startswith(("letters:", "marts:", "data quality")):
             print(f"   {line}")
+
+
+def cpu_of(stdout: str) -> float:
+    return float(stdout.rsplit("\ncpu ", 1)[-1])
 
 
 def main() -> int:
@@ -96,9 +138,21 @@ def main() -> int:
         root = Path(tmp)
         home = root / "airflow"
         sample = PROJECT_ROOT / "data" / "sample_letters"
-        for label in ("sample letters, cold (new AIRFLOW_HOME)", "sample letters, warm (nothing new)"):
-            wall, rc, out = run_once(root / "sample", sample, home)
-            report(label, wall, rc, task_rows(home), out)
+        wall, rc, out = run_once(root / "cold", sample, home)
+        report("sample letters, cold (new AIRFLOW_HOME and data dir)", wall, rc, task_rows(home), out)
+        dbt_once(root / "night", sample, home, "parse")  # what `make setup` does for the default warehouse
+        wall, rc, out = run_once(root / "night", sample, home)
+        report("sample letters, a fresh data dir set up as `make setup` does (`make run`)", wall, rc,
+               task_rows(home), out)
+        night, night_cpu = wall, cpu_of(out)
+        floor, floor_cpu, rc = dbt_once(root / "night", sample, home, "build")
+        print(f"\n== floor: one warm `dbt build` of the whole project (command line, the night's "
+              f"warehouse and target): wall {floor:.1f}s, CPU {floor_cpu:.1f}s, exit {rc} ({load()})")
+        wall, rc, out = run_once(root / "night", sample, home)
+        report("sample letters again (nothing new)", wall, rc, task_rows(home), out)
+        print(f"\n== ratio `ofsted run` / one warm `dbt build` (target <= 2.0): wall {night / floor:.2f}, "
+              f"CPU {night_cpu / floor_cpu:.2f}; nothing new: wall {wall / floor:.2f}, "
+              f"CPU {cpu_of(out) / floor_cpu:.2f} ({load()})")
         if not args.skip_synthetic:
             from devtools.synthetic import write_corpus
 
@@ -106,8 +160,9 @@ def main() -> int:
             t0 = time.perf_counter()
             write_corpus(inbox, args.letters, seed=7)
             print(f"\n({args.letters} synthetic letters written in {time.perf_counter() - t0:.1f}s)")
+            dbt_once(root / "synth", inbox, home, "parse")
             wall, rc, out = run_once(root / "synth", inbox, home)
-            report(f"{args.letters} synthetic letters", wall, rc, task_rows(home), out)
+            report(f"{args.letters} synthetic letters (target <= 45 s quiet)", wall, rc, task_rows(home), out)
     return 0
 
 

@@ -3,12 +3,12 @@
 
 Every night at 02:00 Europe/London: fetch new or changed Ofsted letters and archive them,
 parse them in batches (one mapped task per batch), load the raw tables, check them with
-Great Expectations, build the dimensional warehouse with dbt (one `dbt build` per layer:
-seeds, staging, marts, each with the tests its models complete; through Cosmos), check the
+Great Expectations, build the dimensional warehouse with dbt (one `dbt build` of the whole
+project, in the task's process on dbt's saved parse: orchestration/dbt.py), check the
 marts, then publish: the work warehouse is swapped atomically into the file analysts read,
 and the static report, GX data docs and dbt docs are swapped in beside it.
 
-`fetch -> batches -> parse[n] -> load_raw -> validate_raw -> dbt(seeds -> staging -> marts)
+`fetch -> batches -> parse[n] -> load_raw -> validate_raw -> dbt
 -> validate_marts -> dbt_docs -> publish -> report`
 
 The steps are defined once, in `orchestration/night.py` (`ofsted rerun` runs the same steps
@@ -32,7 +32,7 @@ from orchestration.notifiers import AlertNotifier
 from orchestration.steps import DAG_ID
 
 SETTINGS = get_settings()
-STEPS = night_steps(SETTINGS)  # the dbt layers from the manifest: no dbt runs at parse time
+STEPS = night_steps(SETTINGS)  # no dbt runs, and nothing of dbt is read, at parse time
 
 
 @dag(

@@ -262,9 +262,16 @@ def _info(tf: TableFrame) -> TableInfo:
     return TableInfo(tf.suite.table, tf.suite.id_columns, tf.problem)
 
 
+_CONTEXTS: dict[Path, Any] = {}  # docs_dir -> its Data Context: built once per process (the raw
+#                                  and marts checks of a night share one), the last few kept
+
+
 def data_context(docs_dir: Path):
     """A file Data Context under `docs_dir/_store` (suites, validation results, checkpoints)
-    whose data docs site is `docs_dir` itself."""
+    whose data docs site is `docs_dir` itself; built once per process and folder."""
+    key = Path(docs_dir).resolve()
+    if key in _CONTEXTS and (key / "_store" / "gx").is_dir():
+        return _CONTEXTS[key]
     _quiet_gx()
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -285,6 +292,9 @@ def data_context(docs_dir: Path):
         context.add_data_docs_site(site_name=DOCS_SITE, site_config=site)
     elif sites[DOCS_SITE] != site:  # the folder moved (a copied store): point at this one
         context.update_data_docs_site(site_name=DOCS_SITE, site_config=site)
+    while len(_CONTEXTS) >= 4:
+        _CONTEXTS.pop(next(iter(_CONTEXTS)))
+    _CONTEXTS[key] = context
     return context
 
 

@@ -102,7 +102,8 @@ ENV: dict[str, Var] = {
     "log_file": Var("OFSTED_LOG_FILE", absolute, _under_data("logs", "ofsted.log")),
     "dbt_project_dir": Var("OFSTED_DBT_PROJECT_DIR", absolute, PROJECT_ROOT / "dbt_project"),
     "dbt_profiles_dir": Var("OFSTED_DBT_PROFILES_DIR", absolute, PROJECT_ROOT / "dbt_project"),
-    "dbt_target_dir": Var("OFSTED_DBT_TARGET_DIR", absolute, PROJECT_ROOT / "dbt_project" / "target"),
+    # persists between nights (dbt's saved parse, the last build's results): one per data dir
+    "dbt_target_dir": Var("OFSTED_DBT_TARGET_DIR", absolute, _under_data("dbt_target")),
     # --- sources -----------------------------------------------------------------------
     "source": Var("OFSTED_SOURCE", _lower, "local"),
     "http_index_url": Var("OFSTED_HTTP_INDEX_URL", _optional),

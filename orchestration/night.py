@@ -1,8 +1,8 @@
 """The night, defined once: its steps in order, from which the DAG (and so `ofsted run`) and
 `ofsted rerun` are both built.
 
-    fetch -> batches -> parse[n] -> load_raw -> validate_raw -> dbt.seeds -> dbt.staging
-    -> dbt.marts -> validate_marts -> dbt_docs -> publish -> report
+    fetch -> batches -> parse[n] -> load_raw -> validate_raw -> dbt -> validate_marts
+    -> dbt_docs -> publish -> report
 
 Each step calls one function of `ingest`, `expectations` or (dbt) `orchestration.dbt`; its
 `Step` says whether it writes in the data directory (lock, warehouse queue), opens the work
@@ -108,7 +108,7 @@ def _report(night: Night, dq: dict | None = None) -> dict:
 # --- the night ---------------------------------------------------------------------------------
 
 def night_steps(settings: Settings) -> tuple[Step, ...]:
-    """The night's steps, in order (the dbt layers from the manifest: no dbt runs here)."""
+    """The night's steps, in order (no dbt runs here)."""
     warehouse = {"data_dir": True, "work_warehouse": True}
     return (
         Step("fetch", _fetch, "fetch new or changed letters from the source and archive them", **warehouse),

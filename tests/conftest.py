@@ -1,5 +1,8 @@
 """Session-wide environment and the fixtures the test modules share.
 
+`OFSTED_REQUIRE=browser,stack` (CI): a skipped test with one of those markers fails instead
+(`_require`).
+
 Environment: no telemetry, and Airflow configured to a temporary AIRFLOW_HOME (its own SQLite
 DB, the project's dags/, no examples) before any test module imports Airflow - so no test
 ever touches ~/airflow or the project's .airflow/. Hypothesis keeps no example database and
@@ -13,6 +16,9 @@ Fixtures (names are stable: other test modules use them):
 - `free_port`: a port on 127.0.0.1 nothing listens on.
 - `dq_warehouse_template`: the small valid work warehouse of `_dq_support` (raw tables and
   marts), built once per session; `dq_warehouse`: a private copy of it for one test to break.
+- `sample_build`: the sample letters loaded and built with dbt (`ofsted load`, `ofsted build`),
+  once per session; `real_night`: the sample and 40 synthetic letters through the real night
+  minus Airflow, published, once per session. Both read-only.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from _require import pytest_configure, pytest_runtest_makereport  # noqa: F401 - CI's OFSTED_REQUIRE
 from hypothesis import settings as hypothesis_settings
 
 _HOME = Path(tempfile.mkdtemp(prefix="ofsted-test-airflow-"))
@@ -176,3 +183,24 @@ def real_night(tmp_path_factory: pytest.TempPathFactory):
     from _analysts_support import real_warehouse
 
     return real_warehouse(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def sample_build(tmp_path_factory: pytest.TempPathFactory):
+    """The sample letters through `ofsted load` and `ofsted build`, as the data team runs them,
+    once per session: Settings whose `work_warehouse` and `dbt_target_dir` (dbt's saved parse,
+    manifest, run_results.json of the build) are that night's. Read it only; a test may run dbt
+    on it when it puts back what it changed (the target dir then spares it a parse)."""
+    from _dbt_support import SAMPLE_LETTERS, dbt_settings
+
+    from ingest.cli import main as ofsted
+
+    tmp = tmp_path_factory.mktemp("sample_build")
+    settings = dbt_settings(tmp)
+    warehouse = str(settings.work_warehouse)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OFSTED_DATA_DIR", str(tmp))
+        mp.setenv("OFSTED_DBT_TARGET_DIR", str(settings.dbt_target_dir))
+        assert ofsted(["load", "--inbox", str(SAMPLE_LETTERS), "--warehouse", warehouse]) == 0
+        assert ofsted(["build", "--warehouse", warehouse]) == 0
+    return settings

@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from ingest.settings import PROJECT_ROOT, Settings
 from orchestration.steps import DAG_ID, POOL
 
 DAGS = PROJECT_ROOT / "dags"
-DUCKDB_TASKS = {"fetch", "load_raw", "validate_raw", "validate_marts", "dbt_docs", "publish"}
+DUCKDB_TASKS = {"fetch", "load_raw", "validate_raw", "dbt", "validate_marts", "dbt_docs", "publish"}
 DATA_DIR_TASKS = DUCKDB_TASKS | {"report"}  # the report writes the report dir, reads the published file
 
 
@@ -82,14 +81,12 @@ def test_every_task_retries_with_backoff_times_out_and_alerts(dag):
 
 
 def test_every_task_that_opens_duckdb_is_in_the_one_slot_pool(dag):
-    dbt_tasks = {t.task_id for t in dag.tasks if t.task_id.startswith("dbt.")}
-    assert dbt_tasks == {"dbt.seeds", "dbt.staging", "dbt.marts"}
     for task in dag.tasks:
-        if task.task_id in DUCKDB_TASKS | dbt_tasks:
+        if task.task_id in DUCKDB_TASKS:
             assert task.pool == POOL, task.task_id
         else:
             assert task.pool != POOL, task.task_id  # parse batches and the report may run side by side
-    assert {t.task_id for t in dag.tasks if t.pool == POOL} == DUCKDB_TASKS | dbt_tasks
+    assert {t.task_id for t in dag.tasks if t.pool == POOL} == DUCKDB_TASKS
 
 
 def test_every_task_that_writes_in_the_data_directory_runs_on_the_warehouse_queue_holding_its_lock(dag):
@@ -99,7 +96,7 @@ def test_every_task_that_writes_in_the_data_directory_runs_on_the_warehouse_queu
 
     queue = Settings.from_env().warehouse_queue
     assert queue == "warehouse"  # the default (OFSTED_WAREHOUSE_QUEUE)
-    writers = DATA_DIR_TASKS | {t.task_id for t in dag.tasks if t.task_id.startswith("dbt.")}
+    writers = DATA_DIR_TASKS
     assert {t.task_id for t in dag.tasks if t.queue == queue} == writers
     for task in dag.tasks:
         if task.task_id in writers:
@@ -126,18 +123,11 @@ def test_the_dag_and_rerun_are_built_from_the_one_definition_of_the_night(dag):
     assert _chain_order(dag) == names  # every step a task, in the definition's order, and nothing else
     assert RERUN_FROM == "validate_raw"
     assert [s.name for s in rerun_steps(steps)] == names[names.index("validate_raw"):]
-    assert [s.name for s in rerun_steps(steps)][:4] == ["validate_raw", "dbt.seeds", "dbt.staging",
-                                                        "dbt.marts"]
+    assert [s.name for s in rerun_steps(steps)][:2] == ["validate_raw", "dbt"]
     for step in steps:  # what the definition says is what the task does
         task = dag.task_dict[step.name]
         assert task.retries == step.retries and task.execution_timeout == step.timeout, step.name
         assert {a.name for a in task.outlets} == {name for name, _ in step.emits}, step.name
-    from orchestration.dbt import layer_args
-
-    for step in (s for s in steps if s.group == "dbt"):  # rerun's dbt command selects as the task does
-        task = dag.task_dict[step.name]
-        assert layer_args(step.task_id) == ["build", "--select", *task.select,
-                                            "--indirect-selection", task.indirect_selection]
 
 
 def test_a_step_added_to_the_definition_is_in_the_dag_and_in_rerun():
@@ -154,7 +144,7 @@ def test_a_step_added_to_the_definition_is_in_the_dag_and_in_rerun():
     with DAG("ofsted_letters_nightly_plus_one", schedule=None) as plus:
         add_to_dag(tuple(steps), Settings.from_env())
     order = _chain_order(plus)
-    assert order[at - 1:at + 2] == ["dbt.marts", "check_lineage", "validate_marts"]
+    assert order[at - 1:at + 2] == ["dbt", "check_lineage", "validate_marts"]
     task = plus.task_dict["check_lineage"]
     assert task.pool == POOL and task.retries == 0 and "validate_raw" in task.upstream_task_ids
     assert "check_lineage" in [s.name for s in rerun_steps(tuple(steps))]
@@ -169,48 +159,26 @@ def test_parse_is_mapped_over_batches(dag):
 
 def test_tags_and_docs(dag):
     assert set(dag.tags) >= {"ofsted", "dbt", "great-expectations", "nightly"}
-    assert "fetch -> batches -> parse[n] -> load_raw -> validate_raw -> dbt(seeds -> staging -> marts)" \
-        in dag.doc_md
+    assert "fetch -> batches -> parse[n] -> load_raw -> validate_raw -> dbt\n-> validate_marts" in dag.doc_md
     assert dag.owner == "data-team"
 
 
-def test_a_dbt_build_per_layer_covers_every_model_and_the_order_of_the_night(dag):
-    models = {p.stem for p in (PROJECT_ROOT / "dbt_project" / "models").rglob("*.sql")}
-    seeds = {p.stem for p in (PROJECT_ROOT / "dbt_project" / "seeds").glob("*.csv")}
-    built = {}
-    for layer in ("seeds", "staging", "marts"):
-        task = dag.task_dict[f"dbt.{layer}"]
-        assert task.base_cmd == ["build"], layer
-        assert task.indirect_selection == "buildable", layer  # a test runs once all it reads is built
-        for name in models | seeds:
-            if name in task.doc_md:
-                built.setdefault(name, []).append(layer)
-    assert set(built) == models | seeds  # every model and seed is built by some layer ...
-    assert all(len(v) == 1 for v in built.values()), built  # ... and by one only
+def test_one_dbt_build_runs_in_the_tasks_process_between_the_checks(dag):
+    """dbt is one plain task (no Cosmos operator, no copy of the project): `dbt build` of the
+    whole project in the task's process (orchestration/dbt.py; its behaviour: test_dbt_night)."""
+    task = dag.task_dict["dbt"]
+    assert type(task).__name__ == "_PythonDecoratedOperator"
+    assert task.execution_timeout == dt.timedelta(minutes=60)
 
     def upstream(task_id: str) -> set[str]:
         return dag.task_dict[task_id].get_flat_relative_ids(upstream=True)
 
     assert {"fetch", "batches", "parse"} <= upstream("load_raw")
     assert "load_raw" in upstream("validate_raw")
-    assert "validate_raw" in upstream("dbt.seeds")  # dbt only on checked raw tables
-    assert "dbt.seeds" in upstream("dbt.staging") and "dbt.staging" in upstream("dbt.marts")
-    assert "dbt.marts" in upstream("validate_marts")  # GX after every dbt process exits
+    assert "validate_raw" in upstream("dbt")  # dbt only on checked raw tables
+    assert "dbt" in upstream("validate_marts")  # GX after dbt has let go of the file
     assert {"validate_marts", "dbt_docs"} <= upstream("publish")
     assert "publish" in upstream("report")
-
-
-def test_dbt_runs_in_process_and_releases_the_warehouse_with_absolute_paths(dag):
-    from cosmos.constants import InvocationMode
-
-    for task in (t for t in dag.tasks if t.task_id.startswith("dbt.")):
-        assert task.invocation_mode == InvocationMode.DBT_RUNNER, task.task_id
-        # after every dbt command, failed or not: dbt-duckdb's connection closed, the file free
-        assert task.callback == "ingest.warehouse.build.release_dbt_duckdb", task.task_id
-        profiles = Path(task.profile_config.profiles_yml_filepath)
-        assert profiles.is_absolute() and profiles.is_file()
-        assert Path(task.project_dir).is_absolute()
-        assert Path(task.env["OFSTED_WORK_WAREHOUSE"]).is_absolute()
 
 
 def _parse_dag_file(env: dict[str, str], project: Path) -> subprocess.CompletedProcess:
@@ -223,28 +191,18 @@ def _parse_dag_file(env: dict[str, str], project: Path) -> subprocess.CompletedP
                                "OFSTED_DBT_PROFILES_DIR": str(PROJECT_ROOT / "dbt_project")})
 
 
-def test_a_missing_or_stale_manifest_fails_the_parse_in_one_line(tmp_path):
+def test_the_dag_parses_without_reading_dbt(tmp_path):
+    """No dbt at DAG parse time: a project without its target directory (no manifest, no saved
+    parse) parses in a fresh interpreter, and its one dbt task is there."""
     project = tmp_path / "dbt_project"
     shutil.copytree(PROJECT_ROOT / "dbt_project", project,
-                    ignore=shutil.ignore_patterns("logs", "dbt_packages"))
-    manifest = project / "target" / "manifest.json"
-    assert manifest.is_file(), "make setup builds the manifest"
-    os.utime(manifest)  # copied: make it newer than every project file
-    assert _parse_dag_file({}, project).returncode == 0
-
-    model = project / "models" / "marts" / "fct_findings.sql"
-    os.utime(model, (time.time() + 5, time.time() + 5))
-    stale = _parse_dag_file({}, project)
-    assert stale.returncode != 0
-    last = stale.stderr.strip().splitlines()[-1]
-    assert "ManifestError" in last and "is older than" in last and "fct_findings.sql" in last
-    assert "make setup" in last
-
-    manifest.unlink()
-    missing = _parse_dag_file({}, project)
-    assert "is missing: run `make setup`" in missing.stderr.strip().splitlines()[-1]
+                    ignore=shutil.ignore_patterns("logs", "dbt_packages", "target"))
+    done = _parse_dag_file({}, project)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not (project / "target").exists()
 
 
+@pytest.mark.slow  # runs dbt (a seed)
 def test_release_lets_another_connection_open_the_file_after_dbt_in_this_process(tmp_path):
     """What the callback is for: under dag.test() every task shares one process."""
     import duckdb
@@ -321,40 +279,37 @@ def test_an_alert_for_a_task_that_failed_without_an_exception_says_why(tmp_path,
     assert "failed before it ran" in detail() and "try 2" in detail()
 
 
-def test_a_layer_whose_only_failures_are_dbt_tests_fails_without_retry(dag, monkeypatch):
-    from cosmos.exceptions import CosmosDbtRunError
-    from cosmos.operators.local import DbtBuildLocalOperator
-
-    from orchestration.notifiers import DbtTestsFailed
-
-    task = dag.task_dict["dbt.marts"]
-    outcome = {}
-
-    def fake_build(self, context, **kwargs):  # what Cosmos raises after a failed `dbt build`
-        raise CosmosDbtRunError(outcome["message"])
-
-    monkeypatch.setattr(DbtBuildLocalOperator, "execute", fake_build)
-    outcome["message"] = ("dbt invocation completed with errors: assert_every_inspection_matches_an_authority"
-                          ": Got 1 result, configured to fail if != 0")
-    with pytest.raises(DbtTestsFailed, match="assert_every_inspection_matches_an_authority"):
-        task.execute({})
-    outcome["message"] = "dbt invocation completed with errors: fct_findings: IO Error: Could not set lock"
-    with pytest.raises(CosmosDbtRunError):  # a model that could not build: retried as usual
-        task.execute({})
-
-
-def test_dbt_gets_the_nights_id_and_date_with_or_without_a_logical_date(dag):
-    """dim_dates ends the year after the night's date (var run_date): the logical date of a
-    scheduled night, and for a run triggered without one (the REST API's default) its run_after."""
+def test_dbt_gets_the_nights_id_and_date_with_or_without_a_logical_date():
+    """dim_dates ends the year after the night's date: the logical date of a scheduled night, and
+    for a run triggered without one (the REST API's default) its run_after; dbt gets it, and the
+    night's run_id (its on-run-end hook records test results under it), as environment
+    variables read when a node runs, so that a new night does not make dbt parse again."""
     from types import SimpleNamespace
 
-    for task_id in ("dbt.seeds", "dbt.staging", "dbt.marts"):
-        task = dag.get_task(task_id)
-        scheduled = SimpleNamespace(logical_date=dt.datetime(2026, 12, 1, 2, 0, tzinfo=dt.UTC),
-                                    run_after=dt.datetime(2026, 12, 2, 2, 0, tzinfo=dt.UTC))
-        manual = SimpleNamespace(logical_date=None, run_after=dt.datetime(2027, 1, 5, 9, 30, tzinfo=dt.UTC))
-        # and the night's run_id, which dbt's on-run-end hook records its test results under
-        assert task.render_template(task.vars, {"dag_run": scheduled, "run_id": "scheduled__1"}) == \
-            {"run_id": "scheduled__1", "run_date": "2026-12-01"}
-        assert task.render_template(task.vars, {"dag_run": manual, "run_id": "manual__2"}) == \
-            {"run_id": "manual__2", "run_date": "2027-01-05"}
+    from ingest.warehouse.build import night_env
+    from orchestration.night import night_of
+
+    settings = Settings.from_env()
+    scheduled = SimpleNamespace(logical_date=dt.datetime(2026, 12, 1, 2, 0, tzinfo=dt.UTC),
+                                run_after=dt.datetime(2026, 12, 2, 2, 0, tzinfo=dt.UTC), run_type="scheduled")
+    manual = SimpleNamespace(logical_date=None, run_after=dt.datetime(2027, 1, 5, 9, 30, tzinfo=dt.UTC),
+                             run_type="manual")
+    night = night_of(settings, {"dag_run": scheduled, "run_id": "scheduled__1"}, "fetch")
+    assert night_env(night.run_date, night.run_id) == {"OFSTED_RUN_DATE": "2026-12-01",
+                                                       "OFSTED_RUN_ID": "scheduled__1"}
+    night = night_of(settings, {"dag_run": manual, "run_id": "manual__2"}, "fetch")
+    assert night_env(night.run_date, night.run_id) == {"OFSTED_RUN_DATE": "2027-01-05",
+                                                       "OFSTED_RUN_ID": "manual__2"}
+
+
+def test_the_nights_values_reach_dbt_only_through_night_value():
+    """A night passes its id and date to dbt as environment variables (`night_env`), read by the
+    macro `night_value` when a node runs; a model or macro that read them with `var()` would
+    need command-line `--vars`, which make dbt parse the whole project again every night."""
+    import re
+
+    project = PROJECT_ROOT / "dbt_project"
+    direct = re.compile(r"""var\(\s*['"](run_id|run_date)['"]""")
+    readers = [str(p.relative_to(project)) for p in project.rglob("*.sql")
+               if "target" not in p.parts and direct.search(p.read_text(encoding="utf-8"))]
+    assert readers == [], f"read night_value(...) instead of var(...) in {readers}"

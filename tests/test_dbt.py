@@ -32,8 +32,6 @@ from _dbt_support import (
     write_raw,
 )
 
-from ingest.cli import main as ofsted
-from ingest.raw.pipeline import run_load
 from ingest.warehouse.build import cli_build, run_dbt
 
 EXPECTED = json.loads((PROJECT_ROOT / "tests" / "fixtures" / "letters" / "real_expected.json").read_text())
@@ -76,15 +74,12 @@ def test_build_of_a_warehouse_in_use_is_a_one_line_error(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_build_on_the_real_letters(tmp_path, monkeypatch, capfd):
-    warehouse = tmp_path / "work.duckdb"
-    loaded = run_load(dbt_settings(tmp_path, warehouse, inbox=SAMPLE_LETTERS))  # the real loader
-    assert loaded["new"] == 3
-    # through the command line, as the data team re-runs it; dbt's target kept in tmp
-    monkeypatch.setenv("OFSTED_DBT_TARGET_DIR", str(tmp_path / "dbt_target"))
-    assert ofsted(["build", "--warehouse", str(warehouse)]) == 0
-    out = capfd.readouterr().out
-    assert "Completed successfully" in out
+def test_build_on_the_real_letters(sample_build):
+    # the session's sample night: the real loader and `ofsted build`, as the data team runs them
+    warehouse = sample_build.work_warehouse
+    assert query(warehouse, "select count(*) from raw.letters") == [(3,)]
+    results = json.loads((sample_build.dbt_target_dir / "run_results.json").read_text())["results"]
+    assert len(results) > 200 and {r["status"] for r in results} <= {"success", "pass"}
     # the build has released the warehouse: another process can open it (read-only)
     probe = "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); " \
             "print(c.execute('select count(*) from marts.fct_inspections').fetchone()[0])"
@@ -149,7 +144,7 @@ def test_build_on_the_real_letters(tmp_path, monkeypatch, capfd):
     assert query(warehouse, "select count(*) from marts.dim_inspectors") == [(3,)]
 
     # docs generate works, and every analysis compiles and runs on the warehouse
-    settings = dbt_settings(tmp_path, warehouse)
+    settings = sample_build  # the build's own target dir: no parse
     assert run_dbt(settings, ["docs", "generate"]) == 0
     catalog = json.loads((settings.dbt_target_dir / "catalog.json").read_text())
     manifest = json.loads((settings.dbt_target_dir / "manifest.json").read_text())

@@ -2,9 +2,9 @@
 holidays and working days, the full-text search, and the data-quality warnings.
 
 The real sample letters are loaded with `ofsted load` and built with `ofsted build` once for
-the module (dbt builds take seconds: marked `slow`); the DQ warnings get their own warehouse of
-letters made to trip them. Expected values are worked out here from the letters, the seeds'
-CSV files and the calendar, not read back from the SQL.
+the session (conftest's `sample_build`; dbt builds take seconds: marked `slow`); the DQ
+warnings get their own warehouse of letters made to trip them. Expected values are worked out
+here from the letters, the seeds' CSV files and the calendar, not read back from the SQL.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from _dbt_support import PROJECT_ROOT, SAMPLE_LETTERS, dbt_settings, query, real_letters, write_raw
+from _dbt_support import PROJECT_ROOT, dbt_settings, query, real_letters, write_raw
 
 from ingest.cli import main as ofsted
-from ingest.warehouse.build import run_dbt
+from ingest.warehouse.build import night_env, run_dbt
 from ingest.warehouse.search import SearchError, search
 
 pytestmark = pytest.mark.slow
@@ -30,16 +30,9 @@ DERBYSHIRE_THRESHOLDS = "revising threshold guidance"  # the end of Derbyshire's
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    """The real letters, through `ofsted load` and `ofsted build`, as the data team runs them."""
-    tmp = tmp_path_factory.mktemp("analysts")
-    warehouse = tmp / "work.duckdb"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("OFSTED_DATA_DIR", str(tmp))
-        mp.setenv("OFSTED_DBT_TARGET_DIR", str(tmp / "dbt_target"))
-        assert ofsted(["load", "--inbox", str(SAMPLE_LETTERS), "--warehouse", str(warehouse)]) == 0
-        assert ofsted(["build", "--warehouse", str(warehouse)]) == 0
-    return warehouse
+def built(sample_build) -> Path:
+    """The real letters, through `ofsted load` and `ofsted build` (the session's `sample_build`)."""
+    return sample_build.work_warehouse
 
 
 def bank_holidays() -> set[dt.date]:
@@ -164,9 +157,12 @@ def test_dim_dates_runs_to_the_end_of_the_year_after_the_run_date_with_bank_holi
                        for y in (2010, 2011, 2012)}
     assert working[2010] == 253
     # the night passes its logical date: the calendar follows it, whatever day the build runs
-    settings = dbt_settings(tmp_path, built)
-    assert run_dbt(settings, ["run", "--select", "dim_dates", "--vars", "{run_date: '2030-06-30'}"]) == 0
+    settings = dbt_settings(built.parent, built)  # the build's own target dir: no parse
+    # the night's date as the night gives it (environment), then by hand (--vars)
+    assert run_dbt(settings, ["run", "--select", "dim_dates"], night_env("2030-06-30")) == 0
     assert query(built, "select max(date_day) from marts.dim_dates") == [(dt.date(2031, 12, 31),)]
+    assert run_dbt(settings, ["run", "--select", "dim_dates", "--vars", "{run_date: '2029-01-01'}"]) == 0
+    assert query(built, "select max(date_day) from marts.dim_dates") == [(dt.date(2030, 12, 31),)]
     assert run_dbt(settings, ["run", "--select", "dim_dates"]) == 0  # back to the default
 
 

@@ -272,7 +272,7 @@ def scale_out():
         second = next(r for r in run_ids(api) if r not in runs_before)
         worker_pid = lambda: program_pid(stack_root, data_env, "celery-worker")[1]  # noqa: E731
         killer = threading.Thread(target=_kill_during, daemon=True,
-                                  args=(api, second, "dbt.staging", worker_pid, done, killed))
+                                  args=(api, second, "dbt", worker_pid, done, killed))
         killer.start()
         out, err = night.communicate(timeout=3000)
         done.set()
@@ -347,8 +347,8 @@ def test_a_worker_killed_mid_task_and_a_flaky_api_still_end_in_one_successful_ni
     night2 = scale_out["night2"]
     assert night2.returncode == 0, night2.stdout + night2.stderr[-3000:]
     assert "SUCCESS" in night2.stdout.splitlines()[-1]
-    assert scale_out["killed"], "the worker was never killed (dbt.staging never seen running)"
-    staging = [ti for ti in scale_out["tis2"] if ti["task_id"] == "dbt.staging"]
+    assert scale_out["killed"], "the worker was never killed (dbt never seen running)"
+    staging = [ti for ti in scale_out["tis2"] if ti["task_id"] == "dbt"]
     assert staging[0]["state"] == "success" and staging[0]["try_number"] >= 2  # it was retried
     assert len(scale_out["runs_added"]) == 1  # the trigger whose answer was lost made one run
     assert any("POST" in f for f in scale_out["proxy_failed"]) and len(scale_out["proxy_failed"]) >= 2

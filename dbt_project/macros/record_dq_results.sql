@@ -2,7 +2,7 @@
     data-quality verdict (the GX Checkpoint action writes its expectations there too; the table's
     DDL is ingest/raw/schema.sql; the reader is ingest/warehouse/verdict.py).
 
-    run_id = var('run_id', invocation_id): the night passes its run id to every dbt command, so
+    run_id = night_value('run_id', invocation_id): the night passes its run id to every dbt command, so
     the layers of one night (and an `ofsted rerun`) write under one id; a bare `dbt build` writes
     under its invocation id. Rows this run wrote before for the same tests are replaced (a
     retried layer writes its tests once). severity: the test's (error | warn); status: pass, warn,
@@ -31,7 +31,7 @@
         {{ log('audit.dq_checks is missing (the raw schema was not applied): test results not recorded', info=true) }}
         {{ return('') }}
     {% endif %}
-    {% set run_id = var('run_id', invocation_id) | string %}
+    {% set run_id = night_value('run_id', invocation_id) | string %}
     {% set rows = [] %}
     {% set names = [] %}
     {% for result in tests %}

@@ -29,8 +29,6 @@ import logging
 import os
 import re
 import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -157,23 +155,27 @@ def publish_directory(build_dir: Path, live: Path, keep: int = KEEP_REPORT_VERSI
 
 
 def generate_dbt_docs(settings: Settings, out_dir: Path) -> Path:
-    """`dbt docs generate --static` on the work warehouse, in a subprocess (so dbt-duckdb's
-    connection is closed when it returns), into `out_dir` (index.html opens from file://)."""
+    """dbt docs of the night's own build, into `out_dir` (index.html opens from file://).
+
+    `dbt docs generate --static --no-compile --no-write-json` in this process on the night's
+    target directory: dbt's saved parse (no parse), no compiling again, only the catalog's
+    queries on the work warehouse; the page and `manifest.json` are the build's own manifest
+    (compiled SQL included), which `--no-write-json` keeps from being overwritten. With no
+    build manifest in the target directory (docs of a warehouse built elsewhere) dbt writes
+    one from its parse."""
+    from ingest.warehouse.build import EXIT_OK, run_dbt
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OFSTED_WORK_WAREHOUSE": str(settings.work_warehouse), "DO_NOT_TRACK": "1"}
-    with tempfile.TemporaryDirectory(prefix="ofsted-dbt-docs-") as tmp:
-        cmd = [str(settings.dbt_executable), "docs", "generate", "--static",
-               "--project-dir", str(settings.dbt_project_dir),
-               "--profiles-dir", str(settings.dbt_profiles_dir),
-               "--target-path", str(Path(tmp) / "target"), "--log-path", str(Path(tmp) / "logs")]
-        done = subprocess.run(cmd, env=env, cwd=settings.dbt_project_dir, capture_output=True, text=True)
-        if done.returncode != 0:
-            tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
-            raise RuntimeError("dbt docs generate failed: " + " | ".join(tail))
-        target = Path(tmp) / "target"
-        copy_file(target / "static_index.html", out_dir / "index.html", DOCS_MAX_BYTES)  # never through
-        for name in ("manifest.json", "catalog.json"):                                 # a planted link
-            copy_file(target / name, out_dir / name, DOCS_MAX_BYTES)
+    target = settings.dbt_target_dir
+    keep = ["--no-write-json"] if (target / "manifest.json").is_file() else []
+    with contextlib.suppress(FileNotFoundError):
+        (target / "catalog.json").unlink()  # a stale one must not pass for tonight's
+    code = run_dbt(settings, ["docs", "generate", "--static", "--no-compile", *keep])
+    if code != EXIT_OK or not (target / "catalog.json").is_file():
+        raise RuntimeError(f"dbt docs generate failed (exit {code}; dbt's output is in the night's log)")
+    copy_file(target / "static_index.html", out_dir / "index.html", DOCS_MAX_BYTES)  # never through
+    for name in ("manifest.json", "catalog.json"):                                 # a planted link
+        copy_file(target / name, out_dir / name, DOCS_MAX_BYTES)
     return out_dir
 
 
