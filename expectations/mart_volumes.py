@@ -32,7 +32,7 @@ ID_COLUMNS: tuple[str, ...] = ("table_name", "published_row_count")
 def mart_tables(manifest: Path) -> dict[str, bool]:
     """Every mart dbt builds as a table (`schema.alias` of each table or incremental model in
     schema marts) -> whether it may be empty (its `meta: may_be_empty`), from the dbt manifest
-    (`make setup` writes it; the DAG reads the same one): a new mart is guarded the night it
+    (`make setup` and the image write it): a new mart is guarded the night it
     lands, with no list here to forget it in."""
     try:
         nodes = json.loads(Path(manifest).read_text(encoding="utf-8"))["nodes"].values()
@@ -47,7 +47,9 @@ def mart_tables(manifest: Path) -> dict[str, bool]:
 
 
 def _marts() -> dict[str, bool]:
-    return mart_tables(get_settings().dbt_target_dir / "manifest.json")
+    # the project's own parse (`make setup`, the image's `dbt parse`), beside the saved parse the
+    # night's dbt starts from: present before any build, unlike a build's target dir
+    return mart_tables(get_settings().dbt_project_dir / "target" / "manifest.json")
 
 
 def _query(tables: tuple[str, ...]) -> str:
