@@ -181,7 +181,7 @@ def _when(value: Any) -> str:
 DQ_STAGES = ("raw", "dbt", "marts")  # the stages of a night's verdict (ingest.warehouse.verdict)
 
 
-def _dq_text(dq: dict[str, Any]) -> str:
+def dq_text(dq: dict[str, Any]) -> str:
     parts = []
     for stage in DQ_STAGES:
         r = dq.get(stage)
@@ -210,16 +210,25 @@ def night_lines(nights: list[dict[str, Any]]) -> list[str]:
         lines.append(f"  {_when(n['started_at'])}  {state:<8} {n['run_id']}  ({n.get('trigger') or '?'})")
         published = "; published" if n.get("published") else ""
         lines.append(f"      letters: {_counts_text(n.get('counts') or {})}; "
-                     f"data quality: {_dq_text(n.get('dq') or {})}{published}")
+                     f"data quality: {dq_text(n.get('dq') or {})}{published}")
         if n["state"] == "failed":
             lines.append(f"      failed at {n.get('failed_task') or '?'}: {n.get('reason') or '?'}")
             for suite, r in (n.get("dq") or {}).items():
                 for f in (r.get("failures") or [])[:5]:
                     lines.append(f"        {suite}: {f}")
-        for stage in DQ_STAGES:  # warnings never fail a night and are never hidden
-            for w in ((n.get("dq") or {}).get(stage) or {}).get("warnings") or []:
-                lines.append(f"        warning ({stage}): {w}")
+        lines += [f"        {w}" for w in warning_lines(n)]
     return lines
+
+
+def warning_lines(night: dict[str, Any]) -> list[str]:
+    """A night's DQ warnings, one line each: they never fail a night and are never hidden."""
+    return [f"warning ({stage}): {w}" for stage in DQ_STAGES
+            for w in ((night.get("dq") or {}).get(stage) or {}).get("warnings") or []]
+
+
+def dq_lines(night: dict[str, Any]) -> list[str]:
+    """The night's data-quality verdict as `ofsted status` words it (`ofsted run` prints it too)."""
+    return [f"data quality: {dq_text(night.get('dq') or {})}", *warning_lines(night)]
 
 
 def _quarantine_lines(settings: Settings, damaged: list[str] | None = None) -> list[str]:

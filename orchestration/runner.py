@@ -152,8 +152,6 @@ def _xcom(run_id: str, task_id: str) -> Any:
 
 def summary_lines(settings: Settings, run_id: str, state: str) -> list[str]:
     counts = _xcom(run_id, "load_raw") or {}
-    raw_dq = _xcom(run_id, "validate_raw") or {}
-    marts_dq = _xcom(run_id, "validate_marts") or {}
     published = _xcom(run_id, "publish") or {}
     marts = (published.get("warehouse") or {}).get("marts") or {}
     lines = [f"run {run_id}: {state.upper()}"]
@@ -168,11 +166,13 @@ def summary_lines(settings: Settings, run_id: str, state: str) -> list[str]:
             lines.append(f"  rejected {uri}: {r.get('reason', '?')}")
     if marts:
         lines.append("marts: " + ", ".join(f"{t} {n}" for t, n in marts.items()))
-    for label, dq in (("raw", raw_dq), ("marts", marts_dq)):
-        if dq:
-            verdict = "passed" if dq.get("success") else "FAILED"
-            lines.append(f"data quality ({label}): {verdict}, {dq.get('evaluated', 0)} expectations, "
-                         f"{dq.get('failed', 0)} failed")
+    # the night's data-quality verdict as `ofsted status` words it (one reader: the night history)
+    from ingest.controls import dq_lines
+    from ingest.nights import read_nights
+
+    night = next((n for n in read_nights(settings, limit=50) if n["run_id"] == run_id), None)
+    if night is not None:
+        lines += dq_lines(night)
     return lines + outcome_lines(settings, run_id, bool(published))
 
 
