@@ -58,11 +58,11 @@ class Rules:
         """A date threshold as a datetime (DuckDB dates reach pandas as datetime64)."""
         return dt.datetime.combine(dt.date.fromisoformat(str(self.thresholds[name])), dt.time())
 
-    def min_rows(self, table: str) -> int:
-        """At least one row, and no fewer than the published rows less the allowed drop."""
+    def min_rows(self, table: str, floor: int = 1) -> int:
+        """At least `floor` rows, and no fewer than the published rows less the allowed drop."""
         previous = self.previous_rows.get(table)
         if not previous:
-            return 1
+            return floor
         drop = float(self.thresholds["max_row_count_drop_share"])
-        return max(1, math.ceil(previous * (1 - drop)))
+        return max(floor, math.ceil(previous * (1 - drop)))
 

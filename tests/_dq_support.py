@@ -141,6 +141,24 @@ create or replace table marts.bridge_findings_themes as
 select f.finding_key, t.theme_key
 from marts.fct_findings as f
 join themes_src as t on contains(lower(f.finding_text), t.pattern);
+
+-- the analysts' marts, as small as the volume check needs (it counts every mart the dbt
+-- manifest lists); no letter here is corrected, so fct_finding_changes is empty, as dbt builds it
+create or replace table marts.findings_wide as select * from marts.fct_findings;
+create or replace table marts.inspections_wide as select * from marts.fct_inspections;
+create or replace table marts.authority_comparisons as
+select authority_key, 'findings_per_inspection' as measure, count(*) as authority_inspection_count
+from marts.fct_inspections group by authority_key;
+create or replace table marts.bridge_authority_successions as
+select authority_key, gss_code as successor_gss_code, 1.0 as weight from marts.dim_authorities;
+create or replace table marts.finding_terms as
+select distinct finding_key, unnest(string_split(lower(finding_text), ' ')) as term from marts.fct_findings;
+create or replace table marts.search_vocabulary as select distinct term from marts.finding_terms;
+create or replace table marts.search_rules as select 1 as search_rules_version;
+create or replace table marts.fct_finding_changes as
+select inspection_key, 2 as letter_version, 'reworded' as change_type, finding_key as old_finding_key,
+    finding_key as new_finding_key
+from marts.fct_findings where false;
 """
 
 

@@ -37,19 +37,45 @@ def test_the_categories_are_four_in_the_order_letters_list_them():
     assert list(CATEGORY_LABELS) == list(CATEGORIES) and all(CATEGORY_LABELS.values())
 
 
-def test_every_dbt_accepted_values_on_a_category_column_is_the_python_list():
+def dbt_categories() -> list:
+    """dbt's one definition of the categories: the var `finding_categories` of dbt_project.yml."""
+    project = yaml.safe_load((DBT / "dbt_project.yml").read_text(encoding="utf-8"))
+    return project["vars"]["finding_categories"]
+
+
+def test_dbts_one_definition_of_the_categories_is_the_python_list():
+    assert dbt_categories() == list(CATEGORIES)
+
+
+def test_every_dbt_accepted_values_on_a_category_column_reads_dbts_one_definition():
     found = accepted_category_lists()
     # the staging model and the marts analysts query each check their categories
     assert {"models/staging/_raw__models.yml:stg_raw__findings", "models/marts/fct_findings.yml:fct_findings",
             "models/marts/findings_wide.yml:findings_wide"} <= set(found), found
     for where, values in found.items():
-        assert values == list(CATEGORIES), where
+        assert values == "{{ var('finding_categories') }}", where
 
 
-def test_fct_inspections_counts_each_category_and_only_those():
-    sql = (DBT / "models" / "marts" / "fct_inspections.sql").read_text(encoding="utf-8")
-    counted = re.findall(r"filter \(where category = '(\w+)'\) as (\w+)_count", sql)
-    assert counted == [(c, c) for c in CATEGORIES]
+def test_no_dbt_model_or_test_spells_the_categories_out():
+    """Models, tests and macros loop over var('finding_categories'): none writes a category as a
+    SQL string, nor names the columns of more than one category (a list of them is a second
+    copy; `has_priority_action`, about one category, may name its one count)."""
+    for path in sorted([*(DBT / "models").rglob("*.sql"), *(DBT / "tests").rglob("*.sql"),
+                        *(DBT / "macros").rglob("*.sql")]):
+        sql = path.read_text(encoding="utf-8")
+        where = path.relative_to(DBT)
+        assert not [c for c in CATEGORIES if f"'{c}'" in sql], where
+        assert len([c for c in CATEGORIES if re.search(rf"\b{c}_(count|rows)\b", sql)]) <= 1, where
+    for path in sorted((DBT / "models").rglob("*.yml")):  # expressions summing the counts
+        text = path.read_text(encoding="utf-8")
+        assert len([c for c in CATEGORIES if f"{c}_count +" in text or f"+ {c}_count" in text]) == 0, path
+
+
+def test_the_marts_with_a_count_per_category_describe_each():
+    for table in ("fct_inspections", "inspections_wide"):
+        doc = yaml.safe_load((DBT / "models" / "marts" / f"{table}.yml").read_text(encoding="utf-8"))
+        described = [col["name"] for col in doc["models"][0]["columns"]]
+        assert [c for c in described if c[: -len("_count")] in CATEGORIES] == [f"{c}_count" for c in CATEGORIES]
 
 
 def test_the_parser_recognises_a_heading_for_each_category_and_no_other():

@@ -19,7 +19,7 @@ from _dq_support import execute, query, sha
 
 from expectations import MART_SUITES, RAW_SUITES, Rules
 from expectations.validate import WarehouseUnavailable, load_suite, validate_marts, validate_raw
-from ingest.settings import Settings
+from ingest.settings import PROJECT_ROOT, Settings
 from ingest.warehouse.rules import RulesError, dq_thresholds
 
 
@@ -158,6 +158,25 @@ def test_failure_detail_says_how_many_and_which(settings: Settings) -> None:
     assert failure["count"] == 1
     kingston = "Royal Borough of Kingston upon Thames"
     assert failure["sample"] == [{"_sha256": sha(4), "authority_name": kingston, "findings_loaded": "2"}]
+
+
+def test_the_volume_check_counts_every_mart_dbt_builds_from_the_manifest() -> None:
+    from expectations import mart_volumes
+
+    built = {f"marts.{p.stem}" for p in (PROJECT_ROOT / "dbt_project" / "models" / "marts").glob("*.sql")}
+    assert set(mart_volumes.TABLES) == built
+    assert {"marts.inspections_wide", "marts.authority_comparisons", "marts.fct_finding_changes",
+            "marts.search_vocabulary", "marts.search_rules"} <= built
+    assert [t for t, may in mart_volumes._marts().items() if may] == ["marts.fct_finding_changes"]
+
+
+def test_an_unreadable_manifest_is_a_one_line_error(tmp_path: Path) -> None:
+    from expectations.mart_volumes import mart_tables
+
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(RuntimeError, match="cannot list the marts from the dbt manifest") as caught:
+        mart_tables(tmp_path / "manifest.json")
+    assert "\n" not in str(caught.value)
 
 
 # --- marts: volumes and distributions -------------------------------------------------------------

@@ -46,10 +46,9 @@ categories as (
         listed.category_order
     from (
         values
-        ('strength', 1),
-        ('satisfactory', 2),
-        ('area_for_development', 3),
-        ('priority_action', 4)
+        {%- for category in var('finding_categories') %}
+        ('{{ category }}', {{ loop.index }}){{ ',' if not loop.last }}
+        {%- endfor %}
     ) as listed (category, category_order)
 
 ),
@@ -80,10 +79,9 @@ inspection_measures as (
         'Findings per inspection: ' || replace(categories.category, '_', ' ') as measure_name,
         categories.category_order as measure_order,
         case categories.category
-            when 'strength' then inspections.strength_count
-            when 'satisfactory' then inspections.satisfactory_count
-            when 'area_for_development' then inspections.area_for_development_count
-            when 'priority_action' then inspections.priority_action_count
+            {%- for category in var('finding_categories') %}
+            when '{{ category }}' then inspections.{{ category }}_count
+            {%- endfor %}
         end as numerator,
         1 as denominator
     from inspections

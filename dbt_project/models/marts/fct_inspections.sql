@@ -28,10 +28,9 @@ finding_counts as (
 
     select
         inspection_key,
-        count(*) filter (where category = 'strength') as strength_count,
-        count(*) filter (where category = 'satisfactory') as satisfactory_count,
-        count(*) filter (where category = 'area_for_development') as area_for_development_count,
-        count(*) filter (where category = 'priority_action') as priority_action_count,
+        {%- for category in var('finding_categories') %}
+        count(*) filter (where category = '{{ category }}') as {{ category }}_count,
+        {%- endfor %}
         count(*) as finding_count
     from findings
     where is_current_version
@@ -101,10 +100,9 @@ final as (
             as working_days_from_inspection_to_first_letter,
         cast(letter_day.working_day_number - inspection_end_day.working_day_number as integer)
             as working_days_from_inspection_to_letter,
-        coalesce(finding_counts.strength_count, 0) as strength_count,
-        coalesce(finding_counts.satisfactory_count, 0) as satisfactory_count,
-        coalesce(finding_counts.area_for_development_count, 0) as area_for_development_count,
-        coalesce(finding_counts.priority_action_count, 0) as priority_action_count,
+        {%- for category in var('finding_categories') %}
+        coalesce(finding_counts.{{ category }}_count, 0) as {{ category }}_count,
+        {%- endfor %}
         coalesce(finding_counts.finding_count, 0) as finding_count,
         coalesce(finding_counts.priority_action_count, 0) > 0 as has_priority_action,
         case

@@ -89,10 +89,9 @@ final as (
         dates.calendar_year,
         dates.financial_year,
         dates.academic_year,
-        inspections.strength_count,
-        inspections.satisfactory_count,
-        inspections.area_for_development_count,
-        inspections.priority_action_count,
+        {%- for category in var('finding_categories') %}
+        inspections.{{ category }}_count,
+        {%- endfor %}
         inspections.finding_count,
         inspections.has_priority_action,
         coalesce(finding_themes.themes, []) as themes,
