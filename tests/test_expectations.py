@@ -448,6 +448,20 @@ def test_dbt_warnings_reach_the_nights_verdict_history_status_and_a_warning_aler
     )
     shutil.copyfile(real_night.work_warehouse, settings.work_warehouse)
     shutil.copyfile(real_night.published_warehouse, settings.published_warehouse)
+    # Dorset inspected again 30 days after its sample letter's inspection: the generator inspects an
+    # authority at most once in 120 days, so the warning's case is planted here, not left to chance
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    dorset = (PROJECT_ROOT / "data" / "sample_letters" / "000_0d07fcbfe49cee7c.txt").read_text()
+    assert "18 and 19 May 2010" in dorset and "17 June 2010" in dorset
+    again = dorset.replace("18 and 19 May 2010", "17 and 18 June 2010")
+    again = again.replace("17 June 2010", "16 July 2010")
+    (inbox / "dorset_again.txt").write_text(again)
+    from ingest.raw.pipeline import run_load
+
+    loaded = run_load(settings.with_overrides(inbox_dir=inbox, archive_dir=tmp_path / "archive",
+                                              runs_dir=tmp_path / "runs"))
+    assert loaded["new"] == 1, loaded
     night = Night(settings, "warned-night", "2026-12-01", "manual", "validate_raw")
     steps = {step.name: step for step in night_steps(settings)}
     assert run_step(steps["validate_raw"], night, {"counts": {"new": 0}})["success"] is True
