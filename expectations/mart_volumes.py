@@ -6,8 +6,8 @@ A night may add letters but should not lose many: a mart shrinking by more than
 The marts' keys and relationships are dbt's tests.
 
 Derived columns (`derive`, from the rules and the manifest): `may_be_empty`,
-`published_row_count` (null on the first night) and `min_row_count` (at least 1, or 0 for a mart whose dbt `meta` says `may_be_empty`, and
-the published rows less the allowed drop).
+`published_row_count` (null on the first night) and `min_row_count` (at least 1, or 0 for a
+mart whose dbt `meta` says `may_be_empty`, and the published rows less the allowed drop).
 
 The marts are those of the dbt manifest (`mart_tables`): every table or incremental model in
 schema marts, none listed here.
@@ -91,7 +91,8 @@ def build_suite(rules: Rules) -> gx.ExpectationSuite:
             ),
             gxe.ExpectColumnValuesToBeBetween(
                 column="row_count", min_value=1, row_condition="may_be_empty == False",
-                condition_parser="pandas", notes="every mart has rows (but one whose dbt meta says may_be_empty)",
+                condition_parser="pandas",
+                notes="every mart has rows (but one whose dbt meta says may_be_empty)",
             ),
             gxe.ExpectColumnPairValuesAToBeGreaterThanB(
                 column_A="row_count", column_B="min_row_count", or_equal=True,

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 
+from expectations.mart_volumes import mart_tables
 from ingest.letters.models import Letter
 from ingest.raw.db import ensure_schema
 from ingest.settings import PROJECT_ROOT, Settings
@@ -30,12 +31,9 @@ LETTER_COLUMNS = (
     "previous_inspection", "summary", "inspector_name", "finding_count",
 )
 SAMPLE_LETTERS = PROJECT_ROOT / "data" / "sample_letters"
-MART_TABLES = (
-    "dim_authorities", "dim_inspectors", "dim_dates", "dim_themes",
-    "fct_inspections", "fct_findings", "bridge_findings_themes",
-    "fct_letter_versions", "fct_finding_versions",
-    "findings_wide", "bridge_authority_successions", "finding_terms", "search_vocabulary", "search_rules",
-)
+# every mart dbt builds as a table, from the manifest (`make setup`): the list mart_volumes guards
+MART_TABLES = tuple(name.split(".", 1)[1] for name in mart_tables(PROJECT_ROOT / "dbt_project" / "target"
+                                                                    / "manifest.json"))
 
 
 
