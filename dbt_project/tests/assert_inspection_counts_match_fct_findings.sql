@@ -18,9 +18,9 @@ counted as (
 
     select
         inspection_key,
-        {%- for category in var('finding_categories') %}
+    {%- for category in var('finding_categories') %}
         count(*) filter (where category = '{{ category }}') as {{ category }}_rows{{ ',' if not loop.last }}
-        {%- endfor %}
+    {%- endfor %}
     from findings
     group by inspection_key
 
@@ -31,15 +31,15 @@ final as (
     select
         inspections.inspection_key,
         inspections.authority_name_as_written,
-        {%- for category in var('finding_categories') %}
+    {%- for category in var('finding_categories') %}
         inspections.{{ category }}_count,
         coalesce(counted.{{ category }}_rows, 0) as {{ category }}_rows{{ ',' if not loop.last }}
-        {%- endfor %}
+    {%- endfor %}
     from inspections
     left join counted on inspections.inspection_key = counted.inspection_key
     where
         {%- for category in var('finding_categories') %}
-        inspections.{{ category }}_count != coalesce(counted.{{ category }}_rows, 0) or
+            inspections.{{ category }}_count != coalesce(counted.{{ category }}_rows, 0) or
         {%- endfor %}
         inspections.has_priority_action != (coalesce(counted.priority_action_rows, 0) > 0)
 

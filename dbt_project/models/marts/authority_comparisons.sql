@@ -47,7 +47,7 @@ categories as (
     from (
         values
         {%- for category in var('finding_categories') %}
-        ('{{ category }}', {{ loop.index }}){{ ',' if not loop.last }}
+            ('{{ category }}', {{ loop.index }}){{ ',' if not loop.last }}
         {%- endfor %}
     ) as listed (category, category_order)
 
@@ -80,7 +80,7 @@ inspection_measures as (
         categories.category_order as measure_order,
         case categories.category
             {%- for category in var('finding_categories') %}
-            when '{{ category }}' then inspections.{{ category }}_count
+                when '{{ category }}' then inspections.{{ category }}_count
             {%- endfor %}
         end as numerator,
         1 as denominator

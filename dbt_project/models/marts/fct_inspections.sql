@@ -29,7 +29,7 @@ finding_counts as (
     select
         inspection_key,
         {%- for category in var('finding_categories') %}
-        count(*) filter (where category = '{{ category }}') as {{ category }}_count,
+            count(*) filter (where category = '{{ category }}') as {{ category }}_count,
         {%- endfor %}
         count(*) as finding_count
     from findings
@@ -101,7 +101,7 @@ final as (
         cast(letter_day.working_day_number - inspection_end_day.working_day_number as integer)
             as working_days_from_inspection_to_letter,
         {%- for category in var('finding_categories') %}
-        coalesce(finding_counts.{{ category }}_count, 0) as {{ category }}_count,
+            coalesce(finding_counts.{{ category }}_count, 0) as {{ category }}_count,
         {%- endfor %}
         coalesce(finding_counts.finding_count, 0) as finding_count,
         coalesce(finding_counts.priority_action_count, 0) > 0 as has_priority_action,

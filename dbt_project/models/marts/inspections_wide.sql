@@ -90,7 +90,7 @@ final as (
         dates.financial_year,
         dates.academic_year,
         {%- for category in var('finding_categories') %}
-        inspections.{{ category }}_count,
+            inspections.{{ category }}_count,
         {%- endfor %}
         inspections.finding_count,
         inspections.has_priority_action,
