@@ -40,8 +40,9 @@ import pytest
 from _s3_support import MotoServer
 from airflow.utils.net import getfqdn
 
-from ingest.settings import PROJECT_ROOT, Settings
+from ingest.settings import PROJECT_ROOT, Settings, get_settings
 from orchestration import launch
+from orchestration.night import night_steps
 from orchestration.runner import DAG_ID
 from orchestration.stack import Api, read_env_file
 
@@ -56,7 +57,8 @@ LETTERS = 200
 BATCH_SIZE = "25"  # 8 parse tasks: enough for both workers to take some
 DATA_HOST = getfqdn()  # what Airflow records as a task's hostname on the data host (not socket.getfqdn)
 SECOND = "second-worker"
-NOT_PARSE = {"parse", "batches"}  # every other task opens the data directory or a warehouse
+# the tasks that open the data directory or a warehouse: the night's definition says which
+DATA_DIR_TASKS = {step.task_id for step in night_steps(get_settings()) if step.data_dir}
 
 
 def run(cmd: list[str], env: dict[str, str], cwd: Path = PROJECT_ROOT, timeout: float = 1800):
@@ -329,8 +331,8 @@ def test_parse_tasks_ran_on_both_workers(scale_out):
 
 def test_every_task_that_opens_the_data_dir_ran_on_the_data_host(scale_out):
     for tis in (scale_out["tis1"], scale_out["tis2"]):
-        data_tasks = [ti for ti in tis if ti["task_id"] not in NOT_PARSE and ti["state"] == "success"]
-        assert len(data_tasks) >= 9
+        data_tasks = [ti for ti in tis if ti["task_id"] in DATA_DIR_TASKS and ti["state"] == "success"]
+        assert {ti["task_id"] for ti in data_tasks} == DATA_DIR_TASKS
         wrong = {_name(ti): ti["hostname"] for ti in data_tasks if ti["hostname"] != DATA_HOST}
         assert not wrong, wrong
         assert {ti["queue"] for ti in data_tasks} == {"warehouse"}
