@@ -88,13 +88,13 @@ def console_to_log(log_file: Path, max_bytes: int = LOG_MAX_BYTES,
 def last_error(events: Iterable[Any]) -> str | None:
     """The last error in a task's structured log (Airflow's JSON events): its exception class and
     message when it has one, else the error event's text."""
-    reason = None
+    raised, text = None, None  # an exception wins over lines on stderr after it (a resource_tracker warning)
     for event in events:
         if not isinstance(event, dict) or event.get("level") not in ("error", "critical"):
             continue
         details = [d for d in event.get("error_detail") or [] if isinstance(d, dict) and d.get("exc_type")]
         if details:
-            reason = f"{details[-1]['exc_type']}: {details[-1].get('exc_value', '')}"
+            raised = f"{details[-1]['exc_type']}: {details[-1].get('exc_value', '')}"
         elif event.get("event"):
-            reason = str(event["event"])
-    return reason
+            text = str(event["event"])
+    return raised or text
