@@ -1115,17 +1115,28 @@ MIN_DAYS_BETWEEN_INSPECTIONS = 120  # a second inspection in a year comes at lea
 
 
 def _programme(rng: random.Random, reinspected_share: float):
-    """(authority, programme year) in corpus order: the authorities in a shuffled order, each with
-    one inspection per programme year (and now and then a second in the same year); when every
-    authority has had its years, the next round gives each one more inspection a year."""
+    """(authority, programme year, round) in corpus order: the authorities in a shuffled order,
+    each with one inspection per programme year (and now and then a second in the same year);
+    when every authority has had its years, the next round gives each one more inspection a year.
+    Rounds after the first go beyond the real programme: they exist so that a benchmark can ask
+    for more letters than the programme held."""
+    round_ = 0
     while True:
         order = list(AUTHORITIES)
         rng.shuffle(order)
         for authority in order:
             for window in PROGRAMME_YEARS:
-                yield authority, window
+                yield authority, window, round_
                 if rng.random() < reinspected_share:
-                    yield authority, window
+                    yield authority, window, round_
+        round_ += 1
+
+
+def _min_gap(round_: int) -> int:
+    """Days an inspection keeps from the authority's other inspections: the programme's minimum in
+    the first round, halved in each later one, never less than a day (two inspections of one
+    authority never start the same day: that is one inspection's identity)."""
+    return max(1, MIN_DAYS_BETWEEN_INSPECTIONS >> round_)
 
 
 def _previous(starts: list[dt.date], start: dt.date) -> dt.date | None:
@@ -1149,25 +1160,39 @@ def iter_corpus(n: int, seed: int = 0, pdf_share: float = 0.2, *,
     year, `reinspected_share` of them inspected again in the same year (at least
     MIN_DAYS_BETWEEN_INSPECTIONS days after the first), each letter naming the authority's real previous
     inspection now and then; `corrected_share` of the letters are followed by a correction
-    (`correct_letter`: re-dated, a finding reworded, moved or removed).
+    (`correct_letter`: re-dated, a finding reworded, moved or removed). A corpus larger than the
+    programme (about 480 letters) goes on in further rounds, each authority's inspections closer
+    together (`_min_gap`), never two on one day; one that cannot fit raises ValueError.
     """
     master = random.Random(seed)
     starts: dict[str, list[dt.date]] = {}
+    stated: dict[str, list[tuple[dt.date, dt.date]]] = {}  # (previous, start) a letter names
     programme = _programme(master, reinspected_share)
-    i = 0
+    i, placed_in_round, last_round = 0, 0, 0
     while i < n:
-        authority, window = next(programme)
+        authority, window, round_ = next(programme)
+        if round_ != last_round:
+            if not placed_in_round:  # a whole round placed nothing: every authority's years are full
+                raise ValueError(f"a corpus of {n} letters does not fit the programme ({i} placed)")
+            placed_in_round, last_round = 0, round_
         taken = starts.setdefault(authority.gss_code, [])
-        for _ in range(20):  # a start at least MIN_DAYS_BETWEEN_INSPECTIONS after the last one
+        named = stated.setdefault(authority.gss_code, [])
+        gap = _min_gap(round_)
+        for _ in range(20):  # a start at least `gap` days from each of the authority's inspections,
+            # never between a letter and the previous inspection it names (which stays its previous)
             letter_seed = master.randrange(2**63)
             start, _, _ = _inspection_dates(random.Random(letter_seed), *window)
-            if not taken or (start - taken[-1]).days >= MIN_DAYS_BETWEEN_INSPECTIONS:
+            if all(abs((start - d).days) >= gap for d in taken) and not any(
+                    before < start < after for before, after in named):
                 break
         else:
             continue  # the year is full for this authority
+        placed_in_round += 1
         letter = generate_letter(letter_seed, authority=authority, window=window,
                                  previous_inspection=_previous(taken, start))
-        taken.append(dt.date.fromisoformat(letter.expected["inspection_start_date"]))
+        taken.append(start)
+        if letter.expected["previous_inspection"]:
+            named.append((_previous(taken, start), start))
         yield i, letter, master.random() < pdf_share
         i += 1
         if i < n and master.random() < corrected_share:

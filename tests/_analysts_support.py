@@ -147,11 +147,13 @@ def real_settings(tmp: Path, inbox: Path | None = None) -> Settings:
     return Settings.from_env(env)
 
 
-def build_real_warehouse(tmp: Path, synthetic_letters: int = 0) -> Settings:
+def build_real_warehouse(tmp: Path, synthetic_letters: int = 0,
+                         extra_letters: dict[str, bytes] | None = None) -> Settings:
     """The real night minus Airflow: load letters, `dbt build`, publish. Returns its settings.
 
     The inbox is the bundled sample letters plus `synthetic_letters` generated ones (text, fixed
-    seed), so the marts have several years, authorities with priority actions and many themes.
+    seed), so the marts have several years, authorities with priority actions and many themes,
+    plus `extra_letters` (file name -> bytes).
     """
     from devtools.synthetic import write_corpus
     from ingest.raw.pipeline import run_load
@@ -162,6 +164,8 @@ def build_real_warehouse(tmp: Path, synthetic_letters: int = 0) -> Settings:
     shutil.copytree(PROJECT_ROOT / "data" / "sample_letters", inbox)
     if synthetic_letters:
         write_corpus(inbox / "synthetic", synthetic_letters, seed=6, pdf_share=0.0)
+    for name, data in (extra_letters or {}).items():
+        (inbox / name).write_bytes(data)
     settings = real_settings(tmp, inbox)
     run_load(settings)
     rc = run_dbt(settings, ["build"])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from _analysts_support import make_marts_warehouse
+from _analysts_support import build_real_warehouse
 from _browser_support import chromium_or_skip, open_page
 
 from ingest.report.render import write_report
@@ -35,23 +35,45 @@ LETTERS = {
 FINDING = f"Planted finding zzplanted {SCRIPT}{HANDLER}"
 
 
+def _hostile_letters() -> dict[str, bytes]:
+    """Three generated letters, the first with FINDING written into its first finding: the parser
+    reads it as a finding's text, as it would from a source that sent it."""
+    from devtools.synthetic import generate_letter
+
+    out = {}
+    for n, seed in enumerate((101, 202, 303)):
+        letter = generate_letter(seed)
+        text = letter.text
+        if n == 0:
+            first = letter.expected["findings"][0]["text"]
+            opening = " ".join(first.split()[:3])
+            at = text.find(opening)
+            assert at > 0, opening
+            text = text[:at] + FINDING + " " + text[at:]
+        out[f"hostile_{n}.txt"] = text.encode()
+    return out
+
+
 @pytest.fixture(scope="module")
 def hostile_report(tmp_path_factory) -> Path:
+    """The report of a real night (the sample letters and three generated ones, one with a planted
+    finding), its archive then replaced by what a hostile source might have left there: each
+    inspection's archived letter one of LETTERS, under the name it came with."""
     root = tmp_path_factory.mktemp("inert")
-    warehouse = make_marts_warehouse(root / "ofsted.duckdb")
+    settings = build_real_warehouse(root, extra_letters=_hostile_letters())
+    con = duckdb.connect(str(settings.published_warehouse), read_only=True)
+    shas = [r[0] for r in con.execute(
+        "select _sha256 from marts.fct_inspections order by _sha256").fetchall()]
+    planted = con.execute("select count(*) from marts.fct_findings where finding_text like '%zzplanted%'"
+                          ).fetchone()[0]
+    con.close()
+    assert len(shas) == len(LETTERS) and planted == 1, (shas, planted)
     archive = root / "archive"
-    for i, (ext, data) in LETTERS.items():
-        sha = f"{i:064x}"
+    for sha, (ext, data) in zip(shas, LETTERS.values(), strict=True):
         (archive / sha[:2]).mkdir(parents=True, exist_ok=True)
         (archive / sha[:2] / f"{sha}{ext}").write_bytes(data)
-    con = duckdb.connect(str(warehouse))
-    con.execute("update marts.fct_findings set finding_text = ? where finding_key = "
-                "(select min(finding_key) from marts.fct_findings)", [FINDING])
-    con.close()
     out = root / "report"
-    settings = Settings.from_env({}).with_overrides(published_warehouse=warehouse, report_dir=out,
-                                                    data_dir=root / "data", archive_dir=archive)
-    write_report(settings, None)
+    write_report(settings.with_overrides(report_dir=out, archive_dir=archive), None)
     return out
 
 
