@@ -27,9 +27,6 @@ DAG_ID = "ofsted_letters_nightly"
 POOL = "duckdb_writer"  # one slot: DuckDB allows one writing process per file
 DEFAULT_TIMEOUT = dt.timedelta(minutes=30)
 DEFAULT_RETRIES = 2
-#: the night's date as dbt gets it in the DAG (Jinja); `Night.run_date` is the same in Python
-RUN_DATE_TEMPLATE = "{{ (dag_run.logical_date or dag_run.run_after).strftime('%Y-%m-%d') }}"
-DBT_VARS_TEMPLATE = {"run_id": "{{ run_id }}", "run_date": RUN_DATE_TEMPLATE}
 
 
 @dataclass(frozen=True)
@@ -41,11 +38,6 @@ class Night:
     run_date: str  # YYYY-MM-DD: the logical date of a scheduled night, else when it was asked for
     trigger: str  # scheduled, manual, rerun, ...
     first: str  # the name of the step that starts it (records its start in the history)
-
-    @property
-    def dbt_vars(self) -> dict[str, str]:
-        """What every dbt command of this night gets as `--vars` (see DBT_VARS_TEMPLATE)."""
-        return {"run_id": self.run_id, "run_date": self.run_date}
 
 
 @dataclass(frozen=True)
