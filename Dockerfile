@@ -7,14 +7,13 @@
 FROM apache/airflow:3.3.2-python3.11
 
 ENV DO_NOT_TRACK=1 \
-    AIRFLOW__COSMOS__ENABLE_TELEMETRY=False \
     AIRFLOW__CORE__LOAD_EXAMPLES=False
 
 USER root
 RUN mkdir -p /data/inbox /data/archive /data/runs /data/warehouse /data/report /data/alerts \
-        /data/logs /data/external /opt/airflow/auth /opt/airflow/cosmos \
-    && chown -R airflow:0 /data /opt/airflow/auth /opt/airflow/cosmos \
-    && chmod -R g+rwX /data /opt/airflow/cosmos
+        /data/logs /data/external /opt/airflow/auth \
+    && chown -R airflow:0 /data /opt/airflow/auth \
+    && chmod -R g+rwX /data
 USER airflow
 
 # The locked dependencies first (cached layer), then the package itself in editable mode (so the

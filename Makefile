@@ -5,7 +5,6 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
 export DO_NOT_TRACK := 1
-export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
 .PHONY: setup run test test-fast lint bench clean lock up down night status

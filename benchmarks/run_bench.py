@@ -57,7 +57,7 @@ def night_env(root: Path, inbox: Path, airflow_home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OFSTED_", "AIRFLOW"))}
     env.update(OFSTED_DATA_DIR=str(root / "data"), OFSTED_INBOX_DIR=str(inbox),
                OFSTED_DBT_TARGET_DIR=str(root / "data" / "dbt_target"),  # as in production: persistent
-               AIRFLOW_HOME=str(airflow_home), DO_NOT_TRACK="1", AIRFLOW__COSMOS__ENABLE_TELEMETRY="False")
+               AIRFLOW_HOME=str(airflow_home), DO_NOT_TRACK="1")
     return env
 
 

@@ -51,7 +51,7 @@ GROUPS = (
 def base_env(root: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OFSTED_", "AIRFLOW"))}
     env.update(OFSTED_DATA_DIR=str(root / "data"), OFSTED_INBOX_DIR=str(SAMPLE), DO_NOT_TRACK="1",
-               AIRFLOW__COSMOS__ENABLE_TELEMETRY="False", AIRFLOW_HOME=str(root / "airflow"))
+               AIRFLOW_HOME=str(root / "airflow"))
     return env
 
 

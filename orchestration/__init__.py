@@ -1,4 +1,4 @@
 """Airflow-only code: the DAG's notifier and the in-process runner behind `ofsted run`.
 
-`ingest` never imports this package (nor Airflow or Cosmos), so it stays usable without them.
+`ingest` never imports this package (nor Airflow), so it stays usable without them.
 """

@@ -1,7 +1,7 @@
 """The run's log file, and reading Airflow's structured task logs.
 
 `console_to_log` is where `ofsted run` and `ofsted rerun` send everything the run writes:
-file descriptors 1 and 2 (Airflow's task logs and tracebacks, Cosmos and dbt's output, GX's
+file descriptors 1 and 2 (Airflow's task logs and tracebacks, dbt's output, GX's
 lines, subprocesses) go through a pipe that a thread drains into `settings.log_file`, rotated
 when it passes LOG_MAX_BYTES (LOG_BACKUPS older files kept: ofsted.log.1, .2, ...). The
 command's own lines go to the real console and, the same line, to the log. Every line is

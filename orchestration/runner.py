@@ -38,8 +38,6 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
-        "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos"),
         "DO_NOT_TRACK": "1",
         "SCARF_ANALYTICS": "false",
         "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
@@ -293,7 +291,7 @@ def rerun(settings: Settings, run_id: str, echo: Callable[[str], None] = print,
         reason = f"no work warehouse at {settings.work_warehouse}: nothing to re-run (run `ofsted run` first)"
         fail_night(settings, run_id, "rerun", reason)
         raise StepFailed("rerun", reason)
-    apply_env(settings)  # the steps import Airflow (the DAG's exceptions) and Cosmos
+    apply_env(settings)  # the steps import Airflow (the DAG's exceptions)
     from orchestration.night import night_steps, rerun_steps
 
     migrate_raw(settings.work_warehouse)  # an older warehouse gains the raw tables dbt now reads

@@ -194,7 +194,6 @@ def stack_env(settings: Settings, lay: Layout, gen: dict[str, str]) -> dict[str,
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": gen["STACK_LOG_PORT"],
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": gen["STACK_TRIGGER_LOG_PORT"],
         "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": gen["STACK_HEALTH_PORT"],
-        "AIRFLOW__COSMOS__CACHE_DIR": str(lay.airflow_home / "cosmos"),
     })
     for key in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY", "AIRFLOW__CORE__FERNET_KEY"):
         env[key] = gen[key]

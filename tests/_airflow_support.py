@@ -23,7 +23,6 @@ def run_env(root: Path, inbox: Path, **extra: str) -> dict[str, str]:
         "OFSTED_INBOX_DIR": str(inbox),
         "AIRFLOW_HOME": str(root / "airflow"),
         "DO_NOT_TRACK": "1",
-        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
     })
     env.update(extra)
     return env

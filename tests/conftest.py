@@ -44,12 +44,10 @@ _HOME = Path(tempfile.mkdtemp(prefix="ofsted-test-airflow-"))
 os.environ.update({
     "DO_NOT_TRACK": "1",
     "SCARF_ANALYTICS": "false",
-    "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
     "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     "AIRFLOW_HOME": str(_HOME),
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME / 'airflow.db'}",
     "AIRFLOW__CORE__DAGS_FOLDER": str(Path(__file__).resolve().parent.parent / "dags"),
-    "AIRFLOW__COSMOS__CACHE_DIR": str(_HOME / "cosmos"),
     # Hypothesis' own files (its constants cache) under the session's temp dir, not the checkout
     "HYPOTHESIS_STORAGE_DIRECTORY": str(_HOME / "hypothesis"),
 })
