@@ -312,11 +312,13 @@ def run_checkpoints(
     frames: list[TableFrame], rules: Rules, warehouse: Path, run_id: str, validated_at: dt.datetime,
     docs_dir: Path,
 ) -> list[Any]:
-    """One Checkpoint per table (its DataFrame is the batch), with two Actions: update the data
-    docs site and write the results to `audit.dq_checks`. Returns each suite's result."""
+    """One Checkpoint per table (its DataFrame is the batch), its Action writing the results to
+    `audit.dq_checks`; then the data docs pages of every result and suite, and the site's index,
+    built once (an UpdateDataDocsAction on each Checkpoint rebuilt the index after every table).
+    Returns each suite's result."""
     import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
     from expectations.actions import WriteDQResultsAction
 
@@ -325,7 +327,7 @@ def run_checkpoints(
     context = data_context(docs_dir)
     source = context.data_sources.add_or_update_pandas(DATA_SOURCE)
     gx_run = RunIdentifier(run_name=run_id, run_time=validated_at)
-    results = []
+    results, rendered = [], []
     for tf in frames:
         name = tf.suite.name
         asset = source.add_dataframe_asset(name)
@@ -344,7 +346,6 @@ def run_checkpoints(
             validation_definitions=[definition],
             result_format=result_format,
             actions=[
-                UpdateDataDocsAction(name="update_data_docs", site_names=[DOCS_SITE]),
                 WriteDQResultsAction(
                     name="write_dq_results", warehouse=str(warehouse), run_id=run_id,
                     validated_at=validated_at, table=tf.suite.table, id_columns=list(tf.suite.id_columns),
@@ -354,4 +355,6 @@ def run_checkpoints(
         ))
         result = checkpoint.run(batch_parameters={"dataframe": tf.frame}, run_id=gx_run)
         results.extend(result.run_results.values())
+        rendered += [*result.run_results, ExpectationSuiteIdentifier(name=suite.name)]
+    context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=rendered)
     return results
