@@ -17,8 +17,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
@@ -30,6 +32,7 @@ from ingest.redact import RedactingStream, redact
 LOG_MAX_BYTES = 20 * 2**20  # a log file is rotated past this size ...
 LOG_BACKUPS = 5  # ... keeping this many older ones
 _MAX_LINE = 64 * 1024  # a longer line (no newline in sight) is written in pieces
+_DRAIN_AFTER = 2.0  # seconds the log is still read after the block, while lines keep coming
 
 
 class _LogFile(RotatingFileHandler):
@@ -45,17 +48,47 @@ class _LogFile(RotatingFileHandler):
 def console_to_log(log_file: Path, max_bytes: int = LOG_MAX_BYTES,
                    backups: int = LOG_BACKUPS) -> Iterator[Callable[[str], None]]:
     """For the block, send file descriptors 1 and 2 to `log_file` (rotated, see the module), and
-    yield `say(line)`: the line on the real console and in the log."""
+    yield `say(line)`: the line on the real console and in the log.
+
+    The block's end does not wait for the pipe's end of file: a process the run started may hold
+    the pipe open after it (multiprocessing's resource tracker, started by a library, lives as long
+    as this process), which made every `ofsted run` wait 10 s for nothing. What is in the pipe is
+    read until it is idle (at most _DRAIN_AFTER seconds); later output of such a process is lost."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     handler = _LogFile(log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(message)s"))
     read_fd, write_fd = os.pipe()
+    ended = threading.Event()
+
+    def emit(line: bytes) -> None:
+        text = redact(line.decode("utf-8", errors="replace").rstrip("\r")) or ""
+        handler.emit(logging.makeLogRecord({"msg": text, "args": None}))
 
     def drain() -> None:
-        with os.fdopen(read_fd, "rb") as pipe:
-            while chunk := pipe.readline(_MAX_LINE):
-                text = redact(chunk.decode("utf-8", errors="replace").rstrip("\r\n")) or ""
-                handler.emit(logging.makeLogRecord({"msg": text, "args": None}))
+        pending, deadline = b"", None
+        try:
+            while True:
+                if ended.is_set() and deadline is None:
+                    deadline = time.monotonic() + _DRAIN_AFTER
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                if not select.select([read_fd], [], [], 0.05)[0]:
+                    if ended.is_set():
+                        break  # the block is over and nothing more is waiting
+                    continue
+                chunk = os.read(read_fd, _MAX_LINE)
+                if not chunk:
+                    break  # end of file: nobody holds the pipe open any more
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    emit(line)
+                while len(pending) >= _MAX_LINE:
+                    emit(pending[:_MAX_LINE])
+                    pending = pending[_MAX_LINE:]
+        finally:
+            if pending:
+                emit(pending)
+            os.close(read_fd)
 
     sys.stdout.flush()
     sys.stderr.flush()
@@ -81,7 +114,8 @@ def console_to_log(log_file: Path, max_bytes: int = LOG_MAX_BYTES,
         for fd in saved:
             os.close(fd)
         console.close()
-        reader.join(timeout=10)  # the pipe ends when no process holds it open any more
+        ended.set()
+        reader.join(timeout=_DRAIN_AFTER + 5)
         handler.close()
 
 

@@ -172,6 +172,43 @@ def test_the_run_log_holds_the_commands_lines_library_logs_and_childrens_output(
         "Traceback (most recent call last):"]
 
 
+HOLDING_RUN = """
+import subprocess, sys, time
+from pathlib import Path
+from orchestration.logs import console_to_log
+
+with console_to_log(Path(sys.argv[1])) as say:
+    # a child that outlives the block holding the pipe (as multiprocessing's resource tracker does)
+    child = subprocess.Popen([sys.executable, "-c",
+                              "import time; print('from the child', flush=True); time.sleep(600)"])
+    time.sleep(0.5)
+    say("the run's last line")
+    t0 = time.monotonic()
+print(f"block ended after {time.monotonic() - t0:.1f}s, child running: {child.poll() is None}")
+child.kill()
+"""
+
+
+def test_the_run_log_does_not_wait_for_a_child_that_outlives_the_run(tmp_path):
+    """A process started in the block may hold the pipe open for as long as it likes: the block
+    ends when the pipe is idle (every `ofsted run` waited 10 s for the resource tracker's end of
+    file), and what the child wrote before it is in the log."""
+    import subprocess
+    import sys
+
+    from ingest.settings import PROJECT_ROOT
+    from orchestration.logs import _DRAIN_AFTER
+
+    log = tmp_path / "ofsted.log"
+    done = subprocess.run([sys.executable, "-c", HOLDING_RUN, str(log)], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.splitlines()[-1]
+    waited = float(last.split("after ")[1].split("s,")[0])
+    assert last.endswith("child running: True") and waited <= _DRAIN_AFTER + 1, done.stdout
+    assert log.read_text().splitlines() == ["from the child", "the run's last line"]
+
+
 def test_the_run_log_is_rotated_past_its_size_keeping_two_backups(tmp_path):
     _, log = _logging_run(tmp_path, 4000, 300)  # ~15 kB: rolled over more than twice
     files = sorted(log.parent.iterdir())
