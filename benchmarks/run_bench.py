@@ -16,9 +16,9 @@ other work on the machine inflates far less than wall time.
 
 For each it prints the wall time and the per-task durations from the Airflow metadata DB
 (SQLite, read with sqlite3), grouped: parse + load (fetch, batches, parse[n], load_raw),
-dbt (every Cosmos task), GX (validate_*), docs + publish + report, and the rest — the
-Airflow/process overhead: interpreter start, DAG parse (including Cosmos' `dbt ls`), the
-dag.test() loop, XComs. Figures, never assertions.
+dbt (the one dbt step), GX (validate_*), docs + publish + report, and the rest — the
+Airflow/process overhead: interpreter start, DAG parse, the dag.test() loop, XComs, and the
+log's drain at the end. Figures, never assertions.
 
     .venv/bin/python benchmarks/run_bench.py [--letters 1000] [--skip-synthetic]
 """
