@@ -187,8 +187,9 @@ def real_night(tmp_path_factory: pytest.TempPathFactory):
 def sample_build(tmp_path_factory: pytest.TempPathFactory):
     """The sample letters through `ofsted load` and `ofsted build`, as the data team runs them,
     once per session: Settings whose `work_warehouse` and `dbt_target_dir` (dbt's saved parse,
-    manifest, run_results.json of the build) are that night's. Read it only; a test may run dbt
-    on it when it puts back what it changed (the target dir then spares it a parse)."""
+    manifest) are that night's; the build's run_results.json is kept beside the target as
+    SAMPLE_BUILD_RESULTS (a later dbt command in the target replaces dbt's own). Read it only; a
+    test may run dbt on it when it puts back what it changed (the target dir spares it a parse)."""
     from _dbt_support import SAMPLE_LETTERS, dbt_settings
 
     from ingest.cli import main as ofsted
@@ -201,4 +202,9 @@ def sample_build(tmp_path_factory: pytest.TempPathFactory):
         mp.setenv("OFSTED_DBT_TARGET_DIR", str(settings.dbt_target_dir))
         assert ofsted(["load", "--inbox", str(SAMPLE_LETTERS), "--warehouse", warehouse]) == 0
         assert ofsted(["build", "--warehouse", warehouse]) == 0
+    shutil.copyfile(settings.dbt_target_dir / "run_results.json",
+                    settings.dbt_target_dir.parent / SAMPLE_BUILD_RESULTS)
     return settings
+
+
+SAMPLE_BUILD_RESULTS = "sample_build_run_results.json"
