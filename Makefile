@@ -66,13 +66,17 @@ night: setup
 run: setup
 	$(BIN)/ofsted run --inbox data/sample_letters
 
-## the whole test suite (pytest, which also drives dbt, GX and Airflow); prints its slowest tests
+## the whole test suite (pytest, which also drives dbt, GX and Airflow); prints its slowest tests.
+## It runs on every core (pytest-xdist, at most 4 workers; TEST_WORKERS=0 for one process): a
+## file's tests stay on one worker, so what a file builds once is built once.
+TEST_WORKERS ?= auto
+PYTEST_PARALLEL := -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
 test: setup
-	$(BIN)/python -m pytest --durations=15
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) --durations=15
 
 ## the tests that need no dbt build, Airflow night, browser or stack
 test-fast: setup
-	$(BIN)/python -m pytest -m "not slow and not browser and not stack" --durations=10
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "not slow and not browser and not stack" --durations=10
 
 ## every Python package and the dbt project's SQL (`.ci/run` runs it before the tests)
 LINT_PY := ingest orchestration devtools dags expectations tests benchmarks
