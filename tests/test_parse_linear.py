@@ -39,3 +39,38 @@ def test_the_budget_does_stop_a_document_that_spins(parser):
     finally:
         tight.close()
     assert got.rejected is not None and "exceeded" in got.rejected and "CPU" in got.rejected
+
+
+def test_a_call_interrupted_mid_batch_leaves_no_answers_for_the_next(monkeypatch):
+    """A parse interrupted while its workers are busy (a timeout, ^C) must not hand what they
+    still send to the next call, whose keys are the same row numbers: the next load would give
+    one letter another's parse."""
+    from pathlib import Path
+
+    from ingest.letters import isolate
+
+    samples = sorted((Path(__file__).resolve().parent.parent / "data" / "sample_letters").glob("*.txt"))
+    first, second = samples[0].read_bytes(), samples[1].read_bytes()
+    pool = IsolatedParser(Limits(cpu_s=10, wall_s=120, memory_bytes=1 << 30), workers=1)
+    try:
+        real_wait = isolate.wait
+
+        def interrupted(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(isolate, "wait", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            pool.parse_many([(0, first, None, "first.txt")])
+        monkeypatch.setattr(isolate, "wait", real_wait)
+        got = pool.parse_many([(0, second, None, "second.txt")])[0]
+        alone = pool.parse_many([(0, second, None, "second.txt")])[0]
+    finally:
+        pool.close()
+    assert got.letter is not None and got.letter == alone.letter
+    assert got.letter.authority_name != pool_free_parse(first).authority_name
+
+
+def pool_free_parse(data: bytes):
+    from ingest.letters.parse import parse_document
+
+    return parse_document(data, "letter.txt")

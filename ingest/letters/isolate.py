@@ -265,6 +265,17 @@ class IsolatedParser:
         for i, q in queues.items():
             if q:
                 self._send(i, q, active)
+        try:
+            self._collect(active, out)
+        except BaseException:
+            # interrupted (a timeout, ^C, an error here): what the busy workers still send would be
+            # read as the answers of the next call's keys; they are killed, the next call gets new ones
+            for i in active:
+                self._workers[i].kill()
+            raise
+        return out
+
+    def _collect(self, active: dict[int, dict[str, Any]], out: dict[Any, Outcome]) -> None:
         last_sample = 0.0
         while active:
             conns = {self._workers[i].conn: i for i in active}
@@ -287,7 +298,6 @@ class IsolatedParser:
                     w.kill()
                     self._fail_current(i, active, out,
                                        f"{a['stage']} exceeded {self.limits.wall_s:g} s of wall time")
-        return out
 
     def _send(self, i: int, q: list, active: dict[int, dict[str, Any]]) -> None:
         w = self._worker(i)
