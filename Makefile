@@ -68,9 +68,10 @@ run: setup
 
 ## the whole test suite (pytest, which also drives dbt, GX and Airflow); prints its slowest tests.
 ## It runs on every core (pytest-xdist, at most 4 workers; TEST_WORKERS=0 for one process): a
-## file's tests stay on one worker, so what a file builds once is built once.
+## file's tests stay on one worker, so what a file builds once is built once; the tests that
+## start a whole stack are one group, run first (tests/conftest.py).
 TEST_WORKERS ?= auto
-PYTEST_PARALLEL := -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
+PYTEST_PARALLEL := -n $(TEST_WORKERS) --maxprocesses 4 --dist loadgroup --no-loadscope-reorder
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL) --durations=15
 

@@ -19,6 +19,11 @@ Fixtures (names are stable: other test modules use them):
 - `sample_build`: the sample letters loaded and built with dbt (`ofsted load`, `ofsted build`),
   once per session; `real_night`: the sample and 40 synthetic letters through the real night
   minus Airflow, published, once per session. Both read-only.
+
+Under xdist (`make test`: `--dist loadgroup`) each test file is one group (its tests on one
+worker, its module fixtures built once), except that every test marked `stack` is in one group,
+collected first: never two whole stacks at once on one machine, and the longest group starts
+first (`pytest_collection_modifyitems`). A session fixture is built once per worker.
 """
 
 from __future__ import annotations
@@ -51,6 +56,22 @@ os.environ.update({
     # Hypothesis' own files (its constants cache) under the session's temp dir, not the checkout
     "HYPOTHESIS_STORAGE_DIRECTORY": str(_HOME / "hypothesis"),
 })
+
+STACK_GROUP = "stack"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The xdist groups (see the module docstring): a file each, the stack tests together, first.
+    Two stacks at once competed for the cores (a task missing its 60 s heartbeat is failed and
+    retried) and for the ports each picks before its services bind them."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    items.sort(key=lambda item: item.get_closest_marker("stack") is None)  # stable: file order kept
+    for item in items:
+        group = STACK_GROUP if item.get_closest_marker("stack") else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
 
 # No example database (it would be .hypothesis/examples in the working directory).
 hypothesis_settings.register_profile("ofsted", database=None)

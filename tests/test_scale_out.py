@@ -49,6 +49,7 @@ from orchestration.stack import Api, read_env_file
 INSTALLED = Path("/usr/bin/redis-server").exists() and any(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.stack,  # CI: OFSTED_REQUIRE=stack fails it rather than skip it
     pytest.mark.timeout(3600),  # the module's stack, two workers and three nights count against its 1st test
     pytest.mark.skipif(not INSTALLED, reason="needs Debian's postgresql and redis-server "
                                              "(apt-get install postgresql redis-server)"),
