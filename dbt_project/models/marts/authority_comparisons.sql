@@ -141,10 +141,13 @@ by_authority as (
 
 ),
 
-by_region as (
+by_area as (
 
+    -- the region's and England's sums: one aggregation at both grains (England is the row of
+    -- the grouping set without region; a null region is a region of its own)
     select
         region,
+        grouping(region) = 1 as is_england,
         measure,
         subject,
         sum(numerator) as numerator,
@@ -152,21 +155,21 @@ by_region as (
         count(*) as inspection_count,
         count(distinct authority_key) as authority_count
     from inspection_measures
-    group by region, measure, subject
+    group by grouping sets ((region, measure, subject), (measure, subject))
+
+),
+
+by_region as (
+
+    select * from by_area
+    where not is_england
 
 ),
 
 england as (
 
-    select
-        measure,
-        subject,
-        sum(numerator) as numerator,
-        sum(denominator) as denominator,
-        count(*) as inspection_count,
-        count(distinct authority_key) as authority_count
-    from inspection_measures
-    group by measure, subject
+    select * from by_area
+    where is_england
 
 ),
 
