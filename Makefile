@@ -71,7 +71,7 @@ run: setup
 ## file's tests stay on one worker, so what a file builds once is built once; the tests that
 ## start a whole stack are one group, run first (tests/conftest.py).
 TEST_WORKERS ?= auto
-PYTEST_PARALLEL := -n $(TEST_WORKERS) --maxprocesses 4 --dist loadgroup --no-loadscope-reorder
+PYTEST_PARALLEL := -n $(TEST_WORKERS) --maxprocesses 4 --no-loadscope-reorder
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL) --durations=15
 

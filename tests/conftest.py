@@ -20,10 +20,10 @@ Fixtures (names are stable: other test modules use them):
   once per session; `real_night`: the sample and 40 synthetic letters through the real night
   minus Airflow, published, once per session. Both read-only.
 
-Under xdist (`make test`: `--dist loadgroup`) each test file is one group (its tests on one
-worker, its module fixtures built once), except that every test marked `stack` is in one group,
-collected first: never two whole stacks at once on one machine, and the longest group starts
-first (`pytest_collection_modifyitems`). A session fixture is built once per worker.
+Under xdist (`make test`) each test file is one unit of work (its tests on one worker, its
+module fixtures built once), except that the stack tests are one unit, collected first: never
+two whole stacks at once on one machine, and the longest unit starts first
+(`pytest_xdist_make_scheduler`). A session fixture is built once per worker.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from email import message_from_bytes, policy
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _require import pytest_configure, pytest_runtest_makereport  # noqa: F401 - CI's OFSTED_REQUIRE
@@ -58,19 +59,39 @@ os.environ.update({
 })
 
 STACK_GROUP = "stack"
+#: the files whose tests start a whole stack (every test in them is marked `stack`; checked as
+#: each test is collected): xdist's controller schedules by test id before any test is imported
+STACK_FILES = ("tests/test_scale_out.py", "tests/test_stack.py")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The xdist groups (see the module docstring): a file each, the stack tests together, first.
-    Two stacks at once competed for the cores (a task missing its 60 s heartbeat is failed and
-    retried) and for the ports each picks before its services bind them."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """A test marked `stack` lives in STACK_FILES and nowhere else (see pytest_xdist_make_scheduler)."""
+    in_file = item.nodeid.split("::", 1)[0] in STACK_FILES
+    if in_file != (item.get_closest_marker("stack") is not None):
+        raise pytest.UsageError(f"{item.nodeid}: a test is marked `stack` exactly when its file is one "
+                                f"of tests/conftest.py's STACK_FILES")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The stack tests first: under xdist the longest group starts first (`--no-loadscope-reorder`)."""
     items.sort(key=lambda item: item.get_closest_marker("stack") is None)  # stable: file order kept
-    for item in items:
-        group = STACK_GROUP if item.get_closest_marker("stack") else item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under `make test` each test file is one unit of work (its tests on one worker, its module
+    fixtures built once), except that STACK_FILES are one unit together: never two whole stacks
+    at once on one machine. Two at once competed for the cores (a task missing its 60 s
+    heartbeat is failed and retried) and for the ports each picks before its services bind them.
+    (xdist's own `loadgroup` cannot do this with pytest 9: it renames a test id pytest no longer
+    reads.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FilesStacksTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return STACK_GROUP if path in STACK_FILES else path
+
+    return FilesStacksTogether(config, log)
 
 
 # No example database (it would be .hypothesis/examples in the working directory).
