@@ -214,6 +214,7 @@ def test_a_quarantined_document_is_not_loaded_again_under_another_name(loaded):
     assert status == ("quarantined",) and letters == 3
 
 
+@pytest.mark.slow  # runs dbt: not in test-fast
 def test_a_quarantine_and_a_release_in_the_same_second_are_one_answer_everywhere(loaded):
     """The quarantine state is one view (raw.quarantined_documents) with one tie-break: of two
     actions in the same instant the quarantine wins, whichever was written first. The loader,
@@ -443,6 +444,7 @@ def test_a_conflicting_duplicate_fails_the_night_until_quarantined_and_rerun(tmp
     assert after.returncode == 0 and "quarantined documents (1):" in after.stdout
 
 
+@pytest.mark.slow  # runs dbt: not in test-fast
 def test_build_brings_an_older_warehouse_up_to_the_raw_tables_dbt_reads(loaded):
     con = duckdb.connect(str(settings_of(loaded).work_warehouse))
     con.execute("drop table raw.quarantine")  # a warehouse made before the quarantine log existed

@@ -42,6 +42,7 @@ def test_fixture_keeps_a_held_out_set_covering_every_theme(labels):
     assert used == set(theme_quality.theme_codes())
 
 
+@pytest.mark.slow  # dbt compiles the macro (a dbt parse): not in test-fast
 def test_patterns_reach_the_quality_target(labels):
     results = theme_quality.evaluate()
     overall = results["_all"]
@@ -67,6 +68,7 @@ def test_each_set_of_the_fixture_is_reported(labels):
     assert sum(results[f"_{part}"].support for part in sets) == results["_all"].support
 
 
+@pytest.mark.slow  # dbt compiles the macro twice: not in test-fast
 def test_a_broken_pattern_is_caught(tmp_path, labels):
     """The gate can fail: a taxonomy whose supervision pattern matches everything scores lower."""
     with theme_quality.THEMES_CSV.open(newline="") as fh:
