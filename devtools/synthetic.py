@@ -1188,11 +1188,12 @@ def iter_corpus(n: int, seed: int = 0, pdf_share: float = 0.2, *,
         else:
             continue  # the year is full for this authority
         placed_in_round += 1
+        previous = _previous(taken, start)
         letter = generate_letter(letter_seed, authority=authority, window=window,
-                                 previous_inspection=_previous(taken, start))
+                                 previous_inspection=previous)
         taken.append(start)
         if letter.expected["previous_inspection"]:
-            named.append((_previous(taken, start), start))
+            named.append((previous, start))
         yield i, letter, master.random() < pdf_share
         i += 1
         if i < n and master.random() < corrected_share:

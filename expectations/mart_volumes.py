@@ -24,6 +24,7 @@ import pandas as pd
 
 from expectations import Rules
 from ingest.settings import get_settings
+from ingest.warehouse.build import prebuilt_target
 
 TABLE = "marts.*"
 ID_COLUMNS: tuple[str, ...] = ("table_name", "published_row_count")
@@ -46,10 +47,10 @@ def mart_tables(manifest: Path) -> dict[str, bool]:
     }
 
 
-def _marts() -> dict[str, bool]:
-    # the project's own parse (`make setup`, the image's `dbt parse`), beside the saved parse the
-    # night's dbt starts from: present before any build, unlike a build's target dir
-    return mart_tables(get_settings().dbt_project_dir / "target" / "manifest.json")
+def project_marts() -> dict[str, bool]:
+    """`mart_tables` of the project's own parse (`make setup`, the image's `dbt parse`), beside the
+    saved parse the night's dbt starts from: present before any build, unlike a build's target."""
+    return mart_tables(prebuilt_target(get_settings().dbt_project_dir) / "manifest.json")
 
 
 def _query(tables: tuple[str, ...]) -> str:
@@ -61,7 +62,7 @@ def _query(tables: tuple[str, ...]) -> str:
 def __getattr__(name: str):
     """`TABLES` and `QUERY` (the suite interface), read from the manifest when first asked."""
     if name == "TABLES":
-        return tuple(_marts())
+        return tuple(project_marts())
     if name == "QUERY":
         return _query(__getattr__("TABLES"))
     raise AttributeError(name)
@@ -73,7 +74,7 @@ def derive(frame: pd.DataFrame, rules: Rules) -> pd.DataFrame:
         return frame
     frame = frame.copy()
     frame["published_row_count"] = [rules.previous_rows.get(t) for t in frame["table_name"]]
-    marts = _marts()
+    marts = project_marts()
     frame["may_be_empty"] = [marts.get(t, False) for t in frame["table_name"]]
     frame["min_row_count"] = [rules.min_rows(t, floor=0 if may else 1)
                               for t, may in zip(frame["table_name"], frame["may_be_empty"], strict=True)]

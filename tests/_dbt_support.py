@@ -19,7 +19,7 @@ from pathlib import Path
 
 import duckdb
 
-from expectations.mart_volumes import mart_tables
+from expectations.mart_volumes import project_marts
 from ingest.letters.models import Letter
 from ingest.raw.db import ensure_schema
 from ingest.settings import PROJECT_ROOT, Settings
@@ -32,8 +32,7 @@ LETTER_COLUMNS = (
 )
 SAMPLE_LETTERS = PROJECT_ROOT / "data" / "sample_letters"
 # every mart dbt builds as a table, from the manifest (`make setup`): the list mart_volumes guards
-MART_TABLES = tuple(name.split(".", 1)[1] for name in mart_tables(PROJECT_ROOT / "dbt_project" / "target"
-                                                                    / "manifest.json"))
+MART_TABLES = tuple(name.split(".", 1)[1] for name in project_marts())
 
 
 

@@ -167,7 +167,7 @@ def test_the_volume_check_counts_every_mart_dbt_builds_from_the_manifest() -> No
     assert set(mart_volumes.TABLES) == built
     assert {"marts.inspections_wide", "marts.authority_comparisons", "marts.fct_finding_changes",
             "marts.search_vocabulary", "marts.search_rules"} <= built
-    assert [t for t, may in mart_volumes._marts().items() if may] == ["marts.fct_finding_changes"]
+    assert [t for t, may in mart_volumes.project_marts().items() if may] == ["marts.fct_finding_changes"]
 
 
 def test_an_unreadable_manifest_is_a_one_line_error(tmp_path: Path) -> None:

@@ -45,11 +45,11 @@ def test_a_call_interrupted_mid_batch_leaves_no_answers_for_the_next(monkeypatch
     """A parse interrupted while its workers are busy (a timeout, ^C) must not hand what they
     still send to the next call, whose keys are the same row numbers: the next load would give
     one letter another's parse."""
-    from pathlib import Path
-
     from ingest.letters import isolate
+    from ingest.letters.parse import parse_document
+    from ingest.settings import PROJECT_ROOT
 
-    samples = sorted((Path(__file__).resolve().parent.parent / "data" / "sample_letters").glob("*.txt"))
+    samples = sorted((PROJECT_ROOT / "data" / "sample_letters").glob("*.txt"))
     first, second = samples[0].read_bytes(), samples[1].read_bytes()
     pool = IsolatedParser(Limits(cpu_s=10, wall_s=120, memory_bytes=1 << 30), workers=1)
     try:
@@ -67,10 +67,4 @@ def test_a_call_interrupted_mid_batch_leaves_no_answers_for_the_next(monkeypatch
     finally:
         pool.close()
     assert got.letter is not None and got.letter == alone.letter
-    assert got.letter.authority_name != pool_free_parse(first).authority_name
-
-
-def pool_free_parse(data: bytes):
-    from ingest.letters.parse import parse_document
-
-    return parse_document(data, "letter.txt")
+    assert got.letter.authority_name != parse_document(first, "first.txt").authority_name

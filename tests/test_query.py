@@ -20,9 +20,8 @@ import pyarrow.parquet as pq
 import pytest
 from _analysts_support import AUTHORITIES, INSPECTIONS, WORKED_QUESTIONS, make_marts_warehouse, real_warehouse
 
-from expectations.mart_volumes import mart_tables
+from expectations.mart_volumes import project_marts
 from ingest.cli import main
-from ingest.settings import PROJECT_ROOT
 from ingest.warehouse.export import export_marts
 from ingest.warehouse.publish import publish_warehouse
 from ingest.warehouse.query import run_query
@@ -416,7 +415,7 @@ def test_export_of_the_real_marts(capsys, real, tmp_path):
     counts = dict(duck(real, "select table_name, estimated_size from duckdb_tables() "
                              "where schema_name = 'marts'"))
     # every mart dbt builds (the manifest's list, which mart_volumes guards too) is exported
-    marts = mart_tables(PROJECT_ROOT / "dbt_project" / "target" / "manifest.json")
+    marts = project_marts()
     assert sorted(counts) == sorted(name.split(".", 1)[1] for name in marts)
     assert sorted(p.name for p in tmp_path.glob("*.parquet")) == sorted(f"{t}.parquet" for t in counts)
     for table in counts:

@@ -146,17 +146,22 @@ print("after the block: the console again")
 """
 
 
-def _logging_run(tmp_path, max_bytes: int, lines: int):
+def _script(script: str, *args: str, timeout: float = 60):
+    """Run `script` in a fresh interpreter in the project (its own file descriptors 1 and 2)."""
     import subprocess
     import sys
 
     from ingest.settings import PROJECT_ROOT
 
-    log = tmp_path / "logs" / "ofsted.log"
-    done = subprocess.run([sys.executable, "-c", LOGGING_RUN, str(log), str(max_bytes), str(lines)],
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", script, *args], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=timeout)
     assert done.returncode == 0, done.stderr
-    return done, log
+    return done
+
+
+def _logging_run(tmp_path, max_bytes: int, lines: int):
+    log = tmp_path / "logs" / "ofsted.log"
+    return _script(LOGGING_RUN, str(log), str(max_bytes), str(lines)), log
 
 
 def test_the_run_log_holds_the_commands_lines_library_logs_and_childrens_output(tmp_path):
@@ -193,16 +198,10 @@ def test_the_run_log_does_not_wait_for_a_child_that_outlives_the_run(tmp_path):
     """A process started in the block may hold the pipe open for as long as it likes: the block
     ends when the pipe is idle (every `ofsted run` waited 10 s for the resource tracker's end of
     file), and what the child wrote before it is in the log."""
-    import subprocess
-    import sys
-
-    from ingest.settings import PROJECT_ROOT
     from orchestration.logs import _DRAIN_AFTER
 
     log = tmp_path / "ofsted.log"
-    done = subprocess.run([sys.executable, "-c", HOLDING_RUN, str(log)], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    done = _script(HOLDING_RUN, str(log), timeout=120)
     last = done.stdout.splitlines()[-1]
     waited = float(last.split("after ")[1].split("s,")[0])
     assert last.endswith("child running: True") and waited <= _DRAIN_AFTER + 1, done.stdout
