@@ -19,7 +19,6 @@ from pathlib import Path
 
 import duckdb
 
-from expectations.mart_volumes import project_marts
 from ingest.letters.models import Letter
 from ingest.raw.db import ensure_schema
 from ingest.settings import PROJECT_ROOT, Settings
@@ -31,9 +30,14 @@ LETTER_COLUMNS = (
     "previous_inspection", "summary", "inspector_name", "finding_count",
 )
 SAMPLE_LETTERS = PROJECT_ROOT / "data" / "sample_letters"
-# every mart dbt builds as a table, from the manifest (`make setup`): the list mart_volumes guards
-MART_TABLES = tuple(name.split(".", 1)[1] for name in project_marts())
 
+
+def mart_tables() -> tuple[str, ...]:
+    """Every mart dbt builds as a table, from the manifest (`make setup`): the list mart_volumes
+    guards. A function, not a constant: mart_volumes imports GX, which collection need not pay."""
+    from expectations.mart_volumes import project_marts
+
+    return tuple(name.split(".", 1)[1] for name in project_marts())
 
 
 def _load_theme_quality():

@@ -39,7 +39,7 @@ class MotoServer:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.close()
                     raise RuntimeError(f"moto_server did not start on {self.endpoint}") from None
-                time.sleep(0.3)
+                time.sleep(0.05)
         self.fs().mkdir(bucket)
 
     def fs(self):

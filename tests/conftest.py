@@ -23,7 +23,8 @@ Fixtures (names are stable: other test modules use them):
 Under xdist (`make test`) each test file is one unit of work (its tests on one worker, its
 module fixtures built once), except that the stack tests are one unit, collected first: never
 two whole stacks at once on one machine, and the longest unit starts first
-(`pytest_xdist_make_scheduler`). A session fixture is built once per worker.
+(`pytest_xdist_make_scheduler`); the longest files follow (`LONGEST_FILES`), so the suite ends
+on short ones. A session fixture is built once per worker.
 """
 
 from __future__ import annotations
@@ -72,9 +73,26 @@ def pytest_itemcollected(item: pytest.Item) -> None:
                                 f"of tests/conftest.py's STACK_FILES")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The stack tests first: under xdist the longest group starts first (`--no-loadscope-reorder`)."""
-    items.sort(key=lambda item: item.get_closest_marker("stack") is None)  # stable: file order kept
+#: the test files that take longest (seconds on one worker, `--durations`), longest first: under
+#: xdist they are handed out right after the stack group, so that the last files to start are
+#: short ones and no worker idles while another finishes a long file. Only the order changes.
+LONGEST_FILES = (
+    "tests/test_expectations.py", "tests/test_query.py", "tests/test_hostile.py", "tests/test_controls.py",
+    "tests/test_dbt_themes.py", "tests/test_load.py", "tests/test_fetch.py", "tests/test_report.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The stack tests first, then LONGEST_FILES in their order, then the other files as
+    collected: under xdist units are handed out in this order (`--no-loadscope-reorder`)."""
+    if missing := [f for f in LONGEST_FILES if not (config.rootpath / f).is_file()]:
+        raise pytest.UsageError(f"tests/conftest.py's LONGEST_FILES names no test file: {', '.join(missing)}")
+    rank = {path: i for i, path in enumerate(LONGEST_FILES)}
+
+    def order(item: pytest.Item) -> tuple[bool, int]:
+        return item.get_closest_marker("stack") is None, rank.get(item.nodeid.split("::", 1)[0], len(rank))
+
+    items.sort(key=order)  # stable: the collection order within a rank
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:

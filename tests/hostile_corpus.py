@@ -65,9 +65,7 @@ def self_drawing_xobject() -> bytes:
 
 def flate_bomb(inflated: int = 1536 * 1024 * 1024) -> bytes:
     """A page content stream that inflates from ~1.5 MB to `inflated` bytes of spaces."""
-    comp = zlib.compressobj(9)
-    chunk = b" " * (1 << 20)
-    data = b"".join(comp.compress(chunk) for _ in range(inflated >> 20)) + comp.flush()
+    data = _deflated_spaces(inflated >> 20)
     body = b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(data) + data + b"\nendstream"
     return pdf([
         b"<< /Type /Catalog /Pages 2 0 R >>",
@@ -76,6 +74,22 @@ def flate_bomb(inflated: int = 1536 * 1024 * 1024) -> bytes:
         b" /Contents 5 0 R >>",
         _FONT, body,
     ])
+
+
+def _deflated_spaces(mebibytes: int) -> bytes:
+    """A zlib stream of `mebibytes` MiB of spaces, built without compressing them all (that took
+    seconds): each MiB is deflated after a full flush, which resets the compressor, so every MiB
+    after the first compresses to the same bytes; those are repeated, then the stream is closed
+    with an empty final block and the Adler-32 of all the spaces."""
+    chunk = b" " * (1 << 20)
+    comp = zlib.compressobj(9)
+    first = comp.compress(chunk) + comp.flush(zlib.Z_FULL_FLUSH)  # the zlib header, then MiB 1
+    again = comp.compress(chunk) + comp.flush(zlib.Z_FULL_FLUSH)
+    checksum = 1
+    for _ in range(mebibytes):
+        checksum = zlib.adler32(chunk, checksum)
+    # an empty final block (fixed Huffman: BFINAL, BTYPE 01, end-of-block), then the checksum
+    return first + again * (mebibytes - 1) + b"\x03\x00" + checksum.to_bytes(4, "big")
 
 
 def many_pages_pdf(pages: int = 400) -> bytes:

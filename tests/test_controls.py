@@ -52,13 +52,28 @@ def no_traceback(*outputs: str) -> None:
         assert "Traceback" not in out and 'File "' not in out, out
 
 
-@pytest.fixture
-def loaded(tmp_path):
-    """A data directory with the sample letters loaded (raw tables only, no night)."""
-    shutil.copytree(SAMPLE_LETTERS, tmp_path / "inbox")
-    done = ofsted(tmp_path, "load")
+@pytest.fixture(scope="module")
+def loaded_once(tmp_path_factory) -> tuple[Path, Path]:
+    """The sample letters loaded once for the module by `ofsted load` (raw tables only, no
+    night), in a root folder, and a pristine copy of that folder to put it back from."""
+    root = tmp_path_factory.mktemp("loaded")
+    shutil.copytree(SAMPLE_LETTERS, root / "inbox")
+    done = ofsted(root, "load")
     assert done.returncode == 0, done.stderr
-    return tmp_path
+    pristine = tmp_path_factory.mktemp("loaded_pristine") / "root"
+    shutil.copytree(root, pristine, symlinks=True)
+    return root, pristine
+
+
+@pytest.fixture
+def loaded(loaded_once) -> Path:
+    """A data directory with the sample letters loaded (raw tables only, no night), this test's
+    own: the module's one load put back as it was, at its own path (the warehouse holds the
+    inbox's file URIs). A module's tests run one after another in one process."""
+    root, pristine = loaded_once
+    shutil.rmtree(root)
+    shutil.copytree(pristine, root, symlinks=True)
+    return root
 
 
 def quarantine_log(root: Path) -> list[tuple]:

@@ -20,11 +20,11 @@ from pathlib import Path
 import duckdb
 import pytest
 from _dbt_support import (
-    MART_TABLES,
     PROJECT_ROOT,
     SAMPLE_LETTERS,
     dbt_settings,
     letters_per_authority,
+    mart_tables,
     query,
     real_letters,
     synthetic_letters,
@@ -150,7 +150,7 @@ def test_build_on_the_real_letters(sample_build):
     assert run_dbt(settings, ["docs", "generate"]) == 0
     catalog = json.loads((settings.dbt_target_dir / "catalog.json").read_text())
     manifest = json.loads((settings.dbt_target_dir / "manifest.json").read_text())
-    for table in MART_TABLES:  # every mart and every one of its columns is described
+    for table in mart_tables():  # every mart and every one of its columns is described
         node = f"model.ofsted_letters.{table}"
         built = set(catalog["nodes"][node]["columns"])
         described = {c for c, v in manifest["nodes"][node]["columns"].items() if v["description"].strip()}
@@ -191,7 +191,7 @@ def test_an_unmatched_authority_is_kept_flagged_and_named(tmp_path, capfd):
 
 def _snapshot(warehouse: Path, suffix: str) -> None:
     with_tables = "; ".join(f"create or replace table main.{t}_{suffix} as select * from marts.{t}"
-                            for t in MART_TABLES)
+                            for t in mart_tables())
     query(warehouse, with_tables)
 
 
@@ -248,6 +248,6 @@ def test_authorities_matched_and_incremental_build_equals_full_refresh(tmp_path)
 
     assert run_dbt(settings, ["build", "--full-refresh"]) == 0
     _snapshot(warehouse, "full")
-    for table in MART_TABLES:
+    for table in mart_tables():
         assert _differences(warehouse, table, "incremental", "full") == 0, table
     assert query(warehouse, "select count(*) from main.bridge_findings_themes_full")[0][0] > 0

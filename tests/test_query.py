@@ -20,7 +20,6 @@ import pyarrow.parquet as pq
 import pytest
 from _analysts_support import AUTHORITIES, INSPECTIONS, WORKED_QUESTIONS, make_marts_warehouse, real_warehouse
 
-from expectations.mart_volumes import project_marts
 from ingest.cli import main
 from ingest.warehouse.export import export_marts
 from ingest.warehouse.publish import publish_warehouse
@@ -415,6 +414,8 @@ def test_export_of_the_real_marts(capsys, real, tmp_path):
     counts = dict(duck(real, "select table_name, estimated_size from duckdb_tables() "
                              "where schema_name = 'marts'"))
     # every mart dbt builds (the manifest's list, which mart_volumes guards too) is exported
+    from expectations.mart_volumes import project_marts  # GX: not paid at collection
+
     marts = project_marts()
     assert sorted(counts) == sorted(name.split(".", 1)[1] for name in marts)
     assert sorted(p.name for p in tmp_path.glob("*.parquet")) == sorted(f"{t}.parquet" for t in counts)
@@ -497,9 +498,9 @@ def cli(warehouse: Path, *args: str, timeout: float = 120, **env: str) -> subpro
 def test_a_query_past_the_timeout_stops_with_one_line(warehouse, fmt):
     # an aggregate that would run for hours, and a result streamed for ever
     q = "select count(*) from range(1e12::bigint)" if fmt == "table" else "select * from range(1e12::bigint)"
-    p = cli(warehouse, "--format", fmt, q, OFSTED_SQL_TIMEOUT_S="2", timeout=60)
+    p = cli(warehouse, "--format", fmt, q, OFSTED_SQL_TIMEOUT_S="1", timeout=60)
     assert p.returncode == 1
-    assert errors(p.stderr) == ("ofsted sql: error: query stopped after 2 s "
+    assert errors(p.stderr) == ("ofsted sql: error: query stopped after 1 s "
                                 "(the limit is OFSTED_SQL_TIMEOUT_S)\n")
 
 
@@ -803,14 +804,14 @@ def test_loading_the_folder_is_under_the_sql_time_limit(monkeypatch, capsys, war
     (d / "b_one_line.csv").write_text("c\n" + "y" * 60_000_000 + "\n")  # one 60 MB line: slow to sniff
     (d / "c_after.csv").write_text("x\n2\n")
     monkeypatch.setenv("OFSTED_EXTERNAL_DIR", str(d))
-    monkeypatch.setenv("OFSTED_SQL_TIMEOUT_S", "2")
+    monkeypatch.setenv("OFSTED_SQL_TIMEOUT_S", "1")
     rc, out, err = sql(capsys, warehouse, "--format", "csv", "select x from ext.a_small")
     assert rc == 0 and out.splitlines() == ["x", "1"], err
     lines = err.splitlines()
     assert lines[0] == "ofsted sql: warning: ext file b_one_line.csv skipped: loading it passed " \
-                       "OFSTED_SQL_TIMEOUT_S (2 s)"
+                       "OFSTED_SQL_TIMEOUT_S (1 s)"
     assert lines[1:] == ["ofsted sql: warning: 1 ext files not loaded: loading the folder passed "
-                         "OFSTED_SQL_TIMEOUT_S (2 s), first: c_after.csv"]
+                         "OFSTED_SQL_TIMEOUT_S (1 s), first: c_after.csv"]
 
 
 def test_the_loaded_folder_is_cached_until_a_file_changes(monkeypatch, capsys, warehouse, tmp_path):
