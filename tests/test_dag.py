@@ -204,7 +204,8 @@ def test_the_dag_parses_without_reading_dbt(tmp_path):
 
 @pytest.mark.slow  # runs dbt (a seed)
 def test_release_lets_another_connection_open_the_file_after_dbt_in_this_process(tmp_path):
-    """What the callback is for: under dag.test() every task shares one process."""
+    """What the callback is for: in an in-process night (and under dag.test()) every step shares
+    one process."""
     import duckdb
     from dbt.cli.main import dbtRunner
 

@@ -1,5 +1,5 @@
-"""The whole night through Airflow (`ofsted run`, in-process `dag.test()`), three nights in a row
-on temporary dirs, shared by the tests below (one module fixture: each night takes minutes):
+"""The whole night (`ofsted run`: the night's steps in-process), three nights in a row
+on temporary dirs, shared by the tests below (one module fixture):
 
 1. the sample letters: marts built, checked and published, report beside them;
 2. the same inbox again, while another process holds the published warehouse open and keeps
@@ -38,7 +38,7 @@ from ingest.raw.pipeline import batch_path
 from ingest.settings import PROJECT_ROOT
 from ingest.warehouse.publish import sha256_file, staging_report_dir
 
-# three nights through Airflow in one module fixture: minutes each on a shared 2-core machine
+# three nights in one module fixture: about 20 s each on a quiet 2-core machine
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 TABLES = ("raw.letters", "raw.findings", "raw.copy_recipients", "raw.rejected_documents",
