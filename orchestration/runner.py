@@ -32,7 +32,7 @@ from typing import Any
 from ingest.redact import redact_url
 from ingest.settings import PROJECT_ROOT, Settings
 from orchestration.logs import console_to_log, steps_logging
-from orchestration.steps import DAG_ID, POOL, StepFailed, close_night
+from orchestration.steps import DAG_ID, POOL, StepFailed, close_night, step_line
 
 POOL_DESCRIPTION = "DuckDB allows one writing process per file: every task that opens the warehouse"
 
@@ -113,19 +113,17 @@ def _progress_listener(echo: Callable[[str], None]) -> Any:
         def on_task_instance_running(self, previous_state, task_instance):
             started[(task_instance.task_id, getattr(task_instance, "map_index", -1))] = time.monotonic()
 
-        def _line(self, ti: Any, mark: str, extra: str = "") -> None:
+        def _line(self, ti: Any, mark: str, error: BaseException | str | None = None) -> None:
             t0 = started.pop((ti.task_id, getattr(ti, "map_index", -1)), None)
-            took = f"{time.monotonic() - t0:6.1f}s" if t0 is not None else "      -"
-            echo(f"  {mark} {took}  {name(ti)}{extra}")
+            echo(step_line(mark, time.monotonic() - t0 if t0 is not None else None, name(ti), error))
 
         @hookimpl
         def on_task_instance_success(self, previous_state, task_instance):
-            self._line(task_instance, "ok  ")
+            self._line(task_instance, "ok")
 
         @hookimpl
         def on_task_instance_failed(self, previous_state, task_instance, error):
-            msg = f"  -- {type(error).__name__}: {error}".splitlines()[0][:300] if error else ""
-            self._line(task_instance, "FAIL", msg)
+            self._line(task_instance, "FAIL", error)
 
         @hookimpl
         def on_task_instance_skipped(self, previous_state, task_instance):

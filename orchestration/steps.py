@@ -101,6 +101,18 @@ class DbtTestsFailed(Verdict):
     """dbt tests failed (their names and results in the message)."""
 
 
+def step_line(mark: str, seconds: float | None, name: str, error: BaseException | str | None = None) -> str:
+    """A step's (a task's) progress line, the same from `ofsted run`, `rerun` and `run --airflow`:
+    "  ok      0.6s  fetch", "  FAIL   2.0s  validate_raw  -- DataQualityFailed: 1 of 8 ...";
+    `mark` is ok, FAIL or skip."""
+    took = f"{seconds:6.1f}s" if seconds is not None else "      -"
+    line = f"  {mark:<4} {took}  {name}"
+    if error:
+        head = (str(error).strip().splitlines() or [""])[0]
+        line += f"  -- {head}" if isinstance(error, str) else f"  -- {type(error).__name__}: {head}"
+    return line[:400]
+
+
 class StepFailed(RuntimeError):
     """A step failed in an in-process run (already recorded as the night's failure, and alerted).
     `results` holds what the steps before it returned."""
@@ -214,8 +226,7 @@ def _one(step: Step, name: str, night: Night, inputs: Mapping[str, Any],
         result = run_step(step, night, inputs)
     except Exception as exc:  # noqa: BLE001 - every failure ends the run with one line
         lines = [ln.strip() for ln in reason_of(exc).splitlines() if ln.strip()] or [type(exc).__name__]
-        head = (str(exc).strip().splitlines() or [""])[0]
-        echo(f"  FAIL {time.monotonic() - t0:6.1f}s  {name}  -- {type(exc).__name__}: {head}"[:400])
+        echo(step_line("FAIL", time.monotonic() - t0, name, exc))
         for line in lines[1:11]:  # the failing tests or expectations, one a line
             echo(f"       {line[:300]}")
         where = trace(name)  # the trace goes to the log; a verdict's reason is its own words
@@ -227,7 +238,7 @@ def _one(step: Step, name: str, night: Night, inputs: Mapping[str, Any],
     except BaseException as exc:  # interrupted: recorded, then on its way
         fail_night(night.settings, night.run_id, name, f"interrupted ({type(exc).__name__})")
         raise
-    echo(f"  ok   {time.monotonic() - t0:6.1f}s  {name}")
+    echo(step_line("ok", time.monotonic() - t0, name))
     return result
 
 
