@@ -19,16 +19,10 @@ from _dbt_support import dbt_settings, query, real_letters, write_raw
 
 from ingest.warehouse.build import FAILED_STATE, build_night, night_env
 from ingest.warehouse.publish import generate_dbt_docs
+from orchestration.dbt import build
+from orchestration.steps import DbtTestsFailed
 
 pytestmark = pytest.mark.slow
-
-
-def build(*args: object) -> dict:
-    """The night's dbt step (`orchestration.dbt.build`), imported when a test runs: it imports
-    Airflow, which collecting the suite (test-fast deselects this file) need not pay."""
-    from orchestration.dbt import build as night_build
-
-    return night_build(*args)
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +64,7 @@ def test_a_failing_test_fails_the_night_at_once_and_is_named(night):
     con.execute("insert into raw.findings select * replace ('no-such-letter' as _sha256) "
                 "from raw.findings limit 1")
     con.close()
-    from orchestration.notifiers import DbtTestsFailed
-
-    with pytest.raises(DbtTestsFailed) as failed:  # an AirflowFailException: no retry
+    with pytest.raises(DbtTestsFailed) as failed:  # a verdict: no retry (in the DAG: AirflowFailException)
         build(night, "scheduled__2031-03-03", "2031-03-03")
     message = str(failed.value)
     assert "test(s) failed: " in message and "source_relationships_raw_findings__sha256" in message
