@@ -109,6 +109,18 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             path = nodeid.split("::", 1)[0]
             return STACK_GROUP if path in STACK_FILES else path
 
+        def _reschedule(self, node: Any) -> None:
+            """xdist's, but a worker is handed its next file when it holds one test of its own
+            (its last, which waits to know what comes next), not two: the last files of the
+            suite go to the worker that is free first, not to one still running a long test."""
+            if node.shutting_down:
+                return
+            if not self.workqueue:
+                node.shutdown()
+                return
+            if self._pending_of(self.assigned_work[node]) <= 1:
+                self._assign_work_unit(node)
+
     return FilesStacksTogether(config, log)
 
 
