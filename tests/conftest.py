@@ -127,6 +127,15 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return FilesStacksTogether(config, log)
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Each worker, and the session, ends without the interpreter's last garbage collections over
+    all that the tests left in memory (dbt, GX, Airflow): the suite ended 1.6-3.2 s after its last
+    worker's last test, now 0.1 s (as `ingest.cli.entry` does for `ofsted`). Exit handlers run."""
+    import gc
+
+    gc.freeze()
+
+
 # No example database (it would be .hypothesis/examples in the working directory).
 hypothesis_settings.register_profile("ofsted", database=None)
 hypothesis_settings.load_profile("ofsted")
