@@ -107,14 +107,17 @@ def _run_build(args) -> int:
 
 
 def _add_run(sub) -> None:
-    p = sub.add_parser("run", help="run the nightly DAG once, in-process through Airflow")
+    p = sub.add_parser("run", help="run the night once, now: the nightly DAG's steps, in this process")
     p.add_argument("--inbox", help="folder of letters (local source); default: settings")
+    p.add_argument("--airflow", action="store_true",
+                   help="run it through Airflow's dag.test (the DAG as Airflow builds it; slower)")
 
 
 def _run_run(args) -> int:
     from orchestration.runner import cli_run
 
-    return cli_run(_settings(args))
+    settings = _settings(args)
+    return cli_run(settings, airflow=args.airflow, trace=lambda what: log_trace(settings, what))
 
 
 def _add_sql(sub) -> None:
@@ -375,5 +378,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def entry() -> None:
+    """The `ofsted` command (and `python -m ingest.cli`): `main`, then the process's end without
+    the interpreter's last garbage collections over everything a run left in memory (dbt's
+    manifest, GX's context): with `gc.freeze()` they skip it, and an `ofsted run` ends 0.1 s after
+    its last line instead of 1.7 s. Exit handlers still run. Not in `main`, which tests call in
+    their own long-lived process."""
+    import gc
+
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

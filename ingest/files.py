@@ -29,7 +29,7 @@ import os
 import secrets
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, TypeVar
 
@@ -145,9 +145,9 @@ def write_file(final: Path, content: bytes | str | Callable[[IO[bytes]], T], *, 
     return result
 
 
-def copy_file(src: Path, dst: Path, max_bytes: int, mode: int = 0o644) -> int:
+def copy_file(src: Path, dst: Path, max_bytes: int, mode: int = 0o644, durable: bool = True) -> int:
     """A copy (never a link) of the regular file `src` at `dst`, by `read_file` and `write_file`."""
-    return write_file(dst, read_file(src, max_bytes), mode=mode)
+    return write_file(dst, read_file(src, max_bytes), mode=mode, durable=durable)
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -330,6 +330,50 @@ def fsync_file(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    import ctypes
+
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_SYNCFS = _load_syncfs()
+
+
+def syncfs(path: Path) -> bool:
+    """Flush the file system holding the folder `path` (Linux syncfs(2)): one flush for many
+    files written without an fsync each. False when not available or it failed."""
+    if _SYNCFS is None:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | _CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return _SYNCFS(fd) == 0
+    finally:
+        os.close(fd)
+
+
+def make_durable(folder: Path, files: Iterable[Path]) -> None:
+    """Files written with `durable=False` under `folder`, and their folders' entries, on disk:
+    one syncfs of the file system, or (where it is missing) an fsync of each file and folder.
+    Write what points at them (an index, a link) only after this."""
+    if syncfs(folder):
+        return
+    folders = set()
+    for f in files:
+        fsync_file(f)
+        folders.add(f.parent)
+    for d in folders:
+        fsync_dir(d)
 
 
 def fsync_dir(path: Path) -> None:

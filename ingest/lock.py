@@ -8,9 +8,10 @@ takeover is said). The file's content says who holds it (pid, since when, what c
 a second writer fails at once with that in one line (`DataDirLocked`).
 
 The lock is re-entrant for its holder and the holder's descendants: `ofsted run` holds it
-and runs the DAG's tasks in its own process (or in child processes), and those tasks ask for
-it again. POSIX locks belong to a process and are dropped when *any* descriptor of the file
-is closed, so the holder never opens the file a second time (the held locks are kept here).
+and runs the night's steps (with `--airflow`, the DAG's tasks) in its own process (or in child
+processes), and those tasks ask for it again. POSIX locks belong to a process and are dropped
+when *any* descriptor of the file is closed, so the holder never opens the file a second time
+(the held locks are kept here).
 
 Across machines this lock does not reach: there the Airflow pool `duckdb_writer` and the
 DAG's `max_active_runs=1` serialise nights.

@@ -1,4 +1,5 @@
-"""Airflow-only code: the DAG's notifier and the in-process runner behind `ofsted run`.
+"""The night (its steps, defined once), the runner behind `ofsted run` and `ofsted rerun`, and
+everything that needs Airflow: the DAG's notifier, masking, the local stack.
 
 `ingest` never imports this package (nor Airflow), so it stays usable without them.
 """

@@ -29,8 +29,7 @@ from collections import Counter
 from typing import Any
 
 from ingest.settings import Settings
-from orchestration.notifiers import DbtTestsFailed
-from orchestration.steps import Night, Step
+from orchestration.steps import DbtTestsFailed, Night, Step
 
 TEST_TYPES = ("test", "unit_test")
 

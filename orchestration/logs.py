@@ -119,6 +119,25 @@ def console_to_log(log_file: Path, max_bytes: int = LOG_MAX_BYTES,
         handler.close()
 
 
+@contextlib.contextmanager
+def steps_logging(level: int = logging.INFO) -> Iterator[None]:
+    """For an in-process night (`ofsted run`, `ofsted rerun`): the Python logging of the steps
+    (which step starts, the GX suites' results, the parse pool, the lock) at `level` on stderr,
+    which `console_to_log` sends to the log; as it was after the block. (Through Airflow, its
+    own logging does this.)"""
+    root = logging.getLogger()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    before = root.level
+    root.addHandler(handler)
+    root.setLevel(min(level, before) if before else level)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(before)
+
+
 def last_error(events: Iterable[Any]) -> str | None:
     """The last error in a task's structured log (Airflow's JSON events): its exception class and
     message when it has one, else the error event's text."""

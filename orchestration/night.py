@@ -1,5 +1,5 @@
-"""The night, defined once: its steps in order, from which the DAG (and so `ofsted run`) and
-`ofsted rerun` are both built.
+"""The night, defined once: its steps in order, from which the DAG, `ofsted run` and
+`ofsted rerun` are all built.
 
     fetch -> batches -> parse[n] -> load_raw -> validate_raw -> dbt -> validate_marts
     -> dbt_docs -> publish -> report
@@ -7,10 +7,11 @@
 Each step calls one function of `ingest`, `expectations` or (dbt) `orchestration.dbt`; its
 `Step` says whether it writes in the data directory (lock, warehouse queue), opens the work
 DuckDB file (pool), what it emits, its timeout and retries, and whether it is mapped.
-`add_to_dag` makes a task of each step (inside a `@dag` function); `rerun_steps` are the same
-steps from `RERUN_FROM` on, run in-process by `orchestration.runner.rerun` through
-`orchestration.steps.run_steps`. Both go through `orchestration.steps.run_step`, the one
-writer of the night history. Add a step here and it is in both.
+`add_to_dag` makes a task of each step (inside a `@dag` function); `ofsted run` runs every
+step in-process (`orchestration.runner.run_night`), and `rerun_steps` are the same steps from
+`RERUN_FROM` on (`orchestration.runner.rerun`), both through `orchestration.steps.run_steps`.
+All go through `orchestration.steps.run_step`, the one writer of the night history. Add a
+step here and it is in all three. Nothing here imports Airflow except the DAG's builders.
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ from typing import Any
 
 from ingest.settings import Settings
 from orchestration.dbt import dbt_steps
-from orchestration.notifiers import DataQualityFailed
-from orchestration.steps import POOL, Night, Step
+from orchestration.steps import POOL, DataQualityFailed, Night, Step, Verdict
 
 RERUN_FROM = "validate_raw"  # `ofsted rerun`: the night from the raw checks on, on what is loaded
 RAW_TABLES = ("letters", "findings", "copy_recipients", "rejected_documents", "manifest")
@@ -177,7 +177,12 @@ def _task_callable(step: Step, settings: Settings, first: str) -> Any:
         from airflow.sdk import get_current_context
 
         night = night_of(settings, get_current_context(), first)
-        return run_step(step, night, {p: inputs.get(p) for p in step.params})
+        try:
+            return run_step(step, night, {p: inputs.get(p) for p in step.params})
+        except Verdict as exc:  # fail the task now: no retry
+            from orchestration.notifiers import as_task_failure
+
+            raise as_task_failure(exc) from exc
 
     call.__name__ = call.__qualname__ = step.task_id
     call.__doc__ = step.doc

@@ -3,14 +3,17 @@
 `ingest` never imports Airflow, so the glue lives here: `AlertNotifier` is the DAG's
 `on_failure_callback` (any task that fails, after its retries): it records the failed night
 in the night history (`ingest.nights`), publishes its DQ results and data docs beside the
-last good warehouse, and sends an alert; `DataQualityFailed` is what the validate tasks raise
-after sending their own, more detailed, alert — the notifier sees it and does not send a
-second one. The night history itself is written by `orchestration.steps` (the step-runner).
+last good warehouse, and sends the alert (`orchestration.steps.alert_failed_step`, the one an
+in-process run sends too); a `DataQualityFailed` from a validate task has sent its own, more
+detailed, alert — the notifier sees it and does not send a second one. A step's verdict
+(`orchestration.steps.Verdict`) reaches Airflow as an AirflowFailException (`as_task_failure`):
+no retry. The night history itself is written by `orchestration.steps` (the step-runner).
 
 `hold_data_dir` / `let_go_of_data_dir` are the writing tasks' `pre_execute` / `post_execute`:
 the task holds the data directory's lock (`ingest.lock`) while it runs, waiting up to
-`LOCK_WAIT_S` for another writer (an `ofsted load` by hand) to finish. Under `ofsted run`
-the command holds the lock and the tasks run in its process: the lock is re-entrant there.
+`LOCK_WAIT_S` for another writer (an `ofsted load` by hand) to finish. Under `ofsted run
+--airflow` the command holds the lock and the tasks run in its process: the lock is re-entrant
+there.
 """
 
 from __future__ import annotations
@@ -25,25 +28,21 @@ from airflow.sdk import BaseNotifier
 from airflow.sdk.exceptions import AirflowFailException
 
 from orchestration.logs import last_error
-from orchestration.steps import reason_of
+from orchestration.steps import Verdict, alert_failed_step, reason_of
+
+_FAIL_NOW: dict[type, type] = {}
 
 
-class DataQualityFailed(AirflowFailException):
-    """Expectations failed; the alert naming them has already been sent. Never retried. Its
-    `result` (the DQ results) is recorded in the night history like a passing check's."""
-
-    alert_sent = True
-    verdict = True  # the night history keeps its message as the reason
-
-    def __init__(self, message: str, result: dict | None = None) -> None:
-        super().__init__(message)
-        self.result = result
-
-
-class DbtTestsFailed(AirflowFailException):
-    """dbt tests failed (their names and results in the message): fail now, no retry."""
-
-    verdict = True
+def as_task_failure(exc: Verdict) -> AirflowFailException:
+    """A step's verdict, as a DAG task raises it: an AirflowFailException (Airflow fails the task
+    at once, no retry) of the same class name, message and attributes (`result`, `alert_sent`),
+    so the failure callback and the task's log read it as the step raised it."""
+    cls = type(exc)
+    if cls not in _FAIL_NOW:
+        _FAIL_NOW[cls] = type(cls.__name__, (cls, AirflowFailException), {"__module__": cls.__module__})
+    failure = _FAIL_NOW[cls](str(exc), result=exc.result)
+    failure.__dict__.update(vars(exc))
+    return failure
 
 
 LOCK_WAIT_S = 600.0  # a writing task waits this long for another writer before it fails
@@ -119,23 +118,10 @@ class AlertNotifier(BaseNotifier):
             let_go_of_data_dir(context)
         if getattr(exc, "alert_sent", False):
             return
-        from ingest.alerts import Alert, send_alert
         from ingest.settings import get_settings
-        from ingest.warehouse.publish import staging_report_dir
 
-        settings = get_settings()
         run_id = str(context.get("run_id") or getattr(ti, "run_id", "?"))
-        alert = Alert(
-            run_id=run_id,
-            title=f"ofsted_letters_nightly: task {name} failed (try {getattr(ti, 'try_number', '?')})",
-            failures=[{"table": None, "expectation": f"task {name}",
-                        "detail": "; ".join(ln.strip() for ln in detail.splitlines() if ln.strip())[:1000]}],
-            counts={"failed_tasks": 1},
-            data_docs=str(staging_report_dir(settings, run_id)),
-            severity="error",
-            task_id=name,
-        )
-        send_alert(settings, alert)
+        alert_failed_step(get_settings(), run_id, name, detail, getattr(ti, "try_number", None))
 
 
 def _logged_error(ti: Any) -> str | None:

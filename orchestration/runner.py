@@ -1,12 +1,22 @@
-"""`ofsted run`: the nightly DAG once, in-process, through Airflow itself.
+"""`ofsted run`: the night once, now, in this process; `ofsted rerun`: the same night from the
+raw checks on; `ofsted run --airflow`: the night through Airflow's own `dag.test()`.
 
-Airflow keeps its state in a project-local AIRFLOW_HOME (`.airflow/` by default: a SQLite
-metadata DB, created on first use and migrated only when Airflow's version changes), the
-DAGs folder is the project's `dags/`, and the one-slot `duckdb_writer` pool is created
-here (in production: `airflow pools set duckdb_writer 1 ...`, see docker-compose.yml).
+`ofsted run` runs the night's steps (`orchestration.night.night_steps`, the list the DAG is
+built from) in order, in this process, through `orchestration.steps.run_steps`: the same
+functions, the same night history, the same lock (the command holds it), the same alerts as
+the scheduled DAG; what it does not have is what a scheduler adds, retries (a failure fails it
+at once: the one running it is watching) and task timeouts. It costs what its work costs:
+chosen by measurement (`benchmarks/run_bench.py`), Airflow's `dag.test()` added 8-10 s to a
+30 s night of the sample letters (importing Airflow, parsing the DAG twice, serialising it
+into the metadata DB, and the in-process execution API around each of the ten tasks).
 
-Airflow is imported lazily, after the environment is set. This package (`orchestration`)
-holds everything that needs Airflow; `ingest` never imports it.
+`ofsted run --airflow` keeps that path for whoever changes the DAG: Airflow keeps its state in
+a project-local AIRFLOW_HOME (`.airflow/` by default: a SQLite metadata DB, created on first
+use and migrated only when Airflow's version changes), the DAGs folder is the project's
+`dags/`, and the one-slot `duckdb_writer` pool is created here (in production: `airflow pools
+set duckdb_writer 1 ...`, see docker-compose.yml). Airflow is imported only on that path,
+after the environment is set. This package (`orchestration`) holds everything that needs
+Airflow; `ingest` never imports it.
 """
 
 from __future__ import annotations
@@ -21,8 +31,8 @@ from typing import Any
 
 from ingest.redact import redact_url
 from ingest.settings import PROJECT_ROOT, Settings
-from orchestration.logs import console_to_log
-from orchestration.steps import DAG_ID, POOL, StepFailed, close_night
+from orchestration.logs import console_to_log, steps_logging
+from orchestration.steps import DAG_ID, POOL, StepFailed, close_night, step_line
 
 POOL_DESCRIPTION = "DuckDB allows one writing process per file: every task that opens the warehouse"
 
@@ -103,19 +113,17 @@ def _progress_listener(echo: Callable[[str], None]) -> Any:
         def on_task_instance_running(self, previous_state, task_instance):
             started[(task_instance.task_id, getattr(task_instance, "map_index", -1))] = time.monotonic()
 
-        def _line(self, ti: Any, mark: str, extra: str = "") -> None:
+        def _line(self, ti: Any, mark: str, error: BaseException | str | None = None) -> None:
             t0 = started.pop((ti.task_id, getattr(ti, "map_index", -1)), None)
-            took = f"{time.monotonic() - t0:6.1f}s" if t0 is not None else "      -"
-            echo(f"  {mark} {took}  {name(ti)}{extra}")
+            echo(step_line(mark, time.monotonic() - t0 if t0 is not None else None, name(ti), error))
 
         @hookimpl
         def on_task_instance_success(self, previous_state, task_instance):
-            self._line(task_instance, "ok  ")
+            self._line(task_instance, "ok")
 
         @hookimpl
         def on_task_instance_failed(self, previous_state, task_instance, error):
-            msg = f"  -- {type(error).__name__}: {error}".splitlines()[0][:300] if error else ""
-            self._line(task_instance, "FAIL", msg)
+            self._line(task_instance, "FAIL", error)
 
         @hookimpl
         def on_task_instance_skipped(self, previous_state, task_instance):
@@ -148,12 +156,19 @@ def _xcom(run_id: str, task_id: str) -> Any:
     return value
 
 
-def summary_lines(settings: Settings, run_id: str, state: str) -> list[str]:
-    counts = _xcom(run_id, "load_raw") or {}
-    published = _xcom(run_id, "publish") or {}
+def dag_results(run_id: str) -> dict[str, Any]:
+    """What `summary_lines` reads, from a DAG run's XComs (`ofsted run --airflow`)."""
+    return {name: _xcom(run_id, name) for name in ("fetch", "load_raw", "publish")}
+
+
+def summary_lines(settings: Settings, run_id: str, state: str, results: dict[str, Any]) -> list[str]:
+    """The night's summary from its steps' results (by step name): letters, marts, the
+    data-quality verdict, and where its outcome is."""
+    counts = results.get("load_raw") or {}
+    published = results.get("publish") or {}
     marts = (published.get("warehouse") or {}).get("marts") or {}
     lines = [f"run {run_id}: {state.upper()}"]
-    fetched = _xcom(run_id, "fetch")
+    fetched = results.get("fetch")
     c = {k: counts.get(k, "?") for k in ("new", "unchanged", "duplicate", "rejected")}
     lines.append(f"letters: new {c['new']}, unchanged {c['unchanged']}, duplicate {c['duplicate']}, "
                  f"rejected {c['rejected']} (of {len(fetched) if isinstance(fetched, list) else '?'} "
@@ -166,9 +181,9 @@ def summary_lines(settings: Settings, run_id: str, state: str) -> list[str]:
         lines.append("marts: " + ", ".join(f"{t} {n}" for t, n in marts.items()))
     # the night's data-quality verdict as `ofsted status` words it (one reader: the night history)
     from ingest.controls import dq_lines
-    from ingest.nights import read_nights
+    from ingest.nights import find_night
 
-    night = next((n for n in read_nights(settings, limit=50) if n["run_id"] == run_id), None)
+    night = find_night(settings, run_id)
     if night is not None:
         lines += dq_lines(night)
     return lines + outcome_lines(settings, run_id, bool(published))
@@ -246,22 +261,55 @@ def migration_lines(settings: Settings, since: Any) -> list[str]:
     return [f"warehouse schema migrated to version {v}: {note}" for v, note in rows]
 
 
-def cli_run(settings: Settings) -> int:
-    """`ofsted run`: print a line per task, then a summary; non-zero when the run failed. Everything
-    the run writes, and these lines, go to the log file (`orchestration.logs.console_to_log`)."""
+def run_night(settings: Settings, echo: Callable[[str], None] = print,
+              trace: Callable[[str], Path | None] = lambda what: None) -> tuple[str, str, dict[str, Any]]:
+    """The night's steps, in order, in this process (see the module docstring); returns
+    (run_id, final state, the steps' results by name). A failure is recorded and alerted by
+    `run_steps`; here it is the state "failed"."""
+    import datetime as dt
+
+    from orchestration.night import night_steps
+    from orchestration.steps import Night, run_steps
+
+    def where(step: str) -> str:
+        log = trace(f"run, step {step}")
+        return f" (full trace in {log})" if log else ""
+
+    apply_env(settings)  # dbt and the parse workers read the settings from the environment
+    started = dt.datetime.now(dt.UTC)
+    run_id = f"manual__{started.isoformat()}"  # as Airflow names a manual run
+    steps = night_steps(settings)
+    night = Night(settings, run_id, started.strftime("%Y-%m-%d"), "manual", steps[0].name)
+    try:
+        with steps_logging():
+            return run_id, "success", run_steps(steps, night, echo, where)
+    except StepFailed as exc:
+        return run_id, "failed", exc.results
+
+
+def cli_run(settings: Settings, airflow: bool = False,
+            trace: Callable[[str], Path | None] = lambda what: None) -> int:
+    """`ofsted run` (`--airflow`: through Airflow's dag.test): print a line per step, then a
+    summary; non-zero when the night failed. Everything the run writes, and these lines, go to
+    the log file (`orchestration.logs.console_to_log`)."""
     t0 = time.monotonic()
     import datetime as dt
 
     where = f"inbox {settings.inbox_dir}" if settings.source != "http" else \
         f"index {redact_url(settings.http_index_url or '')}"
-    print(f"ofsted run: {where}, work warehouse {settings.work_warehouse}", flush=True)
+    print(f"ofsted run: {where}, work warehouse {settings.work_warehouse}"
+          + (", through Airflow's dag.test" if airflow else ""), flush=True)
     started = dt.datetime.now(dt.UTC)
     with console_to_log(settings.log_file) as say:
-        run_id, state = run_dag(settings, echo=say)
+        if airflow:
+            run_id, state = run_dag(settings, echo=say)
+            results = dag_results(run_id)
+        else:
+            run_id, state, results = run_night(settings, echo=say, trace=trace)
         close_night(settings, run_id, state)
-        for line in summary_lines(settings, run_id, state) + migration_lines(settings, started):
+        for line in summary_lines(settings, run_id, state, results) + migration_lines(settings, started):
             say(line)
-        say(f"task logs (Airflow, dbt, GX): {settings.log_file}")
+        say(f"logs (steps, dbt, GX{', Airflow' if airflow else ''}): {settings.log_file}")
         say(f"wall time {time.monotonic() - t0:.1f}s")
     if state != "success":
         print(f"ofsted run: the run {state}; the published warehouse was left as it was", file=sys.stderr)
@@ -297,7 +345,8 @@ def rerun(settings: Settings, run_id: str, echo: Callable[[str], None] = print,
     migrate_raw(settings.work_warehouse)  # an older warehouse gains the raw tables dbt now reads
     steps = rerun_steps(night_steps(settings))
     night = Night(settings, run_id, dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"), "rerun", steps[0].name)
-    return run_steps(steps, night, echo, where)
+    with steps_logging():
+        return run_steps(steps, night, echo, where)
 
 
 def cli_rerun(settings: Settings, trace: Callable[[str], Path | None] = lambda what: None) -> int:
@@ -327,6 +376,6 @@ def cli_rerun(settings: Settings, trace: Callable[[str], Path | None] = lambda w
         published = bool((find_night(settings, run_id) or {}).get("published"))
         for line in outcome_lines(settings, run_id, published) + migration_lines(settings, started):
             say(line)
-        say(f"task logs (dbt, GX): {settings.log_file}")
+        say(f"logs (steps, dbt, GX): {settings.log_file}")
         say(f"wall time {time.monotonic() - t0:.1f}s")
     return 1 if failed else 0

@@ -16,6 +16,7 @@ in-process runner at once), `close_night` a DAG run that ended without a task sa
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -76,13 +77,52 @@ class Step:
         return tuple(self.inputs) + self.item_params
 
 
-class StepFailed(RuntimeError):
-    """A step failed in an in-process run (already recorded as the night's failure)."""
+class Verdict(RuntimeError):
+    """A step's verdict on its data: the night fails at once, never retried (the same data gives
+    the same answer), and the night history keeps its message as the reason. In a DAG task
+    Airflow sees it as an AirflowFailException (`orchestration.notifiers.as_task_failure`); this
+    module, and so an in-process night, never imports Airflow."""
 
-    def __init__(self, step: str, reason: str, result: Any = None) -> None:
+    verdict = True
+    alert_sent = False  # True when the step sent its own, more detailed, alert
+
+    def __init__(self, message: str, result: dict | None = None) -> None:
+        super().__init__(message)
+        self.result = result  # recorded in the night history like a passing check's
+
+
+class DataQualityFailed(Verdict):
+    """Expectations failed; the alert naming them has already been sent."""
+
+    alert_sent = True
+
+
+class DbtTestsFailed(Verdict):
+    """dbt tests failed (their names and results in the message)."""
+
+
+def step_line(mark: str, seconds: float | None, name: str, error: BaseException | str | None = None) -> str:
+    """A step's (a task's) progress line, the same from `ofsted run`, `rerun` and `run --airflow`:
+    "  ok      0.6s  fetch", "  FAIL   2.0s  validate_raw  -- DataQualityFailed: 1 of 8 ...";
+    `mark` is ok, FAIL or skip."""
+    took = f"{seconds:6.1f}s" if seconds is not None else "      -"
+    line = f"  {mark:<4} {took}  {name}"
+    if error:
+        head = (str(error).strip().splitlines() or [""])[0]
+        line += f"  -- {head}" if isinstance(error, str) else f"  -- {type(error).__name__}: {head}"
+    return line[:400]
+
+
+class StepFailed(RuntimeError):
+    """A step failed in an in-process run (already recorded as the night's failure, and alerted).
+    `results` holds what the steps before it returned."""
+
+    def __init__(self, step: str, reason: str, result: Any = None,
+                 results: dict[str, Any] | None = None) -> None:
         super().__init__(reason)
         self.step = step
         self.result = result
+        self.results = results or {}
 
 
 def reason_of(exc: BaseException) -> str:
@@ -141,6 +181,27 @@ def fail_night(settings: Settings, run_id: str, step: str, reason: str) -> None:
         publish_failed_night(settings, run_id, render=render_latest)
 
 
+def alert_failed_step(settings: Settings, run_id: str, step: str, detail: str,
+                      attempt: int | None = None) -> None:
+    """The one alert for a step (a task) that failed: sent by the DAG's failure callback after the
+    last try (`orchestration.notifiers.AlertNotifier`) and by an in-process run at once. A verdict
+    that sent its own alert (`alert_sent`) is not alerted again: the caller checks."""
+    from ingest.alerts import Alert, send_alert
+    from ingest.warehouse.publish import staging_report_dir
+
+    tried = f" (try {attempt})" if attempt is not None else ""
+    send_alert(settings, Alert(
+        run_id=run_id,
+        title=f"{DAG_ID}: task {step} failed{tried}",
+        failures=[{"table": None, "expectation": f"task {step}",
+                   "detail": "; ".join(ln.strip() for ln in detail.splitlines() if ln.strip())[:1000]}],
+        counts={"failed_tasks": 1},
+        data_docs=str(staging_report_dir(settings, run_id)),
+        severity="error",
+        task_id=step,
+    ))
+
+
 def close_night(settings: Settings, run_id: str, state: str) -> None:
     """After a DAG run: record its end if no step did (a run that timed out, or one that failed
     before any task's callback could run)."""
@@ -153,34 +214,48 @@ def close_night(settings: Settings, run_id: str, state: str) -> None:
                else "the DAG run succeeded but no step published the warehouse")
 
 
-# --- in-process: `ofsted rerun` ---------------------------------------------------------------
+# --- in-process: `ofsted run` and `ofsted rerun` ---------------------------------------------
+
+def _one(step: Step, name: str, night: Night, inputs: Mapping[str, Any],
+         echo: Callable[[str], None], trace: Callable[[str], str], done: dict[str, Any]) -> Any:
+    """One step (or one item of a mapped step, `name` "parse[0]"): its line, and on a failure
+    the night's failure recorded and alerted, then StepFailed."""
+    logging.getLogger(__name__).info("%s of %s: starting", name, night.run_id)
+    t0 = time.monotonic()
+    try:
+        result = run_step(step, night, inputs)
+    except Exception as exc:  # noqa: BLE001 - every failure ends the run with one line
+        lines = [ln.strip() for ln in reason_of(exc).splitlines() if ln.strip()] or [type(exc).__name__]
+        echo(step_line("FAIL", time.monotonic() - t0, name, exc))
+        for line in lines[1:11]:  # the failing tests or expectations, one a line
+            echo(f"       {line[:300]}")
+        where = trace(name)  # the trace goes to the log; a verdict's reason is its own words
+        reason = lines[0][:400] + ("" if getattr(exc, "verdict", False) else where)
+        fail_night(night.settings, night.run_id, name, reason)
+        if not getattr(exc, "alert_sent", False):
+            alert_failed_step(night.settings, night.run_id, name, f"{type(exc).__name__}: {exc}")
+        raise StepFailed(name, reason, getattr(exc, "result", None), done) from exc
+    except BaseException as exc:  # interrupted: recorded, then on its way
+        fail_night(night.settings, night.run_id, name, f"interrupted ({type(exc).__name__})")
+        raise
+    echo(step_line("ok", time.monotonic() - t0, name))
+    return result
+
 
 def run_steps(steps: tuple[Step, ...], night: Night, echo: Callable[[str], None],
               trace: Callable[[str], str]) -> dict[str, Any]:
-    """Run `steps` in order in this process (no retries: the one running it is watching).
-    Prints a line per step; on a failure records it (`fail_night`) and raises StepFailed with a
-    one-line reason (`trace(step)` logs the exception's trace and says where). Returns the
-    results by step name."""
+    """Run `steps` in order in this process: no retries (the one running it is watching), a
+    mapped step once per item. Prints a line per step (per item: "parse[0]"); on a failure
+    records it (`fail_night`), sends the alert (`alert_failed_step`, unless the step sent its
+    own) and raises StepFailed with a one-line reason (`trace(step)` logs the exception's trace
+    and says where) and the results so far. Returns the results by step name."""
     results: dict[str, Any] = {}
     for step in steps:
         inputs = {param: results.get(source) for param, source in step.inputs.items()}
-        t0 = time.monotonic()
-        try:
-            if step.mapped_over:
-                items = results.get(step.mapped_over) or []
-                results[step.name] = [run_step(step, night, {**inputs, **item}) for item in items]
-            else:
-                results[step.name] = run_step(step, night, inputs)
-        except Exception as exc:  # noqa: BLE001 - every failure ends the run with one line
-            echo(f"  FAIL {time.monotonic() - t0:6.1f}s  {step.name}")
-            lines = [ln.strip() for ln in reason_of(exc).splitlines() if ln.strip()]
-            for line in lines[1:11]:  # the failing tests or expectations, one a line
-                echo(f"       {line[:300]}")
-            reason = lines[0][:400] + trace(step.name)
-            fail_night(night.settings, night.run_id, step.name, reason)
-            raise StepFailed(step.name, reason, getattr(exc, "result", None)) from exc
-        except BaseException as exc:  # interrupted: recorded, then on its way
-            fail_night(night.settings, night.run_id, step.name, f"interrupted ({type(exc).__name__})")
-            raise
-        echo(f"  ok   {time.monotonic() - t0:6.1f}s  {step.name}")
+        if step.mapped_over:
+            items = results.get(step.mapped_over) or []
+            results[step.name] = [_one(step, f"{step.name}[{n}]", night, {**inputs, **item}, echo, trace,
+                                       results) for n, item in enumerate(items)]
+        else:
+            results[step.name] = _one(step, step.name, night, inputs, echo, trace, results)
     return results

@@ -1,4 +1,4 @@
-"""Helpers for the Airflow tests: `ofsted run` in a subprocess with its own temp dirs, and a
+"""Helpers for the night's tests: `ofsted run` in a subprocess with its own temp dirs, and a
 reader process polling the published warehouse. (The alert receivers are fixtures in
 conftest.py: `webhook`, `mailbox` and their module-scoped twins.)"""
 
@@ -32,8 +32,9 @@ def settings_for(env: dict[str, str]) -> Settings:
     return Settings.from_env(env)
 
 
-def ofsted_run(env: dict[str, str], timeout: float = 1500) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ingest.cli", "run"], env=env, cwd=PROJECT_ROOT,
+def ofsted_run(env: dict[str, str], *flags: str, timeout: float = 1500) -> subprocess.CompletedProcess:
+    """`ofsted run` (with `--airflow`: through Airflow's dag.test) in a subprocess."""
+    return subprocess.run([sys.executable, "-m", "ingest.cli", "run", *flags], env=env, cwd=PROJECT_ROOT,
                           capture_output=True, text=True, timeout=timeout)
 
 

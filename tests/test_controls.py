@@ -400,7 +400,7 @@ def conflicting_letter(src: Path) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(3600)  # two nights through Airflow and a re-run
+@pytest.mark.timeout(3600)  # two nights and a re-run
 def test_a_conflicting_duplicate_fails_the_night_until_quarantined_and_rerun(tmp_path):
     root = tmp_path
     shutil.copytree(SAMPLE_LETTERS, root / "inbox")

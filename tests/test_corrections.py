@@ -15,7 +15,7 @@ older warehouse (no recorded schema version, old keys) is rebuilt once, saying s
 raw layer gets its content hashes recomputed with the letter date, so a copy of a letter in
 other bytes is still recognised as a duplicate.
 
-Last, a whole night through Airflow (`ofsted run`, module fixture `republished`): letters
+Last, a whole night (`ofsted run`, module fixture `republished`): letters
 re-published under the SAME file names (the loader supersedes the old bytes at that URI), one
 re-dated months after its inspection and one whose date the parser cannot find. The night
 succeeds; its only finding is a warning, visible in the audit table, `ofsted status`, the
@@ -43,7 +43,7 @@ from ingest.cli import main as ofsted
 from ingest.nights import read_nights
 from ingest.settings import PROJECT_ROOT
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # a night through Airflow below
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # a whole night below
 
 DORSET, DERBYSHIRE, DUDLEY = (
     "000_0d07fcbfe49cee7c.txt", "003_9c1c04a8ac30f548.txt", "004_d31db654b42efda9.txt")
@@ -329,7 +329,7 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 def republished(tmp_path_factory) -> SimpleNamespace:
     """The three real letters loaded; then, under the same file names, Derbyshire's letter
     re-dated 14 June 2011 (251 days after its inspection ended, the first letter 28 days after)
-    and Dudley's letter without its date line; then one night through Airflow (`ofsted run`)."""
+    and Dudley's letter without its date line; then one whole night (`ofsted run`)."""
     root = tmp_path_factory.mktemp("republished")
     inbox = root / "inbox"
     inbox.mkdir()

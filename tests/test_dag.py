@@ -204,7 +204,8 @@ def test_the_dag_parses_without_reading_dbt(tmp_path):
 
 @pytest.mark.slow  # runs dbt (a seed)
 def test_release_lets_another_connection_open_the_file_after_dbt_in_this_process(tmp_path):
-    """What the callback is for: under dag.test() every task shares one process."""
+    """What the callback is for: in an in-process night (and under dag.test()) every step shares
+    one process."""
     import duckdb
     from dbt.cli.main import dbtRunner
 
@@ -277,6 +278,27 @@ def test_an_alert_for_a_task_that_failed_without_an_exception_says_why(tmp_path,
     log.unlink()
     AlertNotifier().notify({"ti": TI(), "run_id": "manual__x"})
     assert "failed before it ran" in detail() and "try 2" in detail()
+
+
+def test_a_verdict_fails_its_task_at_once_as_the_step_raised_it():
+    """A step's verdict (failed expectations, failed dbt tests) is plain Python in the night's
+    steps (an in-process night never imports Airflow); a DAG task raises it as an
+    AirflowFailException (no retry) of the same name, message and attributes."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from orchestration.notifiers import as_task_failure
+    from orchestration.steps import DataQualityFailed, DbtTestsFailed, Verdict, reason_of
+
+    dq = DataQualityFailed("1 of 8 raw expectations failed\nexpect_x", result={"failed": 1})
+    for verdict in (dq, DbtTestsFailed("dbt build: 1 test(s) failed: t")):
+        failure = as_task_failure(verdict)
+        assert isinstance(failure, AirflowFailException) and isinstance(failure, type(verdict))
+        assert isinstance(failure, Verdict) and not isinstance(verdict, AirflowFailException)
+        assert type(failure).__name__ == type(verdict).__name__ and str(failure) == str(verdict)
+        assert (failure.result, failure.alert_sent) == (verdict.result, verdict.alert_sent)
+        assert reason_of(failure) == reason_of(verdict)  # the night history's reason: its own words
+    assert as_task_failure(dq).alert_sent and as_task_failure(dq).result == {"failed": 1}
+    assert type(as_task_failure(dq)) is type(as_task_failure(DataQualityFailed("again")))  # one class each
 
 
 def test_dbt_gets_the_nights_id_and_date_with_or_without_a_logical_date():

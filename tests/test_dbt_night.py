@@ -20,7 +20,7 @@ from _dbt_support import dbt_settings, query, real_letters, write_raw
 from ingest.warehouse.build import FAILED_STATE, build_night, night_env
 from ingest.warehouse.publish import generate_dbt_docs
 from orchestration.dbt import build
-from orchestration.notifiers import DbtTestsFailed
+from orchestration.steps import DbtTestsFailed
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +64,7 @@ def test_a_failing_test_fails_the_night_at_once_and_is_named(night):
     con.execute("insert into raw.findings select * replace ('no-such-letter' as _sha256) "
                 "from raw.findings limit 1")
     con.close()
-    with pytest.raises(DbtTestsFailed) as failed:  # an AirflowFailException: no retry
+    with pytest.raises(DbtTestsFailed) as failed:  # a verdict: no retry (in the DAG: AirflowFailException)
         build(night, "scheduled__2031-03-03", "2031-03-03")
     message = str(failed.value)
     assert "test(s) failed: " in message and "source_relationships_raw_findings__sha256" in message

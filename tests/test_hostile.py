@@ -1,6 +1,7 @@
 """A hostile inbox beside the real letters (tests/hostile_corpus.py): `ofsted load` loads the
 letters, rejects every hostile file with its reason, skips what is not a file, copies nothing
-from outside the inbox, and a second run changes nothing. Then the same through the DAG."""
+from outside the inbox, and a second run changes nothing. Then the same through the DAG
+(`ofsted run --airflow`)."""
 
 from __future__ import annotations
 
@@ -91,15 +92,16 @@ def test_reparse_retry_rejected_retries_with_raised_limits(tmp_path):
 
 @pytest.mark.slow
 def test_the_night_through_the_dag_rejects_the_attacks_and_publishes(tmp_path, hostile_inbox):
-    """`ofsted run` (the DAG in-process) on the hostile inbox: the night succeeds, the letters
-    are published, every attack is rejected or skipped with its reason."""
+    """`ofsted run --airflow` (the DAG as Airflow builds it, through its dag.test) on the hostile
+    inbox: the night succeeds, the letters are published, every attack is rejected or skipped
+    with its reason; the tasks ran in Airflow, which kept its metadata DB."""
     from _airflow_support import ofsted_run, run_env, settings_for
 
-    # parsing the DAG file runs `dbt ls` (until the layout issue's manifest mode lands): on a
-    # busy two-core machine that can pass Airflow's 30 s import timeout
-    env = run_env(tmp_path, hostile_inbox, AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT="180", **LIMITS)
-    done = ofsted_run(env)
+    env = run_env(tmp_path, hostile_inbox, **LIMITS)
+    done = ofsted_run(env, "--airflow")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "airflow: metadata DB created" in done.stdout and "  ok  " in done.stdout
+    assert (Path(env["AIRFLOW_HOME"]) / "airflow.db").is_file()
     s = settings_for(env)
     n_rejected = sum(a.outcome == "rejected" for a in ATTACKS)
     assert f"letters: new 3, unchanged 0, duplicate 0, rejected {n_rejected}" in done.stdout

@@ -1,4 +1,4 @@
-"""No secret leaves the settings: a night (`ofsted run`, through Airflow) with a secret planted in
+"""No secret leaves the settings: a night (`ofsted run`) with a secret planted in
 every secret-bearing setting, then every output, log, alert record, table and report page is
 searched for each secret (as written, URL-encoded, and as the Basic-auth header would carry it).
 

@@ -9,7 +9,6 @@ final name. Storing bytes that are already archived is a no-op.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import re
 import shutil
@@ -17,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from ingest.files import UnsafeFile, check_target, fsync_dir, fsync_file
+from ingest.files import UnsafeFile, check_target, fsync_dir, fsync_file, syncfs
 
 _EXT = re.compile(r"[a-z0-9]{1,8}")
 
@@ -121,7 +120,7 @@ class Archiver:
         if not self._staged:
             return
         staged, self._staged = self._staged, {}
-        if not _syncfs(self.archive_dir):
+        if not syncfs(self.archive_dir):
             for _, tmp in staged.values():
                 fsync_file(Path(tmp))
         for final, (rel, tmp) in staged.items():
@@ -131,7 +130,7 @@ class Archiver:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
                 self.errors[rel] = f"cannot archive: {exc.strerror or exc}"
-        if not _syncfs(self.archive_dir):
+        if not syncfs(self.archive_dir):
             for d in {os.path.dirname(f) for f in staged}:
                 fsync_dir(Path(d))
 
@@ -140,33 +139,6 @@ class Archiver:
         self.flush()
         errors, self.errors = self.errors, {}
         return errors
-
-
-def _load_syncfs():
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int]
-    fn.restype = ctypes.c_int
-    return fn
-
-
-_SYNCFS = _load_syncfs()
-
-
-def _syncfs(path: Path) -> bool:
-    """Flush the file system holding `path` (Linux syncfs); False when not available or it failed."""
-    if _SYNCFS is None:
-        return False
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return False
-    try:
-        return _SYNCFS(fd) == 0
-    finally:
-        os.close(fd)
 
 
 def clean_orphans(archive_dir: Path) -> int:
