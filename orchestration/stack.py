@@ -12,6 +12,12 @@ the JWT secret, Fernet key and API secret key every component must share), mode 
 in git, never printed. STACK_HOST in stack.env (127.0.0.1 unless changed) is the address the
 services listen on and other machines reach them at.
 
+Overrides (`shared_env`): a setting deploy/airflow.env holds, set in the environment of `up` (or
+`worker`), wins over the file's value, as Airflow's AIRFLOW__X__Y beats airflow.cfg and compose's
+`environment:` beats its `env_file`; `up` names what it overrode. Only the file's keys: nothing
+else of the caller's environment reaches the stack, and what the stack sets per host (ports,
+paths, secrets, connections) cannot be overridden.
+
 Queues: this machine owns the data directory, so its worker serves the default queue and the
 warehouse queue (`OFSTED_WAREHOUSE_QUEUE`: every task that opens the data directory or a
 warehouse). `worker --join <the data host's stack.env>` starts an extra worker elsewhere, with
@@ -34,6 +40,7 @@ import ipaddress
 import json
 import os
 import pwd
+import re
 import secrets
 import shutil
 import socket
@@ -42,6 +49,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,14 +177,31 @@ def api_url(gen: dict[str, str]) -> str:
     return f"http://{_url_host(gen)}:{gen['STACK_API_PORT']}"
 
 
-def stack_env(settings: Settings, lay: Layout, gen: dict[str, str]) -> dict[str, str]:
-    """The whole environment of every stack process: shared file + this host's values."""
+def shared_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """deploy/airflow.env, each of its keys overridden by the same name in `environ` (default:
+    this process's environment). The one rule for an operator's override of a shared setting."""
+    environ = os.environ if environ is None else environ
+    shared = read_env_file(SHARED_ENV)
+    return {key: environ.get(key, value) for key, value in shared.items()}
+
+
+def overridden(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The keys of deploy/airflow.env whose value the environment changes (see `shared_env`)."""
+    file = read_env_file(SHARED_ENV)
+    return sorted(k for k, v in shared_env(environ).items() if v != file[k])
+
+
+def stack_env(settings: Settings, lay: Layout, gen: dict[str, str],
+              environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The whole environment of every stack process: the shared settings (`shared_env`, from
+    `environ`, default this process's environment) + this host's values."""
+    environ = os.environ if environ is None else environ
     host = _url_host(gen)
     pg = f"airflow:{gen['STACK_POSTGRES_PASSWORD']}@{host}:{gen['STACK_POSTGRES_PORT']}/airflow"
     api = api_url(gen)
-    env = {k: v for k, v in os.environ.items()
+    env = {k: v for k, v in environ.items()
            if k in PASSED_THROUGH or k.startswith(PASSED_THROUGH_PREFIXES)}
-    env.update(read_env_file(SHARED_ENV))
+    env.update(shared_env(environ))
     env.update(settings.to_env())
     env.update({
         "AIRFLOW_HOME": str(lay.airflow_home),
@@ -206,7 +232,7 @@ def stack_env(settings: Settings, lay: Layout, gen: dict[str, str]) -> dict[str,
 def worker_queues(settings: Settings, role: str) -> list[str]:
     """The Celery queues this machine's worker serves: the data host serves the default queue
     and the warehouse queue; an extra worker (no data directory of the night) the default only."""
-    default = read_env_file(SHARED_ENV)[DEFAULT_QUEUE_KEY]
+    default = shared_env()[DEFAULT_QUEUE_KEY]
     return [default] if role == "worker" else [default, settings.warehouse_queue]
 
 
@@ -468,15 +494,32 @@ def _airflow(env: dict[str, str], *args: str, timeout: float = 600) -> None:
         raise StackError(f"airflow {' '.join(args)} failed: {lines[-1] if lines else proc.returncode}")
 
 
-def _migrate(lay: Layout, env: dict[str, str]) -> None:
+def _migrate(lay: Layout, env: dict[str, str]) -> bool:
+    """Migrate the metadata DB unless this Airflow version already did; whether it ran (then the
+    night's pool must be set: `_set_pool`, which may run while the programs start)."""
     import airflow
 
     marker = lay.airflow_home / ".ofsted-db-version"
     if marker.exists() and marker.read_text().strip() == airflow.__version__:
-        return
+        return False
     _airflow(env, "db", "migrate")
+    return True
+
+
+def _set_pool(lay: Layout, env: dict[str, str]) -> None:
+    """The night's pool, then the marker that says this Airflow version's DB is ready."""
+    import airflow
+
     _airflow(env, "pools", "set", POOL, "1", POOL_DESCRIPTION)
-    marker.write_text(airflow.__version__ + "\n")
+    (lay.airflow_home / ".ofsted-db-version").write_text(airflow.__version__ + "\n")
+
+
+def start(lay: Layout, *names: str) -> None:
+    """Start supervisord programs all at once: `supervisorctl start a b` waits out each one's
+    `startsecs` in turn (3 s each, and the Airflow programs' imports one after another)."""
+    with ThreadPoolExecutor(max_workers=len(names) or 1) as pool:
+        for job in [pool.submit(ctl, lay, "start", name) for name in names]:
+            job.result()
 
 
 def _start_supervisord(settings: Settings, lay: Layout, gen: dict[str, str], env: dict[str, str]) -> None:
@@ -512,14 +555,20 @@ def up(settings: Settings, echo=print) -> dict[str, str]:
     try:
         ensure_airflow_database(gen)
         _wait_redis(gen)
-        _migrate(lay, env)
-        ctl(lay, "start", *AIRFLOW_PROGRAMS)
+        migrated = _migrate(lay, env)
+        with ThreadPoolExecutor(max_workers=2) as pool:  # the pool is set while the programs start
+            jobs = [pool.submit(start, lay, *AIRFLOW_PROGRAMS)]
+            if migrated:
+                jobs.append(pool.submit(_set_pool, lay, env))
+            for job in jobs:
+                job.result()
         # its first start migrates nothing but imports all of Airflow: minutes on a loaded 2-core machine
         _wait("api-server", lambda: urllib.request.urlopen(f"{api}/api/v2/version", timeout=3).status == 200,
               300)
     except BaseException:
         down(settings, echo=lambda _line: None)
         raise
+    _echo_overridden(echo)
     echo(f"stack: up in {time.monotonic() - t0:.1f}s; Airflow UI {api}/ (user {ADMIN}, password in "
          f"{lay.passwords}); logs in {lay.logs}; worker queues "
          f"{','.join(worker_queues(settings, 'data'))}")
@@ -566,13 +615,20 @@ def worker(settings: Settings, join: Path, name: str | None = None, echo=print) 
     _start_supervisord(settings, lay, gen, env)
     try:
         _wait_redis(gen)
-        ctl(lay, "start", *WORKER_PROGRAMS)
+        start(lay, *WORKER_PROGRAMS)
     except BaseException:
         down(settings, echo=lambda _line: None)
         raise
+    _echo_overridden(echo)
     echo(f"stack: extra worker {gen['STACK_WORKER_NAME']} started on queue "
          f"{','.join(worker_queues(settings, 'worker'))}, joined to {api_url(gen)}; logs in {lay.logs}")
     return gen
+
+
+def _echo_overridden(echo) -> None:
+    if keys := overridden():  # names only: a value could be anything an operator put there
+        echo(f"stack: set from the environment over {SHARED_ENV.relative_to(PROJECT_ROOT)}: "
+             f"{', '.join(keys)}")
 
 
 def _sweep(lay: Layout, echo) -> None:
@@ -582,10 +638,38 @@ def _sweep(lay: Layout, echo) -> None:
              + (f"; could not stop {still}" if still else ""))
 
 
+def _stop_programs(lay: Layout) -> None:
+    """Stop this machine's programs in the order they depend on each other, each step's at once
+    (supervisord's shutdown stops them one after another): the worker first (its warm shutdown
+    lets a running task finish, and that task reports to the api-server), then the scheduler and
+    dag-processor, then the api-server they all talk to, then PostgreSQL and Redis. The triggerer
+    stops meanwhile: after a night it can take ~10 s (Airflow kills its trigger runner only
+    after a 10 s escalation delay)."""
+    try:
+        configured = set(re.findall(r"^\[program:([\w-]+)\]$", lay.supervisor_conf.read_text(), re.M))
+    except OSError:
+        return
+    with ThreadPoolExecutor(max_workers=len(configured) or 1) as pool:
+        def stop(*names: str) -> list:
+            return [pool.submit(ctl, lay, "stop", n, check=False) for n in names if n in configured]
+
+        def wait(jobs: list) -> None:
+            for job in jobs:
+                job.result()
+
+        triggerer = stop("triggerer")
+        wait(stop(*WORKER_PROGRAMS))
+        wait(stop("scheduler", "dag-processor"))
+        wait(triggerer)
+        wait(stop("api-server"))
+        wait(stop("postgres", "redis"))
+
+
 def down(settings: Settings, echo=print) -> None:
     lay = layout(settings)
     pid = _supervisord_pid(lay)
     if pid is not None:
+        _stop_programs(lay)  # then supervisord's shutdown finds nothing left to stop
         ctl(lay, "shutdown", check=False)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and _supervisord_pid(lay):

@@ -117,7 +117,7 @@ def test_compose_and_the_local_stack_share_one_configuration(compose, tmp_path):
     shared = read_env_file(SHARED_ENV)
     assert shared["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     local = stack_env(Settings.from_env({"OFSTED_DATA_DIR": str(tmp_path)}), Layout(tmp_path / "stack"),
-                      generate_secrets())
+                      generate_secrets(), environ={})  # no override from this process's environment
     for key, value in shared.items():
         assert local[key] == value, key  # the local stack runs with every shared value
     for name, svc in _airflow(compose).items():

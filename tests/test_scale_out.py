@@ -2,10 +2,14 @@
 
 One module, in order:
 
-1. a real local S3 (moto's server) and a few hundred synthetic letters; the reference: the same
-   letters through `ofsted run` (the night in one process, one machine, no object store);
+1. a real local S3 (moto's server) and forty synthetic letters in eight batches (enough for both
+   workers to take parse tasks); the reference: the same letters through `ofsted run` (the night
+   in one process, one machine, no object store), run while night 2 waits out the killed
+   worker's heartbeat timeout and retry delay;
 2. the data host's stack (`stack up`: PostgreSQL, Redis, Airflow, its worker on the default and
-   warehouse queues) in a folder private to root, and a second worker (`stack worker --join`)
+   warehouse queues), with the heartbeat timeout shortened from the environment (`HEARTBEAT`,
+   the operator's override of deploy/airflow.env), in a folder private to root, and a second
+   worker (`stack worker --join`)
    from its own copy of the checkout, with its own AIRFLOW_HOME and an empty data directory,
    sharing nothing with the data host but the stack's services and the S3 bucket;
 3. night 1: succeeds; parse tasks ran on both workers; every task that opens the data directory
@@ -32,6 +36,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -44,7 +49,7 @@ from ingest.settings import PROJECT_ROOT, Settings, get_settings
 from orchestration import launch
 from orchestration.night import night_steps
 from orchestration.runner import DAG_ID
-from orchestration.stack import Api, read_env_file
+from orchestration.stack import SHARED_ENV, Api, read_env_file
 
 INSTALLED = Path("/usr/bin/redis-server").exists() and any(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
 pytestmark = [
@@ -54,8 +59,10 @@ pytestmark = [
     pytest.mark.skipif(not INSTALLED, reason="needs Debian's postgresql and redis-server "
                                              "(apt-get install postgresql redis-server)"),
 ]
-LETTERS = 200
-BATCH_SIZE = "25"  # 8 parse tasks: enough for both workers to take some
+LETTERS = 40
+BATCH_SIZE = "5"  # 8 parse tasks: enough for both workers (two task slots each) to take some
+# the kill in night 2 costs this timeout (production: 60 s, deploy/airflow.env) plus the retry delay
+HEARTBEAT = {"AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "15"}
 DATA_HOST = getfqdn()  # what Airflow records as a task's hostname on the data host (not socket.getfqdn)
 SECOND = "second-worker"
 # the tasks that open the data directory or a warehouse: the night's definition says which
@@ -118,6 +125,23 @@ def processes(stack_root: Path) -> set[tuple[int, str]]:
 
 def still_running(procs: set[tuple[int, str]]) -> list[int]:
     return [p for p, s in procs if launch._start_time(p) == s and launch._alive(p)]
+
+
+def restarted(stack_root: Path, env: dict[str, str], name: str, old_launcher: int, timeout: float = 180):
+    """Wait until supervisord has restarted `name` (RUNNING, `startsecs` passed, another launcher)."""
+    ctl = [str(Path(sys.executable).parent / "supervisorctl"), "-c", str(stack_root / "supervisord.conf")]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = run([*ctl, "status", name], env).stdout
+        if " RUNNING " in out and f"pid {old_launcher}," not in out:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{name} not restarted after {timeout:.0f}s: {out}")
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    raw = (Path("/proc") / str(pid) / "environ").read_bytes()
+    return dict(kv.split("=", 1) for kv in raw.decode(errors="replace").split("\0") if "=" in kv)
 
 
 class FlakyProxy:
@@ -227,13 +251,14 @@ def scale_out():
         common = {**base, "OFSTED_INBOX_DIR": str(inbox), "OFSTED_BATCH_SIZE": BATCH_SIZE}
 
         store = {**s3.env, "OFSTED_BATCH_STORE": s3.url("ofsted")}
-        data_env = {**common, **store, "OFSTED_DATA_DIR": str(root / "data")}
+        data_env = {**common, **store, **HEARTBEAT, "OFSTED_DATA_DIR": str(root / "data")}
         settings = Settings.from_env(data_env)
         ns["settings"] = settings
         ns["up"] = stack(data_env, "up")
         assert ns["up"].returncode == 0, ns["up"].stdout + ns["up"].stderr
         stack_root = settings.data_dir / "stack"
         ns["pgdata"] = read_env_file(stack_root / "stack.env").get("STACK_PGDATA")
+        ns["scheduler_env"] = environ_of(program_pid(stack_root, data_env, "scheduler")[1])
 
         copy = root / "machine2" / "checkout"
         _checkout_copy(copy)
@@ -255,13 +280,6 @@ def scale_out():
                                 for p in (root / "machine2" / "data").rglob("*"))
         ns["store_after_night1"] = s3.fs().find(f"{s3.bucket}/ofsted")
 
-        # the reference: one process, one machine, no object store
-        ref_env = {**common, "OFSTED_DATA_DIR": str(root / "reference"),
-                   "AIRFLOW_HOME": str(root / "reference-airflow")}
-        ref = run([str(Path(sys.executable).parent / "ofsted"), "run"], ref_env)
-        assert ref.returncode == 0, ref.stdout[-3000:] + ref.stderr[-3000:]
-        ns["reference"] = marts(Settings.from_env(ref_env).published_warehouse)
-
         # night 2: a flaky api-server in front, and the data host's worker killed -9 mid-task
         proxy = FlakyProxy(f"http://127.0.0.1:{gen['STACK_API_PORT']}")
         runs_before = run_ids(api)
@@ -277,9 +295,22 @@ def scale_out():
         killer = threading.Thread(target=_kill_during, daemon=True,
                                   args=(api, second, "dbt", worker_pid, done, killed))
         killer.start()
+        while not killed and night.poll() is None:
+            time.sleep(0.5)
+        # the reference (one process, one machine, no object store), while the stack waits out the
+        # killed worker's heartbeat timeout and the retry delay
+        ref_env = {**common, "OFSTED_DATA_DIR": str(root / "reference"),
+                   "AIRFLOW_HOME": str(root / "reference-airflow")}
+        ref_log = root / "reference.log"
+        with open(ref_log, "w") as log:
+            ref = subprocess.Popen([str(Path(sys.executable).parent / "ofsted"), "run"], env=ref_env,
+                                   cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
         out, err = night.communicate(timeout=3000)
         done.set()
         proxy.close()
+        ref.wait(timeout=1800)
+        assert ref.returncode == 0, ref_log.read_text()[-6000:]
+        ns["reference"] = marts(Settings.from_env(ref_env).published_warehouse)
         ns["night2"] = subprocess.CompletedProcess(night.args, night.returncode, out, err)
         ns["night2_s"] = time.monotonic() - t0
         ns["killed"] = killed
@@ -291,13 +322,21 @@ def scale_out():
         # kill -9 the scheduler and the worker (and the api-server's launcher), then `down`
         worker_root = Path(worker_env["OFSTED_DATA_DIR"]) / "stack"
         seen = processes(stack_root) | processes(worker_root)
-        for program, which in (("scheduler", 1), ("celery-worker", 1), ("api-server", 0)):
-            os.kill(program_pid(stack_root, data_env, program)[which], signal.SIGKILL)
-        os.kill(program_pid(worker_root, worker_env, "celery-worker")[1], signal.SIGKILL)
-        time.sleep(15)  # supervisord restarts them; their launchers clear what the old ones left
+        killed_programs = []
+        for root_, env_, program, which in ((stack_root, data_env, "scheduler", 1),
+                                            (stack_root, data_env, "celery-worker", 1),
+                                            (stack_root, data_env, "api-server", 0),
+                                            (worker_root, worker_env, "celery-worker", 1)):
+            pids = program_pid(root_, env_, program)
+            os.kill(pids[which], signal.SIGKILL)
+            killed_programs.append((root_, env_, program, pids[0]))
+        # supervisord restarts them; their new launchers clear what the old ones left
+        for root_, env_, program, old_launcher in killed_programs:
+            restarted(root_, env_, program, old_launcher)
         ns["seen"] = seen | processes(stack_root) | processes(worker_root)
-        ns["down_worker"] = stack(worker_env, "down", cwd=copy)
-        ns["down"] = stack(data_env, "down")
+        with ThreadPoolExecutor(max_workers=2) as both:  # two machines: each stops its own
+            downs = both.submit(stack, worker_env, "down", cwd=copy), both.submit(stack, data_env, "down")
+            ns["down_worker"], ns["down"] = downs[0].result(), downs[1].result()
         ns["left"] = still_running(ns["seen"]) + launch.leftovers(stack_root) + launch.leftovers(worker_root)
         yield ns
     finally:
@@ -344,6 +383,14 @@ def test_every_task_that_opens_the_data_dir_ran_on_the_data_host(scale_out):
 
 def test_a_successful_night_leaves_nothing_in_the_store(scale_out):
     assert scale_out["store_after_night1"] == []
+
+
+def test_the_stack_runs_with_a_shared_setting_overridden_from_the_environment(scale_out):
+    """The kill below waits out this timeout: the operator's override reached the scheduler."""
+    for key, value in HEARTBEAT.items():
+        assert scale_out["scheduler_env"][key] == value
+        assert read_env_file(SHARED_ENV)[key] != value  # production's value stays in the file
+        assert key in scale_out["up"].stdout  # `up` names what the environment overrode
 
 
 def test_a_worker_killed_mid_task_and_a_flaky_api_still_end_in_one_successful_night(scale_out):

@@ -240,3 +240,26 @@ def test_up_refuses_before_starting_anything_when_postgres_can_reach_nowhere(tmp
     assert as_postgres.returncode != 0  # and the `postgres` user really cannot enter it
     assert not (private / "data" / "stack" / "supervisord.pid").exists()
     assert not (private / "data" / "stack" / "postgres").exists()
+
+
+def test_a_shared_setting_set_in_the_environment_wins_over_the_file_and_nothing_else_gets_in(tmp_path):
+    """deploy/airflow.env's keys can be overridden from the environment of `up` (the kill test
+    shortens the heartbeat timeout that way); other variables and the per-host values cannot."""
+    from orchestration.stack import SHARED_ENV, Layout, generate_secrets, overridden, stack_env
+
+    file = read_env_file(SHARED_ENV)
+    key = "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"
+    gen = generate_secrets()
+    environ = {key: "15", "AIRFLOW__CORE__PARALLELISM": file["AIRFLOW__CORE__PARALLELISM"],
+               "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",  # not in the file: stays out
+               "AIRFLOW__API__PORT": "1", "AIRFLOW__CORE__FERNET_KEY": "theirs", "PATH": "/usr/bin"}
+    settings = Settings.from_env({"OFSTED_DATA_DIR": str(tmp_path)})
+    env = stack_env(settings, Layout(tmp_path / "stack"), gen, environ)
+    assert env[key] == "15" and file[key] == "60"
+    assert overridden(environ) == [key]  # an equal value is no override; `up` names only this one
+    assert "AIRFLOW__CORE__TEST_CONNECTION" not in env
+    assert env["AIRFLOW__API__PORT"] == gen["STACK_API_PORT"]  # the stack's own values stay its own
+    assert env["AIRFLOW__CORE__FERNET_KEY"] == gen["AIRFLOW__CORE__FERNET_KEY"]
+    assert env["PATH"] == "/usr/bin"
+    plain = stack_env(settings, Layout(tmp_path / "stack"), gen, {})
+    assert {k: plain[k] for k in file} == file and overridden({}) == []
