@@ -104,12 +104,18 @@ def stop(pids: list[int], grace_s: float = GRACE_S) -> list[int]:
     return pids
 
 
-def _start_time(pid: int) -> str | None:
+def start_time(pid: int) -> str | None:
     """A process's start time (clock ticks after boot): with the pid, its identity."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
     except (OSError, IndexError):
         return None
+
+
+def running(pid: int, start: str | None) -> bool:
+    """The process `pid` that started at `start` (`start_time`) still runs: not a zombie, and
+    not another process that reused the pid."""
+    return start is not None and start_time(pid) == start and _alive(pid)
 
 
 def _children_map() -> dict[int, list[int]]:
@@ -147,7 +153,7 @@ def _registry(root: Path, name: str) -> Path:
 
 
 def _record(path: Path, pids: set[int]) -> None:
-    lines = sorted(f"{pid} {start}" for pid in pids if (start := _start_time(pid)) is not None)
+    lines = sorted(f"{pid} {start}" for pid in pids if (start := start_time(pid)) is not None)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("".join(f"{line}\n" for line in lines))
     os.replace(tmp, path)
@@ -162,7 +168,7 @@ def _registered(path: Path) -> list[int]:
     out = []
     for line in lines:
         pid, _, start = line.partition(" ")
-        if pid.isdigit() and int(pid) != os.getpid() and _start_time(int(pid)) == start:
+        if pid.isdigit() and int(pid) != os.getpid() and start_time(int(pid)) == start:
             out.append(int(pid))
     return out
 

@@ -669,12 +669,14 @@ def down(settings: Settings, echo=print) -> None:
     lay = layout(settings)
     pid = _supervisord_pid(lay)
     if pid is not None:
+        start = launch.start_time(pid)
         _stop_programs(lay)  # then supervisord's shutdown finds nothing left to stop
         ctl(lay, "shutdown", check=False)
+        # until the process has ended: supervisord removes its pid file before it exits
         deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and _supervisord_pid(lay):
-            time.sleep(0.3)
-        if _supervisord_pid(lay):
+        while time.monotonic() < deadline and launch.running(pid, start):
+            time.sleep(0.1)
+        if launch.running(pid, start):
             raise StackError(f"supervisord (pid {pid}) still running after 180s")
     left, still = launch.sweep(lay.root)  # a launcher killed with -9 leaves its program's children
     if still:

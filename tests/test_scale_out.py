@@ -43,6 +43,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from _s3_support import MotoServer
+from _stack_support import processes, still_running
 from airflow.utils.net import getfqdn
 
 from ingest.settings import PROJECT_ROOT, Settings, get_settings
@@ -109,22 +110,6 @@ def program_pid(stack_root: Path, env: dict[str, str], name: str) -> tuple[int, 
     out = run([str(Path(sys.executable).parent / "supervisorctl"), "-c", str(conf), "pid", name], env).stdout
     launcher = int(out.strip())
     return launcher, launch.children(launcher)[0]
-
-
-def processes(stack_root: Path) -> set[tuple[int, str]]:
-    """(pid, start time) of supervisord and every process below it, and of whatever the stack's
-    launchers registered or tagged (orphans included)."""
-    pids = set(launch.leftovers(stack_root))
-    try:
-        sup = int((stack_root / "supervisord.pid").read_text())
-        pids |= {sup} | launch.descendants(sup)
-    except (OSError, ValueError):
-        pass
-    return {(p, s) for p in pids if (s := launch._start_time(p)) is not None}
-
-
-def still_running(procs: set[tuple[int, str]]) -> list[int]:
-    return [p for p, s in procs if launch._start_time(p) == s and launch._alive(p)]
 
 
 def restarted(stack_root: Path, env: dict[str, str], name: str, old_launcher: int, timeout: float = 180):

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from _stack_support import processes, still_running
 
 from ingest.settings import PROJECT_ROOT, Settings
 from orchestration.stack import read_env_file
@@ -49,31 +50,6 @@ def snapshot(path: Path) -> dict[str, list[tuple]]:
         return {t: con.execute(f"select * from {t} order by all").fetchall() for t in SNAPSHOT}
     finally:
         con.close()
-
-
-def descendants(pid: int) -> set[int]:
-    """`pid` and every process below it (from /proc)."""
-    children: dict[int, set[int]] = {}
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, set()).add(int(proc.name))
-    out, todo = set(), [pid]
-    while todo:
-        p = todo.pop()
-        out.add(p)
-        todo.extend(children.get(p, set()) - out)
-    return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def listening(pids: set[int]) -> list[str]:
@@ -140,10 +116,10 @@ def nights():
         ns["secrets"] = [v for k, v in (line.split("=", 1) for line in
                          (settings.data_dir / "stack" / "stack.env").read_text().splitlines())
                          if "PASSWORD" in k or "SECRET" in k or "FERNET" in k]
-        pids = descendants(int((settings.data_dir / "stack" / "supervisord.pid").read_text()))
-        ns["listening"] = listening(pids)
+        seen = processes(settings.data_dir / "stack")
+        ns["listening"] = listening({pid for pid, _ in seen})
         ns["down"] = stack(env, "down")
-        ns["left"] = [pid for pid in pids if alive(pid)]
+        ns["left"] = still_running(seen)
         ns["status_after"] = stack(env, "status")
         yield ns
     finally:
