@@ -2,10 +2,15 @@
 
 Tests marked `browser` call `chromium_or_skip()` first: without `/usr/bin/chromium` they are
 skipped with the reason (`.ci/run` installs the package when it is absent).
+
+One Chromium per test process, started by the first page and stopped when the process ends;
+each page opens in a new browser context (its own cookies, storage and cache), so no page sees
+another's state. Starting Playwright and Chromium for every page cost ~0.75 s each.
 """
 
 from __future__ import annotations
 
+import atexit
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,26 +56,46 @@ class PageProblems:
                 "failed_requests": self.failed_requests}
 
 
+_browser: Any = None  # this process's Chromium (`_chromium`)
+
+
+def _chromium() -> Any:
+    """This process's Chromium, started at the first call (again if it has gone)."""
+    global _browser
+    if _browser is None or not _browser.is_connected():
+        from playwright.sync_api import sync_playwright
+
+        executable = chromium_or_skip()
+        pw = sync_playwright().start()
+        _browser = pw.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS)
+
+        def stop() -> None:
+            try:
+                _browser.close()
+            finally:
+                pw.stop()
+
+        atexit.register(stop)
+    return _browser
+
+
 @contextmanager
 def open_page(url: str, width: int = 1280, height: int = 900) -> Iterator[tuple[Any, PageProblems]]:
-    """Yield (page, problems) with `url` loaded in headless Chromium."""
-    from playwright.sync_api import sync_playwright
-
-    executable = chromium_or_skip()
+    """Yield (page, problems) with `url` loaded in headless Chromium, in a context of its own."""
+    chromium_or_skip()
     problems = PageProblems()
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": width, "height": height})
-            page.on("console",
-                    lambda m: problems.console_errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.page_errors.append(str(e)))
-            page.on("requestfailed", lambda r: problems.failed_requests.append(f"{r.url} {r.failure}"))
-            page.on("request", lambda r: problems.requests.append(r.url))
-            page.goto(url, wait_until="load")
-            yield page, problems
-        finally:
-            browser.close()
+    context = _chromium().new_context(viewport={"width": width, "height": height})
+    try:
+        page = context.new_page()
+        page.on("console",
+                lambda m: problems.console_errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.page_errors.append(str(e)))
+        page.on("requestfailed", lambda r: problems.failed_requests.append(f"{r.url} {r.failure}"))
+        page.on("request", lambda r: problems.requests.append(r.url))
+        page.goto(url, wait_until="load")
+        yield page, problems
+    finally:
+        context.close()
 
 
 def screenshot(page: Any, name: str) -> Path:
