@@ -244,7 +244,8 @@ def run_dag(settings: Settings, echo: Callable[[str], None] = print) -> tuple[st
 
 
 def migration_lines(settings: Settings, since: Any) -> list[str]:
-    """What the one-off warehouse migrations (dbt's `audit.schema_version`) did since `since`."""
+    """What the one-off warehouse migrations (dbt's `audit.schema_version`) did since `since`
+    (or that the warehouse is new)."""
     import duckdb
 
     try:
@@ -258,7 +259,7 @@ def migration_lines(settings: Settings, since: Any) -> list[str]:
         rows = []
     finally:
         con.close()
-    return [f"warehouse schema migrated to version {v}: {note}" for v, note in rows]
+    return [f"warehouse schema version {v}: {note}" for v, note in rows]
 
 
 def run_night(settings: Settings, echo: Callable[[str], None] = print,

@@ -123,6 +123,7 @@ def test_first_night_builds_checks_and_publishes_the_sample_letters(nights):
     assert "fct_inspections 3" in out and "fct_findings 50" in out
     assert re.search(r"data quality: raw ok \(\d+\), dbt ok \(\d+\), marts ok \(\d+\)", out), out
     assert f"published warehouse: {nights.settings.published_warehouse}" in out
+    assert "warehouse schema version 2: a new warehouse\n" in out  # nothing migrated
     # the night's steps ran in this process, without Airflow (`ofsted run --airflow` is its dag.test)
     assert not (nights.settings.airflow_home / "airflow.db").exists()
 

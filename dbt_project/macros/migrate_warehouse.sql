@@ -5,7 +5,8 @@
     (one row per change, newest last). When it is older than var('warehouse_schema_version')
     (or missing, on a warehouse built before versions were recorded), the incremental models
     are dropped, so this build creates them from scratch: a one-off full refresh, logged in
-    dbt's output, no manual step. The new version is recorded at once, so the next invocation
+    dbt's output, no manual step. A new warehouse (no version, no incremental model yet) is
+    recorded at the required version as 'a new warehouse': nothing was migrated. The new version is recorded at once, so the next invocation
     (the next Cosmos task, or the next night) does not drop them again; a build that fails after
     the drop still finds them missing next time and builds them from scratch.
 
@@ -31,8 +32,12 @@
                 {%- do dropped.append(relation.schema ~ '.' ~ relation.identifier) -%}
             {%- endif -%}
         {%- endfor -%}
-        {%- set note = 'from ' ~ (recorded if recorded is not none else 'unrecorded') ~ ' to ' ~ required
-            ~ (': rebuilt from scratch ' ~ dropped | sort | join(', ') if dropped else ': nothing to rebuild') -%}
+        {%- if recorded is none and not dropped -%}
+            {%- set note = 'a new warehouse' -%}
+        {%- else -%}
+            {%- set note = 'from ' ~ (recorded if recorded is not none else 'unrecorded') ~ ' to ' ~ required
+                ~ (': rebuilt from scratch ' ~ dropped | sort | join(', ') if dropped else ': nothing to rebuild') -%}
+        {%- endif -%}
         {%- do run_query("insert into audit.schema_version values (" ~ required ~ ", now(), "
             ~ sql_string(note) ~ ")") -%}
         {%- if dropped -%}
