@@ -104,7 +104,7 @@ class DbtTestsFailed(Verdict):
 def step_line(mark: str, seconds: float | None, name: str, error: BaseException | str | None = None) -> str:
     """A step's (a task's) progress line, the same from `ofsted run`, `rerun` and `run --airflow`:
     "  ok      0.6s  fetch", "  FAIL   2.0s  validate_raw  -- DataQualityFailed: 1 of 8 ...";
-    `mark` is ok, FAIL or skip."""
+    `mark` is ok, FAIL, skip or STOP (interrupted)."""
     took = f"{seconds:6.1f}s" if seconds is not None else "      -"
     line = f"  {mark:<4} {took}  {name}"
     if error:
@@ -236,7 +236,9 @@ def _one(step: Step, name: str, night: Night, inputs: Mapping[str, Any],
             alert_failed_step(night.settings, night.run_id, name, f"{type(exc).__name__}: {exc}")
         raise StepFailed(name, reason, getattr(exc, "result", None), done) from exc
     except BaseException as exc:  # interrupted: recorded, then on its way
-        fail_night(night.settings, night.run_id, name, f"interrupted ({type(exc).__name__})")
+        why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        echo(step_line("STOP", time.monotonic() - t0, name, f"interrupted ({why})"))
+        fail_night(night.settings, night.run_id, name, f"interrupted ({why})")
         raise
     echo(step_line("ok", time.monotonic() - t0, name))
     return result

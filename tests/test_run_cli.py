@@ -125,6 +125,48 @@ def test_a_failed_check_records_its_results_and_publishes_the_failed_night(tmp_p
     assert (night["run_id"], night["failed_task"]) == ("r2", "validate_raw")
 
 
+STOPPED_RUN = """
+import os, signal, sys, time
+import orchestration.night
+from orchestration.steps import Step
+
+def stopped(night):  # a supervisor stops the night mid-step (systemd, docker stop, timeout, kill)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(60)
+
+orchestration.night.night_steps = lambda settings: (
+    Step("fetch", lambda night: [], "fetch", data_dir=True),
+    Step("dbt", stopped, "a long step", data_dir=True),
+    Step("publish", lambda night: {}, "publish", data_dir=True, publishes=True))
+from ingest.cli import main
+sys.exit(main(["run", "--data-dir", sys.argv[1], "--inbox", sys.argv[1]]))
+"""
+
+
+def test_a_run_stopped_by_sigterm_is_recorded_as_interrupted_and_lets_go_of_the_data_dir(tmp_path):
+    """SIGTERM, the signal every supervisor stops a process with, stops `ofsted run` as ^C does:
+    the night is recorded as interrupted at its step (not left "running" until the next night),
+    the lock file is left empty, and the command says so in one line."""
+    import subprocess
+    import sys
+
+    from ingest.lock import holder, lock_path
+    from ingest.nights import read_nights
+    from ingest.settings import PROJECT_ROOT
+
+    done = subprocess.run([sys.executable, "-c", STOPPED_RUN, str(tmp_path)], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 143, done.stderr
+    assert done.stderr.splitlines()[-1] == "ofsted run: stopped (SIGTERM)"
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "  STOP" in done.stdout and "dbt  -- interrupted (Terminated: SIGTERM)" in done.stdout
+    s = Settings.from_env({"OFSTED_DATA_DIR": str(tmp_path)})
+    [n] = read_nights(s)
+    assert (n["state"], n["failed_task"]) == ("failed", "dbt")
+    assert n["reason"] == "interrupted (Terminated: SIGTERM)"
+    assert holder(s) is None and lock_path(s).read_bytes() == b""  # no stale holder to take over
+
+
 # --- the run's log file ------------------------------------------------------------------------
 
 LOGGING_RUN = """
