@@ -220,9 +220,12 @@ def _one(step: Step, name: str, night: Night, inputs: Mapping[str, Any],
          echo: Callable[[str], None], trace: Callable[[str], str], done: dict[str, Any]) -> Any:
     """One step (or one item of a mapped step, `name` "parse[0]"): its line, and on a failure
     the night's failure recorded and alerted, then StepFailed."""
+    from ingest.nights import note_step
+
     logging.getLogger(__name__).info("%s of %s: starting", name, night.run_id)
     t0 = time.monotonic()
     try:
+        note_step(night.settings, night.run_id, name)  # where a killed run stopped (a DAG: Airflow knows)
         result = run_step(step, night, inputs)
     except Exception as exc:  # noqa: BLE001 - every failure ends the run with one line
         lines = [ln.strip() for ln in reason_of(exc).splitlines() if ln.strip()] or [type(exc).__name__]

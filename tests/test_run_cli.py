@@ -167,6 +167,39 @@ def test_a_run_stopped_by_sigterm_is_recorded_as_interrupted_and_lets_go_of_the_
     assert holder(s) is None and lock_path(s).read_bytes() == b""  # no stale holder to take over
 
 
+KILLED_RUN = """
+import os, signal, sys
+from ingest.settings import Settings
+from orchestration.steps import Night, Step, run_steps
+
+def killed(night):  # kill -9, the OOM killer, a lost machine: nothing of the run can say so
+    os.kill(os.getpid(), signal.SIGKILL)
+
+settings = Settings.from_env({"OFSTED_DATA_DIR": sys.argv[1]})
+steps = (Step("fetch", lambda night: [], "fetch"), Step("dbt", killed, "a long step"))
+run_steps(steps, Night(settings, "killed", "2026-12-06", "manual", "fetch"), print, lambda step: "")
+"""
+
+
+def test_a_night_killed_mid_step_is_closed_as_failed_at_that_step(tmp_path):
+    """A night whose process was killed (SIGKILL) is closed as failed when the next one starts:
+    at the step it was in, not at "?"."""
+    import subprocess
+    import sys
+
+    from ingest.nights import read_nights, start_night
+    from ingest.settings import PROJECT_ROOT
+
+    done = subprocess.run([sys.executable, "-c", KILLED_RUN, str(tmp_path)], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9, done.stderr
+    s = Settings.from_env({"OFSTED_DATA_DIR": str(tmp_path)})
+    start_night(s, "next", "manual")
+    killed = next(n for n in read_nights(s) if n["run_id"] == "killed")
+    assert (killed["state"], killed["failed_task"]) == ("failed", "dbt")
+    assert "never finished" in killed["reason"]
+
+
 # --- the run's log file ------------------------------------------------------------------------
 
 LOGGING_RUN = """
