@@ -9,10 +9,14 @@ which paths it reads and writes. The commands that write there hold its lock (`i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
+import signal
 import sys
+import threading
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 from ingest.settings import Settings, SettingsError, get_settings
@@ -36,6 +40,34 @@ PATHS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 #: the commands that write in the data directory: they hold its lock while they run.
 WRITERS = ("load", "reparse", "build", "run", "rerun", "quarantine", "release")
 EXIT_BUSY = 3  # another writer holds the data directory
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a supervisor, `timeout`, `docker stop`, `kill`) in a command that writes in the
+    data directory: it stops the command as ^C does (the night recorded as interrupted at its
+    step, dbt's queries cancelled, the lock let go of) instead of ending the process where it
+    stands, which left the night "running" until the next one started."""
+
+    def __str__(self) -> str:
+        return "SIGTERM"
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt(command: str) -> Iterator[None]:
+    """For a writing command: SIGTERM raises `Terminated` for the block (main thread only)."""
+    if command not in WRITERS or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -349,7 +381,11 @@ def main(argv: list[str] | None = None) -> int:
         redact.install(settings, escape_stdout=args.command not in DATA_OUTPUT)
         if args.command in PATHS:
             say_paths(args.command, settings)
-        return _dispatch(args, settings)
+        with _sigterm_as_interrupt(args.command):
+            return _dispatch(args, settings)
+    except Terminated:
+        print(f"ofsted {args.command}: stopped (SIGTERM)", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print(f"ofsted {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -9,6 +9,7 @@ merge, in file order, of its lines:
 
     start_night   run_id, trigger, started_at, state "running"
     note_night    any fields known part-way (DQ results of one suite, load counts)
+    note_step     step {name, started_at}: the last step an in-process night started
     finish_night  state "success" | "failed", finished_at, failed_task, reason, published,
                   warehouse_run_id (the run whose warehouse analysts are reading)
 
@@ -115,7 +116,8 @@ def start_night(settings: Settings, run_id: str, trigger: str) -> None:
                 _append(settings, {"run_id": night["run_id"], "note": "interrupted after publishing its "
                                    "warehouse (the steps after publish did not finish)"})
                 continue
-            finish_night(settings, night["run_id"], "failed", failed_task=night.get("failed_task"),
+            step = (night.get("step") or {}).get("name")  # the last step it started (note_step)
+            finish_night(settings, night["run_id"], "failed", failed_task=night.get("failed_task") or step,
                          reason="interrupted: the night never finished (process killed or timed out)")
     existing = find_night(settings, run_id)
     if existing is not None and existing["started_at"]:
@@ -156,6 +158,12 @@ def note_night(settings: Settings, run_id: str, *, counts: dict | None = None,
             rec[field] = result
     if len(rec) > 1:
         _append(settings, rec)
+
+
+def note_step(settings: Settings, run_id: str, step: str) -> None:
+    """Record that a step of an in-process night (`ofsted run`, `rerun`) started: a night killed
+    without a word (SIGKILL, the OOM killer) is closed as failed at the last step it started."""
+    _append(settings, {"run_id": run_id, "step": {"name": step, "started_at": _now()}})
 
 
 def finish_night(settings: Settings, run_id: str, state: str, failed_task: str | None = None,

@@ -104,7 +104,7 @@ class DbtTestsFailed(Verdict):
 def step_line(mark: str, seconds: float | None, name: str, error: BaseException | str | None = None) -> str:
     """A step's (a task's) progress line, the same from `ofsted run`, `rerun` and `run --airflow`:
     "  ok      0.6s  fetch", "  FAIL   2.0s  validate_raw  -- DataQualityFailed: 1 of 8 ...";
-    `mark` is ok, FAIL or skip."""
+    `mark` is ok, FAIL, skip or STOP (interrupted)."""
     took = f"{seconds:6.1f}s" if seconds is not None else "      -"
     line = f"  {mark:<4} {took}  {name}"
     if error:
@@ -220,9 +220,12 @@ def _one(step: Step, name: str, night: Night, inputs: Mapping[str, Any],
          echo: Callable[[str], None], trace: Callable[[str], str], done: dict[str, Any]) -> Any:
     """One step (or one item of a mapped step, `name` "parse[0]"): its line, and on a failure
     the night's failure recorded and alerted, then StepFailed."""
+    from ingest.nights import note_step
+
     logging.getLogger(__name__).info("%s of %s: starting", name, night.run_id)
     t0 = time.monotonic()
     try:
+        note_step(night.settings, night.run_id, name)  # where a killed run stopped (a DAG: Airflow knows)
         result = run_step(step, night, inputs)
     except Exception as exc:  # noqa: BLE001 - every failure ends the run with one line
         lines = [ln.strip() for ln in reason_of(exc).splitlines() if ln.strip()] or [type(exc).__name__]
@@ -236,7 +239,9 @@ def _one(step: Step, name: str, night: Night, inputs: Mapping[str, Any],
             alert_failed_step(night.settings, night.run_id, name, f"{type(exc).__name__}: {exc}")
         raise StepFailed(name, reason, getattr(exc, "result", None), done) from exc
     except BaseException as exc:  # interrupted: recorded, then on its way
-        fail_night(night.settings, night.run_id, name, f"interrupted ({type(exc).__name__})")
+        why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        echo(step_line("STOP", time.monotonic() - t0, name, f"interrupted ({why})"))
+        fail_night(night.settings, night.run_id, name, f"interrupted ({why})")
         raise
     echo(step_line("ok", time.monotonic() - t0, name))
     return result

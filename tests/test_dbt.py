@@ -73,6 +73,26 @@ def test_build_of_a_warehouse_in_use_is_a_one_line_error(tmp_path, capsys):
     assert not (tmp_path / "dbt_target").exists()  # dbt was not started
 
 
+def test_an_interrupted_dbt_command_is_an_interruption_not_a_failed_build(tmp_path, monkeypatch):
+    """dbt's runner catches everything, ^C included, and hands it back as its result's exception:
+    the night's build must stop as interrupted (the step-runner records it so, without an alert),
+    not fail as "dbt build could not run", alerted, and remembered as a failed build."""
+    from dbt.cli import main as dbt_main
+
+    from ingest.warehouse.build import FAILED_STATE, build_night
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dbt_main.cli, "invoke", interrupted)
+    settings = dbt_settings(tmp_path, tmp_path / "work.duckdb")
+    with pytest.raises(KeyboardInterrupt):
+        run_dbt(settings, ["build"])
+    with pytest.raises(KeyboardInterrupt):
+        build_night(settings)
+    assert not (settings.dbt_target_dir / FAILED_STATE).exists()
+
+
 @pytest.mark.slow
 def test_build_on_the_real_letters(sample_build):
     # the session's sample night: the real loader and `ofsted build`, as the data team runs them

@@ -125,6 +125,81 @@ def test_a_failed_check_records_its_results_and_publishes_the_failed_night(tmp_p
     assert (night["run_id"], night["failed_task"]) == ("r2", "validate_raw")
 
 
+STOPPED_RUN = """
+import os, signal, sys, time
+import orchestration.night
+from orchestration.steps import Step
+
+def stopped(night):  # a supervisor stops the night mid-step (systemd, docker stop, timeout, kill)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(60)
+
+orchestration.night.night_steps = lambda settings: (
+    Step("fetch", lambda night: [], "fetch", data_dir=True),
+    Step("dbt", stopped, "a long step", data_dir=True),
+    Step("publish", lambda night: {}, "publish", data_dir=True, publishes=True))
+from ingest.cli import main
+sys.exit(main(["run", "--data-dir", sys.argv[1], "--inbox", sys.argv[1]]))
+"""
+
+
+def test_a_run_stopped_by_sigterm_is_recorded_as_interrupted_and_lets_go_of_the_data_dir(tmp_path):
+    """SIGTERM, the signal every supervisor stops a process with, stops `ofsted run` as ^C does:
+    the night is recorded as interrupted at its step (not left "running" until the next night),
+    the lock file is left empty, and the command says so in one line."""
+    import subprocess
+    import sys
+
+    from ingest.lock import holder, lock_path
+    from ingest.nights import read_nights
+    from ingest.settings import PROJECT_ROOT
+
+    done = subprocess.run([sys.executable, "-c", STOPPED_RUN, str(tmp_path)], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 143, done.stderr
+    assert done.stderr.splitlines()[-1] == "ofsted run: stopped (SIGTERM)"
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "  STOP" in done.stdout and "dbt  -- interrupted (Terminated: SIGTERM)" in done.stdout
+    s = Settings.from_env({"OFSTED_DATA_DIR": str(tmp_path)})
+    [n] = read_nights(s)
+    assert (n["state"], n["failed_task"]) == ("failed", "dbt")
+    assert n["reason"] == "interrupted (Terminated: SIGTERM)"
+    assert holder(s) is None and lock_path(s).read_bytes() == b""  # no stale holder to take over
+
+
+KILLED_RUN = """
+import os, signal, sys
+from ingest.settings import Settings
+from orchestration.steps import Night, Step, run_steps
+
+def killed(night):  # kill -9, the OOM killer, a lost machine: nothing of the run can say so
+    os.kill(os.getpid(), signal.SIGKILL)
+
+settings = Settings.from_env({"OFSTED_DATA_DIR": sys.argv[1]})
+steps = (Step("fetch", lambda night: [], "fetch"), Step("dbt", killed, "a long step"))
+run_steps(steps, Night(settings, "killed", "2026-12-06", "manual", "fetch"), print, lambda step: "")
+"""
+
+
+def test_a_night_killed_mid_step_is_closed_as_failed_at_that_step(tmp_path):
+    """A night whose process was killed (SIGKILL) is closed as failed when the next one starts:
+    at the step it was in, not at "?"."""
+    import subprocess
+    import sys
+
+    from ingest.nights import read_nights, start_night
+    from ingest.settings import PROJECT_ROOT
+
+    done = subprocess.run([sys.executable, "-c", KILLED_RUN, str(tmp_path)], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9, done.stderr
+    s = Settings.from_env({"OFSTED_DATA_DIR": str(tmp_path)})
+    start_night(s, "next", "manual")
+    killed = next(n for n in read_nights(s) if n["run_id"] == "killed")
+    assert (killed["state"], killed["failed_task"]) == ("failed", "dbt")
+    assert "never finished" in killed["reason"]
+
+
 # --- the run's log file ------------------------------------------------------------------------
 
 LOGGING_RUN = """

@@ -127,7 +127,8 @@ def run_dbt(settings: Settings, args: list[str], env: dict[str, str] | None = No
     """Run one dbt command (e.g. `["build"]`, `["docs", "generate"]`) in-process on the
     warehouse `settings.work_warehouse`, with `env` set for its duration, and release the
     file. Returns dbt's exit code: 0 success, 1 a model or test failed, 2 dbt could not run
-    (bad project, locked warehouse...)."""
+    (bad project, locked warehouse...). An interruption (^C, a stop signal) that dbt's runner
+    caught is raised again, as it came."""
     from dbt.cli.main import dbtRunner
 
     settings.work_warehouse.parent.mkdir(parents=True, exist_ok=True)
@@ -140,6 +141,8 @@ def run_dbt(settings: Settings, args: list[str], env: dict[str, str] | None = No
         release_dbt_duckdb()
     if result.success:
         return EXIT_OK
+    if result.exception is not None and not isinstance(result.exception, Exception):
+        raise result.exception  # ^C or a stop signal, which dbt's runner catches too: not a dbt error
     return EXIT_ERROR if result.exception is not None else EXIT_FAILED
 
 
