@@ -41,6 +41,20 @@ PATHS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 WRITERS = ("load", "reparse", "build", "run", "rerun", "quarantine", "release")
 EXIT_BUSY = 3  # another writer holds the data directory
 EXIT_TERMINATED = 128 + signal.SIGTERM
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # the reader of stdout went away, as a shell reports `cat`'s
+
+
+def _stdout_reader_gone() -> bool:
+    """stdout is a pipe whose reader has gone (`ofsted status | head -1`): told by poll(2), so a
+    BrokenPipeError from anything else (a socket) is still an error."""
+    import select
+
+    try:
+        poll = select.poll()
+        poll.register(sys.__stdout__.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poll.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 class Terminated(KeyboardInterrupt):
@@ -396,6 +410,8 @@ def main(argv: list[str] | None = None) -> int:
         from ingest.files import UnsafeFile
         from ingest.lock import DataDirLocked
 
+        if isinstance(exc, BrokenPipeError) and _stdout_reader_gone():
+            return EXIT_BROKEN_PIPE  # nobody reads any more: stop quietly (entry() silences stdout)
         if isinstance(exc, DataDirLocked):
             print(f"ofsted {args.command}: error: {exc}", file=sys.stderr)
             return EXIT_BUSY
@@ -423,6 +439,13 @@ def entry() -> None:
     import gc
 
     code = main()
+    try:
+        if code == EXIT_BROKEN_PIPE:
+            raise BrokenPipeError
+        sys.stdout.flush()
+    except BrokenPipeError:  # what stdout still holds would fail again at exit ("Exception ignored")
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno())
+        code = code or EXIT_BROKEN_PIPE
     gc.freeze()
     sys.exit(code)
 

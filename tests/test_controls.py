@@ -135,6 +135,22 @@ def test_a_night_left_running_is_closed_as_failed_when_the_next_one_starts(tmp_p
 
 # --- status ---------------------------------------------------------------------------------
 
+def test_a_reader_that_stops_reading_ends_the_command_quietly(tmp_path):
+    """`ofsted status | head -1`: the reader goes away, the command stops as `cat` does (exit 141,
+    as a process ended by SIGPIPE), with no error line and no trace in the log."""
+    read, write = os.pipe()
+    argv = [sys.executable, "-m", "ingest.cli", "status", "--data-dir", str(tmp_path / "data")]
+    proc = subprocess.Popen(argv, env=env_for(tmp_path), cwd=PROJECT_ROOT, stdout=write,
+                            stderr=subprocess.PIPE, text=True)
+    os.close(write)
+    os.close(read)  # before the command writes its first line
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141, err
+    assert "error" not in err and "Exception ignored" not in err, err
+    assert not (tmp_path / "data" / "logs" / "ofsted.log").exists() or "BrokenPipe" not in (
+        tmp_path / "data" / "logs" / "ofsted.log").read_text()
+
+
 def test_status_exits_0_only_when_the_last_night_succeeded(tmp_path):
     s = settings_of(tmp_path)
     first = ofsted(tmp_path, "status")
