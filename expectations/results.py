@@ -19,6 +19,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from ingest.warehouse.verdict import WarehouseUnavailable
+from ingest.warehouse.verdict import one_line as _one_line
+
 MAX_EXAMPLES = 3  # failing rows named in a failure's detail
 _HASH = re.compile(r"^[0-9a-f]{32,}$")  # sha256 / md5 surrogate keys: shown by their first 12
 
@@ -29,10 +32,6 @@ AUDIT_COLUMNS = (
     "status", "failing_count", "checked_count", "failing_sample", "failing_rows", "details",
 )
 MAX_SAMPLE = 5  # failing rows kept in failing_sample
-
-
-class WarehouseUnavailable(RuntimeError):
-    """The work warehouse could not be opened, read or written; the message is one line."""
 
 
 @dataclass(frozen=True)
@@ -209,10 +208,6 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return str(value)
-
-
-def _one_line(exc: Any) -> str:
-    return " ".join(str(exc).split())[:500]
 
 
 # --- writing --------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ from expectations.results import (
 from ingest.files import write_file
 from ingest.settings import Settings
 from ingest.warehouse.rules import dq_thresholds
-from ingest.warehouse.verdict import read_verdict
+from ingest.warehouse.verdict import read_run_verdict
 
 __all__ = ["WarehouseUnavailable", "read_run_verdict", "validate_marts", "validate_raw", "validate_suites"]
 
@@ -117,20 +117,6 @@ def validate_marts(settings: Settings, run_id: str, docs_dir: Path | None = None
     by_stage = {stage: read_run_verdict(settings.work_warehouse, run_id, (stage,))
                 for stage in ("dbt", "marts")}
     return {**night, "data_docs": summary["data_docs"], "final": True, "by_stage": by_stage}
-
-
-def read_run_verdict(warehouse: Path, run_id: str, stages: tuple[str, ...] | None = None) -> dict:
-    """`ingest.warehouse.verdict.read_verdict` on the work warehouse (WarehouseUnavailable if unreadable)."""
-    try:
-        con = duckdb.connect(str(warehouse))  # default config: see read_frames
-    except duckdb.Error as exc:
-        raise WarehouseUnavailable(f"cannot open {warehouse}: {_one_line(exc)}") from exc
-    try:
-        return read_verdict(con, run_id, stages)
-    except duckdb.Error as exc:
-        raise WarehouseUnavailable(f"cannot read the DQ verdict of {warehouse}: {_one_line(exc)}") from exc
-    finally:
-        con.close()
 
 
 def validate_suites(

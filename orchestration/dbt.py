@@ -16,7 +16,10 @@ What the data team keeps:
   unit), `DbtTestsFailed` (no retry: rebuilding cannot change a test's data), its message
   naming each failed test and what it found; any other failure is retried;
 - every node's result (from `run_results.json`) is the step's result: the counts by status,
-  each failure and each warning by name, for the alert and the night history;
+  each failure and each warning by name, for the alert and the night history; with it the
+  verdict of stage dbt (its data tests, from `audit.dq_checks`), which the night history
+  records whether the build passed or failed: a night failed by a dbt test shows it in
+  `ofsted status` as `dbt FAILED 1 of 232`, not as if no test ran;
 - a re-run after a fix (an Airflow clear, `ofsted rerun`, or the next night) rebuilds only
   what is needed: what failed with its lineage, what changed in the project, what reads a raw
   table whose rows changed (`ingest.warehouse.build.rebuild_selection`).
@@ -57,17 +60,30 @@ def build(settings: Settings, run_id: str | None, run_date: str | None) -> dict[
 
     code, results, selection = build_night(settings, night_env(run_date, run_id))
     done = outcome(results, selection)
+    if run_id is not None:
+        done["by_stage"] = {"dbt": _verdict(settings, run_id)}
     if code == EXIT_OK:
         return done
     failed = [r for r in results if r["status"] in ("fail", "error")]
     lines = "\n".join(done["failed"])
     if failed and all(r["resource_type"] in TEST_TYPES for r in failed):
         raise DbtTestsFailed(f"dbt build: {len(failed)} test(s) failed: "
-                             + ", ".join(r["name"] for r in failed) + "\n" + lines)
+                             + ", ".join(r["name"] for r in failed) + "\n" + lines, result=done)
     if failed:
         raise DbtBuildFailed(f"dbt build: {len(failed)} node(s) failed: "
                              + ", ".join(r["name"] for r in failed) + "\n" + lines)
     raise DbtBuildFailed(f"dbt build could not run (exit {code}; dbt's output is in the task's log)")
+
+
+def _verdict(settings: Settings, run_id: str) -> dict[str, Any] | None:
+    """The verdict of stage dbt of this run (the data tests dbt's on-run-end hook recorded), or
+    None when the warehouse cannot be read (the build's own failure says why)."""
+    from ingest.warehouse.verdict import WarehouseUnavailable, read_run_verdict
+
+    try:
+        return read_run_verdict(settings.work_warehouse, run_id, ("dbt",))
+    except WarehouseUnavailable:
+        return None
 
 
 def _build(night: Night) -> dict[str, Any]:
@@ -79,4 +95,4 @@ def dbt_steps(settings: Settings) -> list[Step]:
     in `ofsted rerun`. Nothing of dbt is read here: the DAG parses without the manifest."""
     return [Step(name="dbt", call=_build, doc="`dbt build` of the whole project, in-process on dbt's "
                  "saved parse; after a failed build only what needs rebuilding (orchestration/dbt.py)",
-                 data_dir=True, work_warehouse=True, timeout=dt.timedelta(minutes=60))]
+                 records="dq.dbt", data_dir=True, work_warehouse=True, timeout=dt.timedelta(minutes=60))]

@@ -17,10 +17,12 @@ import duckdb
 import pytest
 from _dbt_support import dbt_settings, query, real_letters, write_raw
 
+from ingest.controls import dq_text
+from ingest.nights import find_night
 from ingest.warehouse.build import FAILED_STATE, build_night, night_env
 from ingest.warehouse.publish import generate_dbt_docs
-from orchestration.dbt import build
-from orchestration.steps import DbtTestsFailed
+from orchestration.dbt import build, dbt_steps
+from orchestration.steps import DbtTestsFailed, Night, run_step
 
 pytestmark = pytest.mark.slow
 
@@ -45,6 +47,8 @@ def test_a_first_night_builds_everything(night):
     out = build(night, "scheduled__2026-12-01", "2026-12-01")
     assert out["selection"] == "everything" and not out["failed"]
     assert out["statuses"].get("success", 0) > 20 and out["statuses"].get("pass", 0) > 100
+    verdict = out["by_stage"]["dbt"]  # stage dbt's verdict: its data tests, as audit.dq_checks holds them
+    assert verdict["success"] and verdict["failed"] == 0 and verdict["evaluated"] > 100
     # dbt's saved parse records the warehouse's path: the prebuilt one (made for the default
     # warehouse) serves `make run`; a warehouse elsewhere is parsed once, at its first night
     assert (night.dbt_target_dir / "partial_parse.msgpack").is_file()
@@ -64,12 +68,19 @@ def test_a_failing_test_fails_the_night_at_once_and_is_named(night):
     con.execute("insert into raw.findings select * replace ('no-such-letter' as _sha256) "
                 "from raw.findings limit 1")
     con.close()
+    (step,) = dbt_steps(night)  # the night's dbt step, through the step-runner that records it
+    run = Night(night, "scheduled__2031-03-03", "2031-03-03", "scheduled", first=step.name)
     with pytest.raises(DbtTestsFailed) as failed:  # a verdict: no retry (in the DAG: AirflowFailException)
-        build(night, "scheduled__2031-03-03", "2031-03-03")
+        run_step(step, run, {})
     message = str(failed.value)
     assert "test(s) failed: " in message and "source_relationships_raw_findings__sha256" in message
     assert "Got 1 result" in message  # what it found
     assert (night.dbt_target_dir / FAILED_STATE / "run_results.json").is_file()
+    # the night history has stage dbt's verdict although no later step ran: `ofsted status`
+    # says which test failed, not "dbt -" as if no test had run
+    dq = find_night(night, run.run_id)["dq"]
+    assert dq_text(dq).startswith("raw -, dbt FAILED "), dq_text(dq)
+    assert "Got 1 result" in dq["dbt"]["failures"][0], dq  # what found rows first, then what was skipped
 
 
 def test_the_rerun_after_the_fix_rebuilds_only_what_is_needed(night):

@@ -5,7 +5,7 @@ expectation (stages `raw` and `marts`, written by the Checkpoint action) and eve
 (stage `dbt`, written by dbt's on-run-end hook, macro `record_dq_results`). Each row has a
 severity (error | warn) and a status (pass | warn | fail). A `warn` never fails a night and is
 never hidden: the report's badge, `ofsted status` (through the night history, written from this
-verdict by `expectations.validate`) and the alerts all show each warning by name and count.
+verdict by the night's dbt and validate steps) and the alerts all show each warning by name and count.
 
     read_verdict(con, run_id, stages=None) ->
         {"run_id", "checked_at", "stages", "success", "evaluated", "passed", "warned", "failed",
@@ -13,13 +13,15 @@ verdict by `expectations.validate`) and the alerts all show each warning by name
 
 where a check is {"check", "stage", "table", "column", "severity", "count", "sample",
 "failing_rows", "detail", "expectation"} ("expectation" repeats "check" for readers of the
-older GX-only summary). No GX and no dbt import here.
+older GX-only summary). `read_run_verdict(warehouse, run_id, stages)` reads it from a
+warehouse file (WarehouseUnavailable, one line, when it cannot). No GX and no dbt import here.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -32,8 +34,17 @@ select check_name, stage, table_name, column_name, severity, status, failing_cou
        failing_sample, failing_rows, details, checked_at
 from {AUDIT_TABLE}
 where run_id = ? and list_contains(?, stage)
-order by list_position(?, stage), status = 'pass', check_name
+order by list_position(?, stage), status = 'pass', failing_count is null, check_name
 """
+
+
+class WarehouseUnavailable(RuntimeError):
+    """The work warehouse could not be opened, read or written; the message is one line."""
+
+
+def one_line(value: Any, limit: int = 500) -> str:
+    """An error or a detail as one line: whitespace collapsed, cut to `limit` characters."""
+    return " ".join(str(value).split())[:limit]
 
 
 def has_audit(con: duckdb.DuckDBPyConnection) -> bool:
@@ -54,7 +65,9 @@ def latest_run_id(con: duckdb.DuckDBPyConnection) -> str | None:
 def read_verdict(con: duckdb.DuckDBPyConnection, run_id: str,
                  stages: tuple[str, ...] | None = None) -> dict[str, Any]:
     """The verdict of `run_id` over `stages` (default: every stage). A run with no rows is an
-    empty verdict (evaluated 0, success True): the caller decides whether that is a problem."""
+    empty verdict (evaluated 0, success True): the caller decides whether that is a problem.
+    Checks by stage, those that did not pass first, and among them those that found rows before
+    those that could not run (a dbt test skipped after its model failed: no count)."""
     wanted = list(stages or STAGES)
     rows = con.execute(_CHECKS_SQL, [run_id, wanted, wanted]).fetchall() if has_audit(con) else []
     checks = [_check(r) for r in rows]
@@ -73,6 +86,20 @@ def read_verdict(con: duckdb.DuckDBPyConnection, run_id: str,
         "warnings": warnings,
         "failures": failures,
     }
+
+
+def read_run_verdict(warehouse: Path, run_id: str, stages: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """`read_verdict` on the warehouse file `warehouse` (WarehouseUnavailable if unreadable)."""
+    try:
+        con = duckdb.connect(str(warehouse))
+    except duckdb.Error as exc:
+        raise WarehouseUnavailable(f"cannot open {warehouse}: {one_line(exc)}") from exc
+    try:
+        return read_verdict(con, run_id, stages)
+    except duckdb.Error as exc:
+        raise WarehouseUnavailable(f"cannot read the DQ verdict of {warehouse}: {one_line(exc)}") from exc
+    finally:
+        con.close()
 
 
 def _check(row: tuple) -> dict[str, Any]:
