@@ -22,6 +22,7 @@ import duckdb
 
 from ingest.redact import escape_controls, has_controls
 from ingest.settings import Settings
+from ingest.warehouse.verdict import STAGES as DQ_STAGES  # the stages of a night's verdict
 
 _HEX = re.compile(r"[0-9a-f]{8,64}")
 MIN_PREFIX = 8
@@ -176,9 +177,6 @@ def _when(value: Any) -> str:
         except ValueError:
             return value
     return "-"
-
-
-DQ_STAGES = ("raw", "dbt", "marts")  # the stages of a night's verdict (ingest.warehouse.verdict)
 
 
 def dq_text(dq: dict[str, Any]) -> str:
