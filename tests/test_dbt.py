@@ -102,6 +102,8 @@ def test_build_on_the_real_letters(sample_build):
 
     results = json.loads((sample_build.dbt_target_dir.parent / SAMPLE_BUILD_RESULTS).read_text())["results"]
     assert len(results) > 200 and {r["status"] for r in results} <= {"success", "pass"}
+    # `ofsted build` runs dbt's unit tests (the night leaves them out: they never read its data)
+    assert sum(r["unique_id"].startswith("unit_test.") for r in results) >= 8
     # the build has released the warehouse: another process can open it (read-only)
     probe = "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); " \
             "print(c.execute('select count(*) from marts.fct_inspections').fetchone()[0])"

@@ -99,6 +99,8 @@ def test_the_rerun_after_the_fix_rebuilds_only_what_is_needed(night):
     assert not (night.dbt_target_dir / FAILED_STATE).exists()  # forgotten once it passed
     code, results, selection = build_night(night, night_env("2031-03-03"))
     assert code == 0 and selection is None and any(r["unique_id"].startswith("seed.") for r in results)
+    # the night leaves dbt's unit tests to `ofsted build` and CI (tests/test_dbt.py)
+    assert not any(r["resource_type"] == "unit_test" for r in results)
 
 
 def test_docs_come_from_the_builds_own_manifest_without_compiling_again(night, tmp_path):
