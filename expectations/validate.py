@@ -21,7 +21,7 @@ runner, `orchestration.steps.run_step`, records in the night history, one entry 
 
 - `validate_raw`: the verdict of stage raw (by_stage: raw);
 - `validate_marts`: the whole night's verdict (raw, dbt's tests, marts), with `final: True`
-  (by_stage: dbt, marts).
+  (by_stage: marts; the night's dbt step records stage dbt, `orchestration.dbt`).
 
     {"success", "evaluated", "passed", "warned", "failed", "warnings": [...], "failures": [...],
      "data_docs", "by_stage", ...}  (see ingest/warehouse/verdict.py)
@@ -111,12 +111,12 @@ def validate_raw(settings: Settings, run_id: str, docs_dir: Path | None = None) 
 
 def validate_marts(settings: Settings, run_id: str, docs_dir: Path | None = None) -> dict:
     """Validate the marts (`marts.dim_*`, `marts.fct_*`, `marts.bridge_*`) of the work warehouse;
-    record the verdicts of dbt's tests and of the marts, and return the whole night's verdict."""
+    record the marts' verdict, and return the whole night's verdict (stage dbt's is recorded by
+    the dbt step, which ran before)."""
     summary = validate_suites(settings, run_id, MART_SUITES, docs_dir)
     night = read_run_verdict(settings.work_warehouse, run_id)
-    by_stage = {stage: read_run_verdict(settings.work_warehouse, run_id, (stage,))
-                for stage in ("dbt", "marts")}
-    return {**night, "data_docs": summary["data_docs"], "final": True, "by_stage": by_stage}
+    marts = read_run_verdict(settings.work_warehouse, run_id, ("marts",))
+    return {**night, "data_docs": summary["data_docs"], "final": True, "by_stage": {"marts": marts}}
 
 
 def validate_suites(

@@ -439,13 +439,14 @@ def entry() -> None:
     import gc
 
     code = main()
-    try:
-        if code == EXIT_BROKEN_PIPE:
-            raise BrokenPipeError
-        sys.stdout.flush()
-    except BrokenPipeError:  # what stdout still holds would fail again at exit ("Exception ignored")
+    broken = code == EXIT_BROKEN_PIPE
+    if not broken:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            broken, code = True, code or EXIT_BROKEN_PIPE
+    if broken:  # what stdout still holds would fail again at exit ("Exception ignored ...")
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno())
-        code = code or EXIT_BROKEN_PIPE
     gc.freeze()
     sys.exit(code)
 

@@ -32,7 +32,7 @@ from typing import Any
 from ingest.redact import redact_url
 from ingest.settings import PROJECT_ROOT, Settings
 from orchestration.logs import console_to_log, steps_logging
-from orchestration.steps import DAG_ID, POOL, StepFailed, close_night, step_line
+from orchestration.steps import DAG_ID, POOL, Night, Step, StepFailed, close_night, run_steps, step_line
 
 POOL_DESCRIPTION = "DuckDB allows one writing process per file: every task that opens the warehouse"
 
@@ -270,11 +270,6 @@ def run_night(settings: Settings, echo: Callable[[str], None] = print,
     import datetime as dt
 
     from orchestration.night import night_steps
-    from orchestration.steps import Night, run_steps
-
-    def where(step: str) -> str:
-        log = trace(f"run, step {step}")
-        return f" (full trace in {log})" if log else ""
 
     apply_env(settings)  # dbt and the parse workers read the settings from the environment
     started = dt.datetime.now(dt.UTC)
@@ -282,10 +277,21 @@ def run_night(settings: Settings, echo: Callable[[str], None] = print,
     steps = night_steps(settings)
     night = Night(settings, run_id, started.strftime("%Y-%m-%d"), "manual", steps[0].name)
     try:
-        with steps_logging():
-            return run_id, "success", run_steps(steps, night, echo, where)
+        return run_id, "success", _run_here(steps, night, echo, trace, "run")
     except StepFailed as exc:
         return run_id, "failed", exc.results
+
+
+def _run_here(steps: tuple[Step, ...], night: Night, echo: Callable[[str], None],
+              trace: Callable[[str], Path | None], command: str) -> dict[str, Any]:
+    """`run_steps` for `ofsted run` and `ofsted rerun`: the steps' logging into the run's log,
+    and a failed step's trace logged (`trace`) and named in its reason."""
+    def where(step: str) -> str:
+        log = trace(f"{command}, step {step}")
+        return f" (full trace in {log})" if log else ""
+
+    with steps_logging():
+        return run_steps(steps, night, echo, where)
 
 
 def cli_run(settings: Settings, airflow: bool = False,
@@ -323,31 +329,26 @@ def cli_run(settings: Settings, airflow: bool = False,
 def rerun(settings: Settings, run_id: str, echo: Callable[[str], None] = print,
           trace: Callable[[str], Path | None] = lambda what: None) -> dict[str, Any]:
     """The night's steps from the raw checks on (`orchestration.night.rerun_steps`: the raw
-    checks, each dbt layer, the marts checks, dbt docs, publish and the report), in order, in
+    checks, the dbt build, the marts checks, dbt docs, publish and the report), in order, in
     this process, on the letters already loaded. `trace(what)` logs the current exception's
     trace and returns where. Raises StepFailed (recorded as the night's failure); returns the
     steps' results by name."""
     import datetime as dt
 
     from ingest.warehouse.build import migrate_raw
-    from orchestration.steps import Night, fail_night, run_steps
-
-    def where(step: str) -> str:
-        log = trace(f"rerun, step {step}")
-        return f" (full trace in {log})" if log else ""
+    from orchestration.steps import fail_night
 
     if not settings.work_warehouse.is_file():
         reason = f"no work warehouse at {settings.work_warehouse}: nothing to re-run (run `ofsted run` first)"
         fail_night(settings, run_id, "rerun", reason)
         raise StepFailed("rerun", reason)
-    apply_env(settings)  # the steps import Airflow (the DAG's exceptions)
+    apply_env(settings)  # dbt reads the settings from the environment
     from orchestration.night import night_steps, rerun_steps
 
     migrate_raw(settings.work_warehouse)  # an older warehouse gains the raw tables dbt now reads
     steps = rerun_steps(night_steps(settings))
     night = Night(settings, run_id, dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"), "rerun", steps[0].name)
-    with steps_logging():
-        return run_steps(steps, night, echo, where)
+    return _run_here(steps, night, echo, trace, "rerun")
 
 
 def cli_rerun(settings: Settings, trace: Callable[[str], Path | None] = lambda what: None) -> int:

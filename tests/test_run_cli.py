@@ -147,16 +147,10 @@ def test_a_run_stopped_by_sigterm_is_recorded_as_interrupted_and_lets_go_of_the_
     """SIGTERM, the signal every supervisor stops a process with, stops `ofsted run` as ^C does:
     the night is recorded as interrupted at its step (not left "running" until the next night),
     the lock file is left empty, and the command says so in one line."""
-    import subprocess
-    import sys
-
     from ingest.lock import holder, lock_path
     from ingest.nights import read_nights
-    from ingest.settings import PROJECT_ROOT
 
-    done = subprocess.run([sys.executable, "-c", STOPPED_RUN, str(tmp_path)], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 143, done.stderr
+    done = _script(STOPPED_RUN, str(tmp_path), timeout=120, exit_code=143)
     assert done.stderr.splitlines()[-1] == "ofsted run: stopped (SIGTERM)"
     assert "Traceback" not in done.stdout + done.stderr
     assert "  STOP" in done.stdout and "dbt  -- interrupted (Terminated: SIGTERM)" in done.stdout
@@ -184,15 +178,9 @@ run_steps(steps, Night(settings, "killed", "2026-12-06", "manual", "fetch"), pri
 def test_a_night_killed_mid_step_is_closed_as_failed_at_that_step(tmp_path):
     """A night whose process was killed (SIGKILL) is closed as failed when the next one starts:
     at the step it was in, not at "?"."""
-    import subprocess
-    import sys
-
     from ingest.nights import read_nights, start_night
-    from ingest.settings import PROJECT_ROOT
 
-    done = subprocess.run([sys.executable, "-c", KILLED_RUN, str(tmp_path)], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == -9, done.stderr
+    _script(KILLED_RUN, str(tmp_path), timeout=120, exit_code=-9)
     s = Settings.from_env({"OFSTED_DATA_DIR": str(tmp_path)})
     start_night(s, "next", "manual")
     killed = next(n for n in read_nights(s) if n["run_id"] == "killed")
@@ -221,8 +209,9 @@ print("after the block: the console again")
 """
 
 
-def _script(script: str, *args: str, timeout: float = 60):
-    """Run `script` in a fresh interpreter in the project (its own file descriptors 1 and 2)."""
+def _script(script: str, *args: str, timeout: float = 60, exit_code: int = 0):
+    """Run `script` in a fresh interpreter in the project (its own file descriptors 1 and 2), which
+    must end with `exit_code` (-N: killed by signal N)."""
     import subprocess
     import sys
 
@@ -230,7 +219,7 @@ def _script(script: str, *args: str, timeout: float = 60):
 
     done = subprocess.run([sys.executable, "-c", script, *args], cwd=PROJECT_ROOT, capture_output=True,
                           text=True, timeout=timeout)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == exit_code, done.stderr
     return done
 
 
